@@ -1,0 +1,53 @@
+"""One broadcasting helper for the whole project.
+
+A per-timestep coefficient (one number per t) has to multiply a batch of points (B, 2) or
+images (B, 1, 28, 28) alike. `extract` picks the coefficient for each example's t and
+reshapes it to (B, 1, ..., 1) so that ordinary broadcasting does the rest.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def as_timesteps(t, batch: int, device=None) -> torch.Tensor:
+    """Turn an int, a float, a 0-d tensor or a (B,) tensor into a (B,) tensor of times.
+
+    Fails with a clear message when a (B,) tensor does not match the batch size.
+    """
+    if not torch.is_tensor(t):
+        t = torch.tensor(t)
+    if t.ndim == 0:
+        t = t.expand(batch)
+    if t.ndim != 1 or t.shape[0] != batch:
+        raise ValueError(
+            f"t must be a scalar or a 1-D tensor with one entry per example "
+            f"(batch size {batch}); got shape {tuple(t.shape)}"
+        )
+    return t.to(device) if device is not None else t
+
+
+def extract(coef: torch.Tensor, t, x: torch.Tensor) -> torch.Tensor:
+    """coef[t] for each example, shaped (B, 1, ..., 1) to broadcast against x.
+
+    coef: (T + 1,) float64 table indexed by the integer time t (see schedules.py).
+    t:    int or (B,) integer tensor, with B == x.shape[0].
+    x:    (B, ...) the tensor the result will multiply; its dtype and device are used.
+    """
+    if x.ndim < 1:
+        raise ValueError("x must have a batch dimension: shape (B, ...)")
+    t = as_timesteps(t, x.shape[0])
+    if t.is_floating_point():
+        if not torch.equal(t, t.round()):
+            raise ValueError("extract needs integer timesteps; use Schedule.alpha_bar(t) for fractional t")
+        t = t.long()
+    if t.min() < 0 or t.max() >= coef.shape[0]:
+        raise ValueError(f"timesteps must lie in 0..{coef.shape[0] - 1}; got {t.min().item()}..{t.max().item()}")
+    out = coef.to(x.device)[t.to(x.device)]
+    return out.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
+
+
+def append_dims(v: torch.Tensor, ndim: int) -> torch.Tensor:
+    """(B,) -> (B, 1, ..., 1) with ndim dimensions in all."""
+    if v.ndim > ndim:
+        raise ValueError(f"cannot append dims: input has {v.ndim} dims, target {ndim}")
+    return v.reshape(*v.shape, *([1] * (ndim - v.ndim)))
