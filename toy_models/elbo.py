@@ -35,8 +35,8 @@ def approx_standard_normal_cdf(x):
 
 
 def standard_normal_cdf(x):
-    """Phi(x), exact (via erf)."""
-    return 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+    """Phi(x), exact; via erfc, which keeps its precision far in the lower tail."""
+    return 0.5 * torch.erfc(-x / math.sqrt(2.0))
 
 
 def discretized_gaussian_log_likelihood(x, means, log_scales):
@@ -50,7 +50,7 @@ def discretized_gaussian_log_likelihood(x, means, log_scales):
     cdf_plus = standard_normal_cdf(inv_stdv * (centered + 1.0 / 255.0))
     cdf_min = standard_normal_cdf(inv_stdv * (centered - 1.0 / 255.0))
     log_cdf_plus = torch.log(cdf_plus.clamp(min=1e-12))
-    log_one_minus_cdf_min = torch.log((1.0 - cdf_min).clamp(min=1e-12))
+    log_one_minus_cdf_min = torch.log(standard_normal_cdf(-inv_stdv * (centered - 1.0 / 255.0)).clamp(min=1e-12))
     log_probs = torch.where(
         x < -0.999,
         log_cdf_plus,
