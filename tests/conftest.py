@@ -4,9 +4,7 @@ One torch thread: the tests are dominated by small tensors, where a second threa
 synchronisation, and a shared 2-core machine punishes oversubscribed OpenMP threads badly
 (a loop of tiny ops measured 20x slower with 2 threads under load).
 """
-import os
 
 import torch
 
 torch.set_num_threads(1)
-os.environ.setdefault("DIFFUSION_COURSE_TEST", "1")
