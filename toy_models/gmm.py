@@ -478,7 +478,7 @@ class AnalyticModel(torch.nn.Module):
     def _per_class(self, fn_name: str, x, t, y):
         """Apply dist.<fn_name>(x, abar) per class of y (rows grouped by label)."""
         a = self.alpha_bar(t, x.shape[0])
-        xd = x.detach().to(torch.float64).cpu()
+        xd = x.to(torch.float64).cpu()  # keeps the graph: the ODE likelihood differentiates through it
         if y is None:
             return getattr(self.dist, fn_name)(xd, a), a
         y = torch.as_tensor(y).long().cpu().flatten()
