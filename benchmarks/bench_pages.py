@@ -1,0 +1,85 @@
+"""Page speed and payload figures (medians of repeated runs), printed by `python -m benchmarks`.
+
+- first paint: seconds from the server answering /_stcore/health to the first plotly figure
+  drawn, for a deep link on a freshly started server (Chromium; skipped without it);
+- slider -> updated figure: milliseconds from a key press on the t slider to a changed figure in
+  the browser, median over repeats;
+- payload: the largest serialized plotly figure of one rerun, and the sum over a page (AppTest).
+
+Targets: first paint <= 3 s, slider median <= 250 ms, no figure > 1 MB.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [("forward", "pages/forward.py", "t (time step)"), ("schedule_lab", "pages/schedule_lab.py", "t (time step)")]
+REPEATS = 7
+
+
+def payload_lines() -> list[str]:
+    from streamlit.testing.v1 import AppTest
+
+    lines = []
+    for name, path, _ in [("home", None, None)] + PAGES:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        if path:
+            at.switch_page(path)
+        at.run()
+        sizes = [len(el.proto.spec.encode()) for el in at.get("plotly_chart")]
+        lines.append(f"pages/{name}: {len(sizes)} figures, largest {max(sizes) / 1e3:.0f} kB, "
+                     f"all {sum(sizes) / 1e3:.0f} kB per full rerun (target: each < 1000 kB)")
+    return lines
+
+
+def browser_lines() -> list[str]:
+    from tests.test_browser import CHROMIUM, Server, figure_signature, launch, new_page, wait_idle
+
+    if not Path(CHROMIUM).exists():
+        return [f"browser figures skipped: {CHROMIUM} is missing"]
+    from playwright.sync_api import sync_playwright
+
+    lines = []
+    for name, _, slider_label in PAGES:
+        with Server() as server, sync_playwright() as pw:
+            browser = launch(pw)
+            page = new_page(browser)
+            page.goto(f"{server.url}/{name}", wait_until="domcontentloaded")
+            page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
+                                   timeout=120_000, polling=20)
+            first_paint = time.time() - server.up_at
+            wait_idle(page)
+            slider = page.get_by_role("slider", name=slider_label).first
+            times = []
+            for i in range(REPEATS + 1):
+                before = figure_signature(page)
+                slider.focus()
+                t0 = time.perf_counter()
+                slider.press("ArrowRight")
+                while figure_signature(page) == before and time.perf_counter() - t0 < 20:
+                    page.wait_for_timeout(5)
+                if i:  # the first move warms the caches
+                    times.append(time.perf_counter() - t0)
+                wait_idle(page)
+            browser.close()
+        lines.append(f"pages/{name}: first paint {first_paint:.2f} s after the server is up (target <= 3 s); "
+                     f"slider -> updated figure median {1e3 * statistics.median(times):.0f} ms over {REPEATS} "
+                     f"(min {1e3 * min(times):.0f}, max {1e3 * max(times):.0f}; target <= 250 ms)")
+    return lines
+
+
+def run() -> list[str]:
+    lines = payload_lines()
+    try:
+        lines += browser_lines()
+    except Exception as e:  # a benchmark must still report the rest
+        lines.append(f"browser figures failed: {type(e).__name__}: {e}")
+    return lines
+
+
+if __name__ == "__main__":
+    print("\n".join(run()))
+    print(json.dumps({"ok": True}))

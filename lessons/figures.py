@@ -1,0 +1,101 @@
+"""Shared figure conventions: one colour per role on every page, and small plotly helpers.
+
+Roles: the clean data, pure noise, the noisy sample x_t, the predicted x_0, the exact truth
+and the learned model. Every page takes its colours from `COLORS`, so "blue is x_t" holds
+throughout the course.
+"""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+
+COLORS = {
+    "data": "#7f8c8d",  # clean data x_0 (grey, drawn faint behind x_t)
+    "noise": "#9b59b6",  # pure noise N(0, I) and its density
+    "x_t": "#1f77b4",  # the noisy sample x_t
+    "pred_x0": "#d62728",  # the model's predicted x_0
+    "truth": "#2ca02c",  # the exact / closed-form answer
+    "learned": "#ff7f0e",  # what a learned model or a Monte-Carlo run gives
+    "marker": "#e67e22",  # the chosen t, highlights
+}
+# One colour per schedule, used wherever schedules are overlaid.
+SCHEDULE_COLORS = {"linear": "#1f77b4", "cosine": "#d62728", "sigmoid": "#2ca02c", "custom": "#7f7f7f"}
+DIGIT_COLORSCALE = "gray"  # images in [-1, 1]: black = -1, white = +1
+MAX_PAYLOAD_BYTES = 1_000_000  # no figure sent to the browser may exceed this per rerun
+
+
+def finite(a, lo: float = -1e6, hi: float = 1e6) -> np.ndarray:
+    """float array with NaN/inf replaced by clipped finite values, so no plot shows a NaN.
+
+    NaN -> lo; -inf -> lo; +inf -> hi; everything clipped to [lo, hi].
+    """
+    a = np.asarray(a, dtype=np.float64)
+    return np.clip(np.nan_to_num(a, nan=lo, neginf=lo, posinf=hi), lo, hi)
+
+
+def compact(a, decimals: int = 3) -> np.ndarray:
+    """float32, rounded, for plotly payloads (sent as base64 typed arrays): 4 bytes a number."""
+    return np.round(np.asarray(a, dtype=np.float32), decimals)
+
+
+def layout(fig: go.Figure, title: str = "", x: str = "", y: str = "", height: int = 380,
+           legend_below: bool = False, **kw) -> go.Figure:
+    """The common layout: title, labelled axes, compact margins, legend on top (or below the plot,
+    for figures with subplot titles)."""
+    legend = (dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0) if legend_below
+              else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0))
+    fig.update_layout(title=title, height=height, margin=dict(l=50, r=20, t=70, b=45), legend=legend, **kw)
+    fig.update_xaxes(title_text=x)
+    fig.update_yaxes(title_text=y)
+    return fig
+
+
+def equal_axes(fig: go.Figure, half_width: float) -> go.Figure:
+    """Square 2D axes from -half_width to half_width on both sides."""
+    fig.update_xaxes(range=[-half_width, half_width], constrain="domain")
+    fig.update_yaxes(range=[-half_width, half_width], scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def scatter2d(x: np.ndarray, name: str, role: str, size: float = 4, opacity: float = 0.7) -> go.Scattergl:
+    """A 2D point cloud (N, 2) in the colour of its role."""
+    x = compact(x)
+    return go.Scatter(x=x[:, 0], y=x[:, 1], mode="markers", name=name,
+                      marker=dict(size=size, color=COLORS[role], opacity=opacity))
+
+
+def image_heatmap(img: np.ndarray, name: str = "", showscale: bool = False) -> go.Heatmap:
+    """A (28, 28) image in [-1, 1] as a grey heatmap, row 0 at the top."""
+    img = compact(np.clip(finite(img), -1.5, 1.5), 2)
+    return go.Heatmap(z=img[::-1], zmin=-1, zmax=1, colorscale=DIGIT_COLORSCALE, showscale=showscale,
+                      name=name, hovertemplate="pixel value %{z:.2f}<extra></extra>")
+
+
+def payload_bytes(fig: go.Figure) -> int:
+    """Size in bytes of the figure's JSON, as the page sends it to the browser."""
+    return len(pio.to_json(fig, validate=False, engine="orjson" if _has_orjson() else "json"))
+
+
+def _has_orjson() -> bool:
+    try:
+        import orjson  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def assert_no_nan(fig: go.Figure) -> None:
+    """Raise ValueError if any trace of the figure (or of its frames) holds a NaN or inf."""
+    traces = list(fig.data) + [tr for fr in (fig.frames or ()) for tr in fr.data]
+    for tr in traces:
+        for attr in ("x", "y", "z"):
+            v = getattr(tr, attr, None)
+            if v is None:
+                continue
+            try:
+                arr = np.asarray(v, dtype=np.float64)
+            except (TypeError, ValueError):
+                continue  # category labels
+            if arr.size and not np.isfinite(arr).all():
+                raise ValueError(f"trace {tr.name!r} has non-finite values in {attr}")

@@ -1,0 +1,361 @@
+"""Lesson 1 — forward noising: data -> noise by small Gaussian steps.
+
+The computations return plain numpy arrays or small dataclasses; the figure builders turn
+them into plotly figures. No streamlit here (pages/forward.py renders).
+
+Read beside Ho, Jain & Abbeel (2020), eqs. 2 and 4, and toy_models/diffusion.py.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from toy_models.diffusion import q_chain, q_sample
+from toy_models.schedules import Schedule
+
+from .figures import COLORS, compact, equal_axes, finite, image_heatmap, layout, scatter2d
+
+# --- narrative ------------------------------------------------------------------------------------
+INTRO = (
+    "Drag **t** and watch the data dissolve: each step of the forward process shrinks the points a "
+    "little toward the origin and adds a little Gaussian noise. Press ▶ to let the browser run t "
+    "from 0 to T."
+)
+NARRATIVE = """
+**One step at a time, and it forgets.** The forward process is a Markov chain: to make x_t you
+only need x_{t-1}. You scale it by sqrt(1 − β_t) and add fresh Gaussian noise of variance β_t.
+Nothing else about the past matters — not x_0, not how you got here.
+
+**The noise grows.** The variances β_1 < β_2 < … < β_T increase with t: early steps barely
+touch the data (fine detail survives), late steps are large (by then there is little left to
+destroy).
+
+**Where it ends.** Every step multiplies the mean by sqrt(1 − β_t) < 1, so after t steps the
+mean has shrunk by sqrt(ᾱ_t) = sqrt(∏(1 − β_s)) toward zero, while the variance climbs to
+1 − ᾱ_t. When ᾱ_T ≈ 0, x_T is a standard Gaussian whatever x_0 was — a starting point we can
+sample without knowing the data.
+
+**Why small steps?** If each step adds only a little noise, the reverse step q(x_{t-1} | x_t)
+is itself close to a Gaussian, so a network can learn it one Gaussian at a time. One giant
+step would need to undo everything at once — that reverse distribution is the whole data
+distribution, as hard as the original problem.
+"""
+EQ_STEP = r"q(x_t \mid x_{t-1}) = \mathcal{N}\!\left(x_t;\ \sqrt{1-\beta_t}\,x_{t-1},\ \beta_t I\right)"
+EQ_CLOSED = (r"q(x_t \mid x_0) = \mathcal{N}\!\left(x_t;\ \sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t) I\right),"
+             r"\quad \bar\alpha_t = \prod_{s=1}^t (1-\beta_s)")
+EQ_KL = (r"\mathrm{KL}\big(q(x_t)\,\|\,\mathcal{N}(0,I)\big) = \int q(x_t)\,"
+         r"\log\frac{q(x_t)}{\mathcal{N}(x_t;0,I)}\,dx_t")
+
+
+# --- computations ------------------------------------------------------------------------------
+def noised(s: Schedule, x0: torch.Tensor, t: int, seed: int = 0) -> np.ndarray:
+    """x_t ~ q(x_t | x_0) for a batch x0 (B, ...) at integer t in 0..T  (Ho et al. eq. 4)."""
+    t = check_t(s, t)
+    g = torch.Generator().manual_seed(int(seed))
+    x0 = x0.to(torch.float64)
+    return q_sample(s, x0, t, noise=torch.randn(x0.shape, generator=g, dtype=torch.float64)).numpy()
+
+
+def check_t(s: Schedule, t) -> int:
+    """t as an int in 0..T, or ValueError."""
+    if not (float(t).is_integer() and 0 <= int(t) <= s.T):
+        raise ValueError(f"t must be an integer from 0 to T={s.T}; got {t!r}")
+    return int(t)
+
+
+def animation_times(T: int, n_frames: int = 24) -> list[int]:
+    """At most n_frames distinct integer times from 0 to T, denser at small t (where change is fast).
+
+    Times follow t = T * u^2 for u evenly spaced in [0, 1].
+    """
+    u = np.linspace(0.0, 1.0, max(2, n_frames))
+    return sorted(set(np.round(T * u**2).astype(int).tolist()))
+
+
+def forward_frames(s: Schedule, x0: torch.Tensor, times: list[int], seed: int = 0) -> np.ndarray:
+    """x_t for every t in `times` with ONE noise draw per point: (F, B, 2).
+
+    x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps with the same eps in every frame (eq. 4):
+    each frame is an exact sample of q(x_t | x_0) and points glide smoothly between frames.
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    x0 = x0.to(torch.float64)
+    eps = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    return np.stack([q_sample(s, x0, check_t(s, t), noise=eps).numpy() for t in times])
+
+
+def chain_paths(s: Schedule, x0: torch.Tensor, seed: int = 0, max_points: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """Markov-chain trajectories of a few points x0 (n, D): (ts (K,), xs (K, n, D)).
+
+    Runs q_chain (eq. 2 iterated) keeping about max_points states (always x_0 and x_T).
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    stride = max(1, s.T // max_points)
+    ts, xs = q_chain(s, x0.to(torch.float64), stride=stride, generator=g)
+    return np.asarray(ts), xs.numpy()
+
+
+@dataclass
+class ChainVsClosed:
+    """n copies of ONE point x_0 sent to time t two ways, with their moments."""
+
+    t: int  # the time compared
+    x0: np.ndarray  # (D,) the starting point
+    chain: np.ndarray  # (n, D) x_t by t Markov steps (q_chain)
+    closed: np.ndarray  # (n, D) x_t in one jump (q_sample)
+    mean_theory: np.ndarray  # (D,) sqrt(abar_t) x_0
+    var_theory: float  # 1 - abar_t, per coordinate
+
+    def moments(self) -> dict[str, dict[str, np.ndarray]]:
+        """Empirical mean and variance (per coordinate) of each sample, and the theory."""
+        return {
+            "Markov chain (q_chain)": {"mean": self.chain.mean(0), "var": self.chain.var(0, ddof=1)},
+            "closed form (q_sample)": {"mean": self.closed.mean(0), "var": self.closed.var(0, ddof=1)},
+            "theory (eq. 4)": {"mean": self.mean_theory, "var": np.full_like(self.mean_theory, self.var_theory)},
+        }
+
+
+def chain_copies(s: Schedule, x0_point: torch.Tensor, n: int = 1000, seed: int = 0) -> np.ndarray:
+    """n copies of ONE point x0_point (D,) run through the whole chain: (T+1, n, D) float32.
+
+    Row t holds x_t after t Markov steps (q_chain with stride 1, eq. 2 iterated).
+    """
+    x0 = x0_point.to(torch.float64).reshape(1, -1).expand(n, -1).contiguous()  # (n, D)
+    g = torch.Generator().manual_seed(int(seed))
+    _, xs = q_chain(s, x0, stride=1, generator=g)
+    return xs.to(torch.float32).numpy()
+
+
+def chain_vs_closed(s: Schedule, x0_point: torch.Tensor, t: int, n: int = 1000, seed: int = 0,
+                    chain: np.ndarray | None = None) -> ChainVsClosed:
+    """Send n copies of x0_point (D,) to time t by the chain (eq. 2, t steps) and by eq. 4.
+
+    chain: optional precomputed `chain_copies(s, x0_point, n, seed)`; its row t is used.
+    """
+    t = check_t(s, t)
+    x0 = x0_point.to(torch.float64).reshape(1, -1).expand(n, -1).contiguous()  # (n, D)
+    if chain is not None:
+        if chain.shape[:2] != (s.T + 1, n):
+            raise ValueError(f"chain must have shape (T+1, n, D) = ({s.T + 1}, {n}, D); got {chain.shape}")
+        at_t = chain[t].astype(np.float64)
+    elif t == 0:
+        at_t = x0.numpy()
+    else:  # stride = t keeps x_0, x_t, x_2t, ...: row 1 is x_t
+        _, xs = q_chain(_truncated(s, t), x0, stride=t, generator=torch.Generator().manual_seed(int(seed)))
+        at_t = xs[1].numpy()
+    closed = q_sample(s, x0, t, generator=torch.Generator().manual_seed(int(seed) + 1)).numpy()
+    abar = float(s.alphas_cumprod[t])
+    x0_np = x0_point.double().numpy()
+    return ChainVsClosed(t, x0_np, at_t, closed, math.sqrt(abar) * x0_np, 1.0 - abar)
+
+
+def _truncated(s: Schedule, t: int) -> Schedule:
+    """The same schedule cut at T = t, so the chain does only the t steps needed."""
+    return Schedule(name=s.name, T=t, params=s.params, betas=s.betas[: t + 1])
+
+
+def log_standard_normal(x: torch.Tensor) -> torch.Tensor:
+    """log N(x; 0, I) for x (N, D), summed over D."""
+    return -0.5 * (x**2).sum(-1) - 0.5 * x.shape[-1] * math.log(2 * math.pi)
+
+
+def kl_to_standard_normal_grid(log_q, half_width: float, n: int = 201) -> float:
+    """KL(q || N(0, I)) for a 2D density by quadrature on an n x n grid over [-h, h]^2, in nats.
+
+    KL = sum_grid q(x) (log q(x) - log N(x; 0, I)) dA; log_q maps (N, 2) float64 -> (N,).
+    Accurate when q and N(0, I) both live inside the box and vary slowly on the grid spacing.
+    """
+    g = torch.linspace(-half_width, half_width, n, dtype=torch.float64)
+    xx, yy = torch.meshgrid(g, g, indexing="ij")
+    pts = torch.stack([xx.flatten(), yy.flatten()], -1)  # (n*n, 2)
+    lq = log_q(pts)
+    dA = float(g[1] - g[0]) ** 2
+    q = lq.exp()
+    return float((q * (lq - log_standard_normal(pts))).sum() * dA)
+
+
+def _log_mixture(x: torch.Tensor, w: torch.Tensor, mu: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+    """log sum_k w_k N(x; mu_k, cov_k) for x (F, ..., D), mu (F, K, D), cov (F, K, D, D): (F, ...)."""
+    F, K, D = mu.shape
+    xs = x.reshape(F, -1, 1, D) - mu[:, None]  # (F, N, K, D)
+    L = torch.linalg.cholesky(cov)  # (F, K, D, D)
+    z = torch.linalg.solve_triangular(L[:, None].expand(F, xs.shape[1], K, D, D), xs[..., None], upper=False)
+    maha = (z[..., 0] ** 2).sum(-1)  # (F, N, K)
+    logdet = 2 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)  # (F, K)
+    comp = torch.log(w) - 0.5 * (maha + logdet[:, None] + D * math.log(2 * math.pi))
+    return torch.logsumexp(comp, -1).reshape(x.shape[:-1])
+
+
+def gmm_kl_curve(gmm, s: Schedule, times: list[int], nodes: int = 20) -> np.ndarray:
+    """Exact KL(q(x_t) || N(0, I)) at each t for a Gaussian-mixture q(x_0), in nats.
+
+    q(x_t) is again a mixture, with means sqrt(abar_t) mu_k and covariances abar_t Sigma_k +
+    (1 - abar_t) I (Ho et al. eq. 4; GaussianMixture.noised). The integral
+    KL = sum_k w_k E_{N(mu_k^t, Sigma_k^t)}[log q(x_t) - log N(x_t; 0, I)]
+    is done by a Gauss-Hermite product rule in each component's own coordinates (x = mu + L u,
+    L L^T = Sigma), so narrow components at small t are resolved; every t at once.
+    """
+    abar = s.alphas_cumprod[list(times)].to(torch.float64)  # (F,)
+    w = torch.as_tensor(gmm.weights, dtype=torch.float64)
+    mu0 = torch.as_tensor(gmm.means, dtype=torch.float64)
+    cov0 = torch.as_tensor(gmm.covs, dtype=torch.float64)
+    D = mu0.shape[1]
+    mu = abar.sqrt()[:, None, None] * mu0  # (F, K, D)
+    cov = abar[:, None, None, None] * cov0 + (1 - abar)[:, None, None, None] * torch.eye(D, dtype=torch.float64)
+    cov = cov + 1e-12 * torch.eye(D, dtype=torch.float64)  # abar = 1 with a singular component
+    u, wq = np.polynomial.hermite_e.hermegauss(int(nodes))  # for the weight exp(-u^2 / 2)
+    grid = torch.cartesian_prod(*[torch.as_tensor(u)] * D).reshape(-1, D)  # (G, D)
+    gw = torch.cartesian_prod(*[torch.as_tensor(wq / math.sqrt(2 * math.pi))] * D).reshape(-1, D).prod(1)  # (G,)
+    pts = mu[:, :, None] + torch.einsum("fkde,ge->fkgd", torch.linalg.cholesky(cov), grid)  # (F, K, G, D)
+    F_, K = mu.shape[:2]
+    lq = _log_mixture(pts.reshape(F_, K * pts.shape[2], D), w, mu, cov).reshape(F_, K, -1)  # (F, K, G)
+    integrand = lq - log_standard_normal(pts)  # (F, K, G)
+    return ((integrand * gw).sum(-1) * w).sum(-1).numpy()
+
+
+# --- figures -----------------------------------------------------------------------------------
+def fig_xt(x0: np.ndarray, xt: np.ndarray, t: int, abar_t: float, half_width: float = 4.0) -> go.Figure:
+    """x_t at time t over the clean data drawn faint behind it."""
+    fig = go.Figure([scatter2d(x0, "data x_0", "data", 3, 0.25), scatter2d(xt, f"x_t (t = {t})", "x_t")])
+    layout(fig, f"x_t at t = {t}: signal sqrt(ᾱ_t) = {math.sqrt(abar_t):.3f}, noise sd sqrt(1−ᾱ_t) = "
+                f"{math.sqrt(1 - abar_t):.3f}", "x₁", "x₂", height=460)
+    return equal_axes(fig, half_width)
+
+
+def fig_animation(x0: np.ndarray, frames: np.ndarray, times: list[int], abar: np.ndarray,
+                  half_width: float = 4.0) -> go.Figure:
+    """A plotly animation of x_t over `times` (frames (F, B, 2)), played by the browser.
+
+    abar: (F,) alpha-bar at each frame time, shown in the frame title.
+    """
+    base = scatter2d(x0, "data x_0", "data", 3, 0.25)
+    first = scatter2d(frames[0], "x_t", "x_t")
+    fig = go.Figure([base, first])
+    fig.frames = [
+        go.Frame(data=[scatter2d(f, "x_t", "x_t")], traces=[1], name=str(t),
+                 layout=dict(title_text=f"t = {t}, sqrt(ᾱ_t) = {math.sqrt(a):.3f}"))
+        for f, t, a in zip(frames, times, abar)
+    ]
+    play = dict(label="▶ play", method="animate",
+                args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=True, transition=dict(duration=0))])
+    pause = dict(label="❚❚", method="animate", args=[[None], dict(frame=dict(duration=0), mode="immediate")])
+    steps = [dict(label=str(t), method="animate",
+                  args=[[str(t)], dict(frame=dict(duration=0, redraw=True), mode="immediate")]) for t in times]
+    fig.update_layout(
+        updatemenus=[dict(type="buttons", buttons=[play, pause], x=0, y=-0.08, xanchor="left", yanchor="top",
+                          direction="left")],
+        sliders=[dict(steps=steps, x=0.2, len=0.8, y=-0.05, currentvalue=dict(prefix="t = "))],
+    )
+    layout(fig, f"t = {times[0]}", "x₁", "x₂", height=520)
+    fig.update_layout(margin=dict(b=110))
+    return equal_axes(fig, half_width)
+
+
+def fig_trajectories(ts: np.ndarray, xs: np.ndarray, abar: np.ndarray, x0: np.ndarray | None = None) -> go.Figure:
+    """Markov-chain paths of a few points: first coordinate against t, with the closed-form band.
+
+    ts (K,), xs (K, n, D), abar (K,) alpha-bar at ts. The band is sqrt(abar_t) x_0 +- 2 sqrt(1 - abar_t)
+    for each path's own x_0 (Ho et al. eq. 4): about 95% of chains stay inside it.
+    """
+    fig = go.Figure()
+    sa, sn = np.sqrt(abar), np.sqrt(1 - abar)
+    for i in range(xs.shape[1]):
+        m = sa * xs[0, i, 0]
+        show = i == 0
+        fig.add_trace(go.Scatter(x=np.r_[ts, ts[::-1]], y=compact(np.r_[m + 2 * sn, (m - 2 * sn)[::-1]]),
+                                 fill="toself", line=dict(width=0), fillcolor="rgba(44,160,44,0.08)",
+                                 name="±2 sd of q(x_t | x_0)", showlegend=show, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=ts, y=compact(m), mode="lines", line=dict(color=COLORS["truth"], dash="dot"),
+                                 name="mean sqrt(ᾱ_t) x_0", showlegend=show))
+        fig.add_trace(go.Scatter(x=ts, y=compact(xs[:, i, 0]), mode="lines", line=dict(color=COLORS["x_t"], width=1.5),
+                                 name="one Markov chain", showlegend=show))
+    return layout(fig, "Markov-chain paths (first coordinate) inside the closed-form band", "t", "x₁ of x_t")
+
+
+def fig_marginals(xt: np.ndarray, t: int) -> go.Figure:
+    """Histograms of each coordinate of x_t against the N(0, 1) density."""
+    fig = make_subplots(1, 2, subplot_titles=("first coordinate", "second coordinate"))
+    grid = np.linspace(-4, 4, 161)
+    pdf = np.exp(-0.5 * grid**2) / math.sqrt(2 * math.pi)
+    for j in range(2):
+        fig.add_trace(go.Histogram(x=compact(xt[:, j]), histnorm="probability density", nbinsx=50,
+                                   marker_color=COLORS["x_t"], opacity=0.7, name=f"x_t (t = {t})",
+                                   showlegend=j == 0), 1, j + 1)
+        fig.add_trace(go.Scatter(x=grid, y=pdf, mode="lines", line=dict(color=COLORS["noise"], width=2),
+                                 name="N(0, 1)", showlegend=j == 0), 1, j + 1)
+        fig.update_xaxes(range=[-4.5, 4.5], title_text="value", row=1, col=j + 1)
+    fig.update_yaxes(title_text="density", row=1, col=1)
+    return layout(fig, f"Marginals of x_t at t = {t} vs N(0, 1)", height=380, legend_below=True)
+
+
+def fig_kl_curve(times: list[int], kl: np.ndarray, t: int) -> go.Figure:
+    """KL(q(x_t) || N(0, I)) against t on a log axis, the chosen t marked."""
+    ok = np.isfinite(kl) & (kl > 0)
+    fig = go.Figure(go.Scatter(x=np.asarray(times)[ok], y=kl[ok], mode="lines+markers", name="exact KL (grid)",
+                               line=dict(color=COLORS["truth"])))
+    fig.add_vline(x=t, line=dict(color=COLORS["marker"], dash="dash"), annotation_text=f"t = {t}")
+    fig.update_yaxes(type="log")
+    return layout(fig, "How far q(x_t) is from N(0, I)", "t", "KL(q(x_t) ‖ N(0, I))  [nats]", height=340)
+
+
+def fig_chain_vs_closed(r: ChainVsClosed) -> go.Figure:
+    """The two samples of x_t side by side, same axes, with the start point and the theory mean."""
+    fig = make_subplots(1, 2, subplot_titles=(f"{r.t} Markov steps (q_chain)", "one jump (q_sample)"),
+                        shared_xaxes=True, shared_yaxes=True)
+    sd = math.sqrt(max(r.var_theory, 1e-12))
+    for j, (x, role) in enumerate(((r.chain, "learned"), (r.closed, "x_t"))):
+        fig.add_trace(go.Scatter(x=compact(x[:, 0]), y=compact(x[:, 1]), mode="markers", name=role,
+                                 marker=dict(size=3, color=COLORS[role], opacity=0.5), showlegend=False), 1, j + 1)
+        fig.add_trace(go.Scatter(x=[r.x0[0]], y=[r.x0[1]], mode="markers", name="x_0",
+                                 marker=dict(size=12, symbol="x", color=COLORS["data"]), showlegend=j == 0), 1, j + 1)
+        th = np.linspace(0, 2 * np.pi, 90)
+        fig.add_trace(go.Scatter(x=r.mean_theory[0] + 2 * sd * np.cos(th), y=r.mean_theory[1] + 2 * sd * np.sin(th),
+                                 mode="lines", line=dict(color=COLORS["truth"], dash="dot"),
+                                 name="theory: mean ± 2 sd", showlegend=j == 0), 1, j + 1)
+    h = max(3.0, float(np.abs(r.x0).max()) + 0.5)
+    fig.update_xaxes(range=[-h, h])
+    fig.update_yaxes(range=[-h, h])
+    return layout(fig, f"Same distribution, two routes: x_t at t = {r.t}", height=440, legend_below=True)
+
+
+def fig_digit_row(images: np.ndarray, times: list[int]) -> go.Figure:
+    """One digit at a row of times: images (K, 28, 28) in [-1, 1]."""
+    fig = make_subplots(1, len(times), subplot_titles=[f"t = {t}" for t in times], horizontal_spacing=0.01)
+    for j, img in enumerate(images):
+        fig.add_trace(image_heatmap(img), 1, j + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    for j in range(len(times)):
+        fig.update_yaxes(scaleanchor=f"x{j + 1 if j else ''}", row=1, col=j + 1)
+    return layout(fig, "The same digit and the same noise, further along the chain", height=230)
+
+
+def fig_digit(img: np.ndarray, t: int) -> go.Figure:
+    """One noisy digit x_t, (28, 28)."""
+    fig = go.Figure(image_heatmap(img, showscale=True))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, scaleanchor="x")
+    return layout(fig, f"x_t at t = {t}", height=340)
+
+
+def fig_pixel_hist(x0_img: np.ndarray, xt_img: np.ndarray, t: int) -> go.Figure:
+    """Pixel values of the clean digit and of x_t, against N(0, 1)."""
+    grid = np.linspace(-4, 4, 161)
+    fig = go.Figure([
+        go.Histogram(x=compact(x0_img.ravel(), 2), histnorm="probability density", nbinsx=60, name="x_0 pixels",
+                     marker_color=COLORS["data"], opacity=0.6),
+        go.Histogram(x=compact(finite(xt_img).ravel(), 2), histnorm="probability density", nbinsx=60,
+                     name=f"x_t pixels (t = {t})", marker_color=COLORS["x_t"], opacity=0.6),
+        go.Scatter(x=grid, y=np.exp(-0.5 * grid**2) / math.sqrt(2 * math.pi), mode="lines", name="N(0, 1)",
+                   line=dict(color=COLORS["noise"], width=2)),
+    ])
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(range=[-4, 4])
+    fig.update_yaxes(range=[0, 2.0])
+    return layout(fig, "Pixel histogram: from two spikes (ink / paper) to a bell curve", "pixel value", "density",
+                  height=340)

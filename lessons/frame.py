@@ -1,0 +1,169 @@
+"""The shared frame of the course, without streamlit: the lesson catalogue, the sidebar state,
+and its round trip through URL query parameters.
+
+Every sidebar choice (data, schedule, T, beta_1, beta_T or s, seed) lives in the URL, so a
+copied link reproduces the exact view. A hand-edited URL never breaks a page: unknown names
+fall back to the default, out-of-range numbers are clamped, non-numbers reset, and each such
+repair comes back as a human-readable notice that the page shows.
+
+Adding a lesson page is one line in `LESSONS`; until its file exists it is listed as "coming".
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from toy_models.schedules import make_schedule
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """One entry of the course, in teaching order."""
+
+    title: str  # shown in the navigation and on the home page
+    summary: str  # one sentence: what the student will see
+    page: str | None = None  # "pages/<stem>.py"; listed as "coming" until that file exists
+    icon: str = ":material/school:"  # material icon for the navigation
+
+
+# The course in order. A lesson shows as "coming" until its pages/<stem>.py exists; a new lesson
+# is one line here. The url path of a page is its file stem (e.g. /forward).
+LESSONS = (
+    Lesson("Forward noising", "Watch data dissolve into Gaussian noise, one small Markov step at a time, "
+           "and check that the closed form q(x_t | x_0) jumps to the same place.", "pages/forward.py",
+           ":material/blur_on:"),
+    Lesson("Schedule lab", "Compare linear, cosine and sigmoid schedules: beta_t, alpha-bar_t, the signal "
+           "left and the log-SNR, on the same digit at the same t.", "pages/schedule_lab.py",
+           ":material/tune:"),
+    Lesson("The reverse chain", "Undo the noise one Gaussian step at a time: x_T -> ... -> x_0, with the "
+           "predicted noise and the predicted x_0 at every step.", "pages/reverse_chain.py", ":material/undo:"),
+    Lesson("The bound (ELBO)", "The training objective term by term: the prior term, the KL of each reverse "
+           "step, the reconstruction term, and why the simple noise loss is a reweighting.", "pages/elbo.py",
+           ":material/functions:"),
+    Lesson("Noise = score, and likelihood", "The predicted noise is the score of q(x_t) in disguise; the "
+           "probability-flow ODE turns it into an exact log-likelihood.", "pages/score.py", ":material/explore:"),
+    Lesson("Conditional generation and guidance", "Class labels, classifier guidance and classifier-free "
+           "guidance: how the guidance weight trades diversity for fidelity.", "pages/conditional.py",
+           ":material/label:"),
+    Lesson("Inpainting", "Fill in missing pixels: replacing the known part at every step versus a model "
+           "trained on masked images.", "pages/inpainting.py", ":material/format_paint:"),
+    Lesson("Training lab", "Train a small model live and watch the loss per noise level and the samples improve.",
+           "pages/training_lab.py", ":material/model_training:"),
+)
+
+DATA_2D = ("moons", "swissroll", "rings", "checkerboard", "gmm")  # the 2D toys (toy_models.data)
+DATA_CHOICES = DATA_2D + ("mnist",)  # every dataset the sidebar offers
+SCHEDULES = ("linear", "cosine", "sigmoid")  # the schedules the sidebar offers
+T_MIN, T_MAX = 1, 2000  # the app's range of T (enough for every lesson, cheap to chain)
+BETA_MIN, BETA_MAX = 1e-5, 0.999  # allowed beta_1 and beta_T
+S_MIN, S_MAX = 0.0, 0.5  # allowed cosine offset s
+SEED_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class FrameState:
+    """The shared sidebar choices; every field is one URL query parameter of the same name."""
+
+    data: str = "moons"  # one of DATA_CHOICES
+    schedule: str = "linear"  # one of SCHEDULES
+    T: int = 1000  # number of diffusion steps, T_MIN..T_MAX
+    beta_1: float = 1e-4  # first beta (linear, sigmoid)
+    beta_T: float = 0.02  # last beta (linear, sigmoid)
+    s: float = 0.008  # cosine offset s (Nichol & Dhariwal 2021, eq. 17)
+    seed: int = 0  # seed of every random draw on the page
+
+    @property
+    def is_2d(self) -> bool:
+        return self.data in DATA_2D
+
+
+DEFAULT = FrameState()
+
+
+def _parse_choice(name, raw, choices, default, notices):
+    if raw is None:
+        return default
+    if raw in choices:
+        return raw
+    notices.append(f"Unknown {name} {raw!r} in the URL; valid: {', '.join(choices)}. Using {default!r}.")
+    return default
+
+
+def _parse_number(name, raw, lo, hi, default, notices, integer=False):
+    """A float (or int) from a URL string: non-numbers reset to the default, others clamped."""
+    if raw is None:
+        return default
+    try:
+        v = float(raw)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not math.isfinite(v) or (integer and not v.is_integer()):
+        notices.append(f"{name}={raw!r} in the URL is not a valid {'integer' if integer else 'number'}; "
+                       f"using the default {default}.")
+        return default
+    clamped = min(max(v, lo), hi)
+    if clamped != v:
+        notices.append(f"{name}={raw} is outside [{lo:g}, {hi:g}]; clamped to {clamped:g}.")
+    return int(clamped) if integer else clamped
+
+
+def parse_params(params: dict) -> tuple[FrameState, list[str]]:
+    """FrameState from URL query parameters (strings), with a notice for every repair made."""
+    notices: list[str] = []
+    g = params.get
+    state = FrameState(
+        data=_parse_choice("data", g("data"), DATA_CHOICES, DEFAULT.data, notices),
+        schedule=_parse_choice("schedule", g("schedule"), SCHEDULES, DEFAULT.schedule, notices),
+        T=_parse_number("T", g("T"), T_MIN, T_MAX, DEFAULT.T, notices, integer=True),
+        beta_1=_parse_number("beta_1", g("beta_1"), BETA_MIN, BETA_MAX, DEFAULT.beta_1, notices),
+        beta_T=_parse_number("beta_T", g("beta_T"), BETA_MIN, BETA_MAX, DEFAULT.beta_T, notices),
+        s=_parse_number("s", g("s"), S_MIN, S_MAX, DEFAULT.s, notices),
+        seed=_parse_number("seed", g("seed"), 0, SEED_MAX, DEFAULT.seed, notices, integer=True),
+    )
+    return state, notices
+
+
+def to_params(state: FrameState) -> dict[str, str]:
+    """The URL query parameters of a state (only those the schedule uses), as strings."""
+    d = {k: (f"{v:g}" if isinstance(v, float) else str(v)) for k, v in asdict(state).items()}
+    unused = ("beta_1", "beta_T") if state.schedule == "cosine" else ("s",)
+    return {k: v for k, v in d.items() if k not in unused}
+
+
+def parse_int_param(name: str, raw, lo: int, hi: int, default: int, notices: list) -> int:
+    """A page-level integer parameter (a t slider, a digit index): clamped, or reset with a notice."""
+    return _parse_number(name, raw, lo, hi, default, notices, integer=True)
+
+
+def schedule_kwargs(name: str, state: FrameState) -> dict:
+    """make_schedule keyword arguments for schedule `name` from the sidebar values."""
+    if name == "cosine":
+        return {"s": state.s}
+    if name in ("linear", "sigmoid"):
+        return {"beta_start": state.beta_1, "beta_end": state.beta_T}
+    raise ValueError(f"unknown schedule {name!r}; valid: {', '.join(SCHEDULES)}")
+
+
+def build_schedule(state: FrameState, name: str | None = None):
+    """The Schedule the sidebar describes (or schedule `name` with the same T and parameters)."""
+    name = name or state.schedule
+    return make_schedule(name, state.T, **schedule_kwargs(name, state))
+
+
+def pick_device() -> str:
+    """The device the course computes on: CUDA when present, else Apple MPS, else CPU."""
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def device_label(device: str) -> str:
+    """A sidebar line naming the device, e.g. 'cuda (NVIDIA H200)'."""
+    if device == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return device

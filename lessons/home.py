@@ -1,0 +1,82 @@
+"""The home page's one-screen story: data -> noise -> data.
+
+Forward: the exact q(x_t | x_0) (Ho et al. eq. 4). Back: the deterministic DDIM sampler
+(Song et al. 2021, eq. 12) driven by the exact optimal noise predictor of the point set itself
+(toy_models.gmm.AnalyticModel on GaussianMixture.from_points), so no training is needed and the
+picture is the true reverse of the forward process for that finite set. No streamlit here.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from toy_models.diffusion import q_sample
+from toy_models.schedules import Schedule
+
+from .figures import equal_axes, layout, scatter2d
+from .forward import animation_times
+
+STORY = (
+    "A diffusion model learns to **undo noise**. The forward process blurs data into pure Gaussian "
+    "noise in many small steps — no learning involved. A network learns each small step backwards; "
+    "run backwards from fresh noise, it produces new data. Press ▶ below: the points dissolve and then "
+    "re-form, driven here by the exact answer a perfect network would give."
+)
+
+
+def story_frames(points: torch.Tensor, s: Schedule, n_frames: int = 14, seed: int = 0):
+    """Frames of data -> noise -> data for points (n, 2): (frames (F, n, 2), labels [str] * F).
+
+    Forward frames use one eps per point (eq. 4 at growing t); the reverse frames are the states
+    of DDIM (eta = 0) from that x_T with the exact noise predictor of the point set.
+    """
+    from toy_models.gmm import AnalyticModel, GaussianMixture
+    from toy_models.samplers import run_with_trajectory, sample_ddim
+
+    g = torch.Generator().manual_seed(int(seed))
+    x0 = points.to(torch.float64)
+    eps = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    times = animation_times(s.T, n_frames)
+    fwd = [q_sample(s, x0, t, noise=eps).numpy() for t in times]
+    model = AnalyticModel(GaussianMixture.from_points(x0), s)
+    steps = min(50, s.T)  # enough DDIM steps to land on the points; about n_frames of them kept
+    traj = run_with_trajectory(sample_ddim, model, s, torch.as_tensor(fwd[-1]), steps=steps,
+                               stride=max(1, steps // n_frames))
+    back = [x.numpy() for x in traj.xs[1:]]
+    labels = [f"forward: t = {t}" for t in times] + [f"reverse: t = {int(round(float(t)))}"
+                                                    for t in list(traj.ts[1:])]
+    return np.stack(fwd + back), labels[: len(fwd) + len(back)]
+
+
+def fig_story(frames: np.ndarray, labels: list[str], half_width: float = 3.5) -> go.Figure:
+    """The data -> noise -> data animation (frames (F, n, 2)), played in the browser."""
+    fig = go.Figure([scatter2d(frames[0], "x_t", "x_t")])
+    fig.frames = [go.Frame(data=[scatter2d(f, "x_t", "x_t")], name=str(i), layout=dict(title_text=lab))
+                  for i, (f, lab) in enumerate(zip(frames, labels))]
+    play = dict(label="▶ play", method="animate",
+                args=[None, dict(frame=dict(duration=150, redraw=True), fromcurrent=True, transition=dict(duration=0))])
+    fig.update_layout(updatemenus=[dict(type="buttons", buttons=[play], x=0, y=-0.06, xanchor="left", yanchor="top")])
+    layout(fig, labels[0], "x₁", "x₂", height=420, showlegend=False)
+    fig.update_layout(margin=dict(b=70))
+    return equal_axes(fig, half_width)
+
+
+def digit_times(T: int, k: int = 6) -> list[int]:
+    """k times from 0 to T for a row of digits, spaced by the square root (fast change early)."""
+    return sorted(set(int(round(T * (i / (k - 1)) ** 2)) for i in range(k))) if k > 1 else [0]
+
+
+def noised_digit_row(img: torch.Tensor, s: Schedule, times: list[int], seed: int = 0) -> np.ndarray:
+    """One digit (1, 28, 28) at each time with the same noise: (K, 28, 28)  (eq. 4)."""
+    g = torch.Generator().manual_seed(int(seed))
+    x0 = img.to(torch.float64)
+    eps = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    return np.stack([q_sample(s, x0[None], t, noise=eps[None])[0, 0].numpy() for t in times])
+
+
+def signal_fraction(s: Schedule, t: int) -> float:
+    """sqrt(abar_t): the share of x_0 left in x_t."""
+    return math.sqrt(float(s.alphas_cumprod[t]))

@@ -1,0 +1,119 @@
+"""Lesson 2 — the schedule lab: how beta_t decides how fast the signal fades.
+
+Curves of beta_t, alpha-bar_t, sqrt(alpha-bar_t) (the signal left), sqrt(1 - alpha-bar_t) (the
+noise) and log-SNR_t = log(alpha-bar_t / (1 - alpha-bar_t)) for the linear (Ho et al. 2020),
+cosine (Nichol & Dhariwal 2021, eq. 17) and sigmoid schedules; two schedules on the same
+digit with the same noise. No streamlit here.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from toy_models.diffusion import q_sample
+from toy_models.schedules import Schedule
+
+from .figures import COLORS, SCHEDULE_COLORS, compact, finite, image_heatmap, layout
+
+INTRO = ("Move **t** and the schedule settings in the sidebar: every curve below is recomputed from "
+         "`make_schedule`. The dashed line marks your t; the numbers under it say how much signal is left.")
+NARRATIVE = """
+A schedule is only a list of step variances β_1 … β_T, but what the model experiences is their
+running product ᾱ_t. **sqrt(ᾱ_t)** is the fraction of the clean signal still in x_t;
+**sqrt(1 − ᾱ_t)** is the noise's standard deviation. Their ratio squared is the signal-to-noise
+ratio; its logarithm (log-SNR) falls from large positive (almost clean) to large negative (almost
+pure noise).
+
+The linear schedule destroys most of the signal in the first half and then wastes many steps on
+nearly pure noise; the cosine schedule was designed so that log-SNR falls roughly linearly, spreading
+the work evenly over t. The sigmoid schedule keeps β small for longer and then rises steeply.
+"""
+EQ_ABAR = r"\bar\alpha_t = \prod_{s=1}^{t}(1-\beta_s),\qquad \mathrm{SNR}_t = \frac{\bar\alpha_t}{1-\bar\alpha_t}"
+EQ_COSINE = (r"\bar\alpha_t = \frac{f(t)}{f(0)},\quad f(t) = \cos^2\!\left(\frac{t/T + s}{1+s}\cdot"
+             r"\frac{\pi}{2}\right)\quad\text{(Nichol \& Dhariwal 2021, eq. 17)}")
+
+# The quantities plotted, in order: (attribute / key, axis label).
+QUANTITIES = (
+    ("beta", "β_t"),
+    ("abar", "ᾱ_t"),
+    ("sqrt_abar", "sqrt(ᾱ_t): signal left"),
+    ("sqrt_one_minus_abar", "sqrt(1 − ᾱ_t): noise sd"),
+    ("log_snr", "log-SNR_t"),
+)
+LOG_SNR_CLIP = 30.0  # log-SNR is +inf at t = 0 and -inf when abar underflows; plotted clipped to +-30
+
+
+def schedule_curves(s: Schedule) -> dict[str, np.ndarray]:
+    """The plotted tables of a schedule for t = 0..T, all finite (log-SNR clipped to +-LOG_SNR_CLIP)."""
+    return {
+        "t": np.arange(s.T + 1),
+        "beta": s.betas.numpy(),
+        "abar": s.alphas_cumprod.numpy(),
+        "sqrt_abar": s.sqrt_alphas_cumprod.numpy(),
+        "sqrt_one_minus_abar": s.sqrt_one_minus_alphas_cumprod.numpy(),
+        "log_snr": finite(s.log_snr.numpy(), -LOG_SNR_CLIP, LOG_SNR_CLIP),
+    }
+
+
+def signal_left(s: Schedule, t: int) -> dict[str, float]:
+    """What is left at time t: sqrt(abar_t), sqrt(1 - abar_t), abar_t and log-SNR_t (clipped)."""
+    if not (0 <= int(t) <= s.T):
+        raise ValueError(f"t must lie in 0..T={s.T}; got {t}")
+    abar = float(s.alphas_cumprod[t])
+    return {"abar": abar, "signal": math.sqrt(abar), "noise": math.sqrt(1.0 - abar),
+            "log_snr": float(finite(s.log_snr[t].item(), -LOG_SNR_CLIP, LOG_SNR_CLIP))}
+
+
+def fig_schedules(schedules: dict[str, Schedule], t: int, selected: str) -> go.Figure:
+    """The five curves of each schedule overlaid (x axis t / T so different T compare), t marked.
+
+    schedules: name -> Schedule (all with the same T); selected: the sidebar's schedule (drawn thick).
+    """
+    fig = make_subplots(len(QUANTITIES), 1, shared_xaxes=True, vertical_spacing=0.03,
+                        subplot_titles=[label for _, label in QUANTITIES])
+    traces = []
+    for name, s in schedules.items():
+        c = schedule_curves(s)
+        step = max(1, len(c["t"]) // 400)  # at most ~400 points per curve
+        idx = np.r_[np.arange(0, len(c["t"]), step), len(c["t"]) - 1]
+        traces += [go.Scatter(x=c["t"][idx], y=compact(c[key][idx], 6), mode="lines", name=name, legendgroup=name,
+                              showlegend=row == 1, xaxis=f"x{row if row > 1 else ''}", yaxis=f"y{row if row > 1 else ''}",
+                              line=dict(color=SCHEDULE_COLORS[name], width=3 if name == selected else 1.5))
+                   for row, (key, _) in enumerate(QUANTITIES, start=1)]
+    fig.add_traces(traces)  # one call: add_trace(row=...) per trace is several times slower
+    fig.update_layout(shapes=[  # one dashed line at t per panel (add_vline per row is slow)
+        dict(type="line", x0=t, x1=t, xref=f"x{row if row > 1 else ''}", y0=0, y1=1,
+             yref=f"y{row if row > 1 else ''} domain", line=dict(color=COLORS["marker"], dash="dash"))
+        for row in range(1, len(QUANTITIES) + 1)])
+    sel = signal_left(schedules[selected], t)
+    fig.add_annotation(x=t, y=sel["signal"], row=3, col=1, text=f"{sel['signal']:.3f} of the signal left",
+                       showarrow=True, arrowhead=2, bgcolor="white")
+    fig.update_xaxes(title_text="t", row=len(QUANTITIES), col=1)
+    return layout(fig, f"Schedules at T = {next(iter(schedules.values())).T}; dashed: t = {t}", height=900)
+
+
+def same_digit_two_schedules(img: torch.Tensor, s_a: Schedule, s_b: Schedule, t: int,
+                             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The same digit (1, 28, 28) noised to time t by two schedules with the SAME noise (eq. 4)."""
+    g = torch.Generator().manual_seed(int(seed))
+    x0 = img.to(torch.float64).unsqueeze(0)  # (1, 1, 28, 28)
+    eps = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    return (q_sample(s_a, x0, t, noise=eps)[0, 0].numpy(), q_sample(s_b, x0, t, noise=eps)[0, 0].numpy())
+
+
+def fig_two_digits(img_a: np.ndarray, img_b: np.ndarray, name_a: str, name_b: str, t: int,
+                   signal_a: float, signal_b: float) -> go.Figure:
+    """Two noisy versions of one digit side by side, titled with the signal left."""
+    fig = make_subplots(1, 2, subplot_titles=(f"{name_a}: sqrt(ᾱ_t) = {signal_a:.3f}",
+                                              f"{name_b}: sqrt(ᾱ_t) = {signal_b:.3f}"), horizontal_spacing=0.04)
+    fig.add_trace(image_heatmap(img_a, name_a), 1, 1)
+    fig.add_trace(image_heatmap(img_b, name_b), 1, 2)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_yaxes(scaleanchor="x", row=1, col=1)
+    fig.update_yaxes(scaleanchor="x2", row=1, col=2)
+    return layout(fig, f"The same digit and the same noise at t = {t}", height=360)

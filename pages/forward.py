@@ -1,0 +1,151 @@
+"""Lesson 1 page — forward noising. Thin: widgets, cached calls into lessons.forward, render."""
+import numpy as np
+import streamlit as st
+import torch
+
+from app import frame, ground_truth_gmm, mnist, points_2d, show_source, url_int
+from lessons import forward as L
+from lessons.frame import FrameState, build_schedule
+from toy_models.diffusion import q_chain, q_sample, q_step_sample
+
+N_POINTS = 1000  # points drawn in the 2D figures
+N_ANIM = 600  # points in the browser animation (payload)
+
+
+@st.cache_data(max_entries=32)
+def xt_2d(state: FrameState, data: str, t: int):
+    x0 = points_2d(data, N_POINTS, state.seed)
+    return x0.numpy(), L.noised(build_schedule(state), x0, t, state.seed)
+
+
+@st.cache_resource(max_entries=16)  # a read-only figure: no copy per rerun
+def animation_fig(state: FrameState, data: str):
+    s = build_schedule(state)
+    x0 = points_2d(data, N_POINTS, state.seed)[:N_ANIM]
+    times = L.animation_times(s.T, 24)
+    frames = L.forward_frames(s, x0, times, state.seed)
+    return L.fig_animation(x0.numpy(), frames, times, s.alphas_cumprod[times].numpy())
+
+
+@st.cache_data(max_entries=16)
+def trajectories(state: FrameState, data: str, n: int):
+    s = build_schedule(state)
+    ts, xs = L.chain_paths(s, points_2d(data, N_POINTS, state.seed)[:n], state.seed)
+    return ts, xs, s.alphas_cumprod[ts].numpy()
+
+
+@st.cache_data(max_entries=16)
+def kl_curve(state: FrameState):
+    s = build_schedule(state)
+    times = L.animation_times(s.T, 40)
+    return times, L.gmm_kl_curve(ground_truth_gmm(), s, times)
+
+
+@st.cache_resource(max_entries=4)  # (T+1, 1000, 2) float32, read-only: no copy per rerun
+def chain_copies(state: FrameState, data: str, index: int):
+    return L.chain_copies(build_schedule(state), points_2d(data, N_POINTS, state.seed)[index], 1000, state.seed)
+
+
+@st.cache_data(max_entries=64)
+def kl_at(state: FrameState, t: int) -> float:
+    return float(L.gmm_kl_curve(ground_truth_gmm(), build_schedule(state), [t])[0])
+
+
+@st.cache_resource(max_entries=4)
+def digit_row_fig(state: FrameState, label: int, which: int):
+    from lessons.home import digit_times, noised_digit_row
+    from toy_models.data import mnist_digit
+
+    s = build_schedule(state)
+    row_t = digit_times(s.T, 7)
+    return L.fig_digit_row(noised_digit_row(mnist_digit(mnist(), label, which)[0], s, row_t, state.seed), row_t)
+
+
+state = frame()
+s = build_schedule(state)
+data = state.data if state.is_2d else "gmm"
+st.title("1 · Forward noising")
+st.markdown(L.INTRO)
+st.latex(L.EQ_STEP)
+st.latex(L.EQ_CLOSED)
+if not state.is_2d:
+    st.info("The data setting is MNIST: the 2D figures use the Gaussian mixture (gmm); the digit is further down.")
+
+
+@st.fragment  # moving t reruns only this part: the animation below is not re-sent
+def at_time_t():
+    t = url_int("t", "t (time step)", 0, s.T, max(1, s.T // 10), key="forward_t")
+    abar_t = float(s.alphas_cumprod[t])
+    c = st.columns(3)
+    c[0].metric("ᾱ_t at this t", f"{abar_t:.6g}", help="from make_schedule: alphas_cumprod[t]")
+    c[1].metric("signal left sqrt(ᾱ_t)", f"{abar_t ** 0.5:.4f}")
+    c[2].metric("noise sd sqrt(1−ᾱ_t)", f"{(1 - abar_t) ** 0.5:.4f}")
+    st.caption(f"Schedule: {s.describe()}; ᾱ_T = {float(s.alphas_cumprod[s.T]):.6g} at t = T.")
+
+    st.header(f"x_t on 2D data ({data})")
+    x0, xt = xt_2d(state, data, t)
+    c1, c2 = st.columns([3, 2])
+    c1.plotly_chart(L.fig_xt(x0, xt, t, abar_t), key="fig_xt")
+    c2.plotly_chart(L.fig_marginals(xt, t), key="fig_marginals")
+    c2.caption(f"Sample mean of x_t: ({xt[:, 0].mean():.3f}, {xt[:, 1].mean():.3f}); sample variance: "
+               f"({xt[:, 0].var():.3f}, {xt[:, 1].var():.3f}). They head to 0 and 1 as t grows.")
+    show_source(q_sample)
+
+    st.subheader("How far is q(x_t) from N(0, I)?")
+    times, kl = kl_curve(state)
+    st.plotly_chart(L.fig_kl_curve(times, kl, t), key="fig_kl")
+    st.markdown(f"For the Gaussian mixture (its density is exact), **KL(q(x_{{{t}}}) ‖ N(0, I)) = "
+                f"{kl_at(state, t):.4g} nats**; at t = T it is {kl[-1]:.3g} nats — the prior term L_T of the bound.")
+    st.latex(L.EQ_KL)
+    show_source(L.gmm_kl_curve)
+
+    st.header("Many small steps = one jump")
+    st.markdown("Send 1,000 copies of **one** point to time t two ways: t Markov steps (q_chain) or one jump "
+                "with the closed form (q_sample). The clouds, their means and their variances agree.")
+    idx = url_int("point", "which data point", 0, N_POINTS - 1, 0, key="forward_point")
+    r = L.chain_vs_closed(s, points_2d(data, N_POINTS, state.seed)[idx], t, 1000, state.seed,
+                          chain=chain_copies(state, data, idx))
+    st.plotly_chart(L.fig_chain_vs_closed(r), key="fig_chain")
+    rows = [{"route": k, "mean x₁": v["mean"][0], "mean x₂": v["mean"][1], "var x₁": v["var"][0],
+             "var x₂": v["var"][1]} for k, v in r.moments().items()]
+    st.dataframe(rows, hide_index=True)
+    show_source(q_chain, q_step_sample)
+
+    st.header("A digit")
+    try:
+        from toy_models.data import mnist_digit
+
+        digits = mnist()
+    except ImportError as e:
+        st.info(f"MNIST is unavailable: {e}")
+        return
+    c1, c2 = st.columns(2)
+    label = url_int("digit", "digit", 0, 9, 3, key="forward_digit", widget=c1.slider)
+    n_of_class = int((digits.y_test == label).sum())
+    which = url_int("which", f"which {label} (of {n_of_class})", 0, n_of_class - 1, 0, key="forward_which",
+                    widget=c2.slider)
+    img = mnist_digit(digits, label, which)[0]  # (1, 28, 28)
+    st.plotly_chart(digit_row_fig(state, label, which), key="fig_digit_row")
+    xt_img = L.noised(s, img[None], t, state.seed)[0, 0]  # (28, 28)
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(L.fig_digit(xt_img, t), key="fig_digit")
+    c2.plotly_chart(L.fig_pixel_hist(img[0].numpy(), xt_img, t), key="fig_pixels")
+    st.caption(f"Source: {digits.source}. {digits.message}")
+
+
+at_time_t()
+
+st.header("Play it: t from 0 to T in your browser")
+st.plotly_chart(animation_fig(state, data), key="fig_anim")
+st.caption("Each frame is an exact draw of q(x_t | x_0) with one noise vector per point, so points glide.")
+
+st.subheader("A few points, one Markov step at a time")
+n_traj = st.slider("number of chains", 1, 8, 3, key="forward_n_traj")
+ts, paths, abar = trajectories(state, data, n_traj)
+st.plotly_chart(L.fig_trajectories(ts, paths, abar), key="fig_traj")
+st.caption("Each chain is a random walk toward 0 (q_chain); the band is where q(x_t | x_0) says it should be.")
+
+st.header("The story in words")
+st.markdown(L.NARRATIVE)
+st.markdown("**Try this:** set T = 10 with beta_T = 0.5 and watch the chain take visible jumps; "
+            "then set beta_1 = beta_T (a constant schedule) and compare how fast the KL falls.")

@@ -1,0 +1,194 @@
+"""Real-browser test: a fresh `streamlit run app.py`, every page opened by its deep link FIRST.
+
+On a freshly started server, a deep link can be served in streamlit's legacy pages/-folder mode
+(no shared frame) until someone opens `/` (DESIGN.md). So each page is checked on its own fresh
+server: the shared sidebar must be there, no error shown; then a slider moves and the figure must
+change. Screenshots go to artifacts/screenshots/.
+
+To cover a new page, add one line to PAGES: (url path, label of the slider to move).
+Skipped with a reason where /usr/bin/chromium is missing.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+# Seconds to wait for a page run; raise it on a crowded machine (2 shared cores).
+TIMEOUT_S = float(os.environ.get("BROWSER_TIMEOUT_S", "240"))
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+# (url path, aria-label of the slider to move). One line per page.
+PAGES = [
+    ("forward", "t (time step)"),
+    ("schedule_lab", "t (time step)"),
+]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: no real-browser test")]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _die_with_parent():
+    """In the child: get SIGTERM when the test process dies, so no server outlives a killed run (Linux)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Server:
+    """`streamlit run app.py` on a free port, headless, no usage stats; stopped on exit."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(self.port),
+             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        self.up_at = self._wait_up()
+
+    def _wait_up(self, timeout: float = TIMEOUT_S) -> float:
+        end = time.time() + timeout
+        while time.time() < end:
+            try:
+                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        return time.time()
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"streamlit did not come up in {timeout:.0f} s")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def launch(pw):
+    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS, headless=True)
+
+
+def new_page(browser):
+    """A page with generous timeouts: on 2 shared cores a first page load can take tens of seconds."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(TIMEOUT_S * 1000)
+    page.set_default_navigation_timeout(TIMEOUT_S * 1000)
+    return page
+
+
+def wait_idle(page, timeout_ms: float | None = None):
+    """Wait until streamlit has finished running the script (no 'running' status widget)."""
+    timeout_ms = timeout_ms or TIMEOUT_S * 1000
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && document.querySelectorAll('.js-plotly-plot').length > 0", timeout=timeout_ms)
+    page.wait_for_timeout(300)
+
+
+def figure_signature(page) -> str:
+    """A string that changes when any plotly figure's data or title changes."""
+    return page.evaluate(
+        "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => "
+        "JSON.stringify((g.data || []).map(d => [d.x && d.x.length, d.y && Array.from(d.y).slice(0, 5)]))"
+        " + ((g.layout && g.layout.title && g.layout.title.text) || '')).join('|')")
+
+
+def wait_changed(page, before: str, timeout_s: float = 90.0) -> str:
+    """Poll until the figures differ from `before` and the script is idle; return the new signature."""
+    end = time.time() + timeout_s
+    while time.time() < end:
+        page.wait_for_timeout(100)
+        now = figure_signature(page)
+        if now != before:
+            wait_idle(page)
+            return figure_signature(page)
+    return before
+
+
+def move_slider(page, label: str, presses: int = 5, key: str = "ArrowRight") -> None:
+    slider = page.get_by_role("slider", name=label).first
+    slider.focus()
+    for _ in range(presses):
+        slider.press(key)
+
+
+def assert_frame_ok(page, path: str) -> None:
+    """The shared frame is there (not legacy pages-folder mode) and no exception is shown."""
+    assert page.get_by_text("Course settings").count() > 0, f"/{path}: the shared sidebar is missing (legacy mode?)"
+    assert page.locator('[data-testid="stException"]').count() == 0, f"/{path}: an exception is shown"
+    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    assert "Forward noising" in nav, f"/{path}: navigation shows file names, not lesson titles: {nav!r}"
+
+
+@pytest.mark.parametrize("path,slider", PAGES)
+def test_deep_link_first_visit(path, slider):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with Server() as server, sync_api.sync_playwright() as pw:
+        browser = launch(pw)
+        page = new_page(browser)
+        page.goto(f"{server.url}/{path}?T=500&seed=1", wait_until="domcontentloaded")
+        wait_idle(page)
+        assert_frame_ok(page, path)
+        assert "T=500" in page.url and "seed=1" in page.url, page.url
+        page.screenshot(path=str(SHOTS / f"{path}_first.png"), full_page=False)
+        before = figure_signature(page)
+        move_slider(page, slider)
+        after = wait_changed(page, before)
+        assert after != before, f"/{path}: moving {slider!r} did not change any figure"
+        assert_frame_ok(page, path)
+        page.screenshot(path=str(SHOTS / f"{path}_after_slider.png"), full_page=True)
+        browser.close()
+
+
+def test_home_and_links_share_settings():
+    """Open / with settings in the URL, follow the first lesson link: the settings survive."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with Server() as server, sync_api.sync_playwright() as pw:
+        browser = launch(pw)
+        page = new_page(browser)
+        page.goto(f"{server.url}/?data=rings&schedule=cosine&T=200", wait_until="domcontentloaded")
+        wait_idle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.screenshot(path=str(SHOTS / "home.png"), full_page=True)
+        page.locator('[data-testid="stSidebarNav"] a', has_text="Forward noising").first.click()
+        page.wait_for_url("**/forward**")
+        wait_idle(page)
+        assert_frame_ok(page, "forward")
+        page.wait_for_function("() => window.location.search.includes('schedule=cosine')")
+        assert "data=rings" in page.url and "T=200" in page.url, page.url
+        browser.close()

@@ -1,0 +1,237 @@
+"""Unit tests of the frame (URL state) and of the forward / schedule-lab lessons: values against
+closed forms and independent computations, figures without NaN and under the payload limit."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lessons import forward as L
+from lessons import frame as F
+from lessons import schedule_lab as S
+from lessons.figures import MAX_PAYLOAD_BYTES, assert_no_nan, finite, payload_bytes
+from toy_models.schedules import make_schedule
+
+
+# --- the frame: URL <-> state ------------------------------------------------------------------------
+def test_empty_url_gives_defaults_without_notices():
+    state, notes = F.parse_params({})
+    assert state == F.DEFAULT and notes == []
+
+
+def test_round_trip_through_the_url():
+    state = F.FrameState(data="rings", schedule="sigmoid", T=37, beta_1=0.001, beta_T=0.3, seed=12)
+    back, notes = F.parse_params(F.to_params(state))
+    assert back == state and notes == []
+    cos = F.FrameState(schedule="cosine", s=0.02)
+    p = F.to_params(cos)
+    assert "beta_1" not in p and "beta_T" not in p and p["s"] == "0.02"
+
+
+@pytest.mark.parametrize("params,field,expected", [
+    ({"data": "mnist3"}, "data", "moons"),
+    ({"schedule": "quadratic"}, "schedule", "linear"),
+    ({"T": "abc"}, "T", 1000),
+    ({"T": "2.5"}, "T", 1000),
+    ({"T": "0"}, "T", 1),
+    ({"T": "10000000"}, "T", F.T_MAX),
+    ({"beta_T": "2"}, "beta_T", F.BETA_MAX),
+    ({"beta_1": "-1"}, "beta_1", F.BETA_MIN),
+    ({"beta_1": "nan"}, "beta_1", 1e-4),
+    ({"beta_T": "inf"}, "beta_T", 0.02),
+    ({"s": "5"}, "s", F.S_MAX),
+    ({"seed": "-3"}, "seed", 0),
+    ({"seed": "1e30"}, "seed", F.SEED_MAX),
+])
+def test_bad_url_values_are_repaired_with_a_notice(params, field, expected):
+    state, notes = F.parse_params(params)
+    assert getattr(state, field) == expected
+    assert len(notes) == 1 and field in notes[0]
+    F.build_schedule(state)  # always a valid schedule
+
+
+def test_build_schedule_matches_make_schedule():
+    st_ = F.FrameState(schedule="sigmoid", T=300, beta_1=0.002, beta_T=0.04)
+    ref = make_schedule("sigmoid", 300, beta_start=0.002, beta_end=0.04)
+    assert torch.equal(F.build_schedule(st_).alphas_cumprod, ref.alphas_cumprod)
+    cos = F.build_schedule(st_, "cosine")
+    assert torch.equal(cos.betas, make_schedule("cosine", 300, s=st_.s).betas)
+    with pytest.raises(ValueError, match="valid"):
+        F.build_schedule(st_, "quadratic")
+
+
+def test_every_page_file_is_in_the_catalogue():
+    """Each pages/*.py is a lesson of LESSONS (else st.navigation would not show it); pages are unique."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert [les.title for les in F.LESSONS][:2] == ["Forward noising", "Schedule lab"]
+    listed = [les.page for les in F.LESSONS if les.page]
+    assert len(listed) == len(set(listed))
+    on_disk = {f"pages/{p.name}" for p in (root / "pages").glob("*.py") if not p.name.startswith(("_", "."))}
+    assert on_disk <= set(listed), on_disk - set(listed)
+
+
+# --- forward computations ------------------------------------------------------------------------------
+def test_noised_moments_match_eq4():
+    s = make_schedule("linear", 100)
+    x0 = torch.full((40_000, 2), 1.5)
+    xt = L.noised(s, x0, 60, seed=3)
+    a = float(s.alphas_cumprod[60])
+    se_mean = math.sqrt((1 - a) / 40_000)
+    assert np.all(np.abs(xt.mean(0) - math.sqrt(a) * 1.5) < 4 * se_mean)
+    assert np.all(np.abs(xt.var(0) / (1 - a) - 1) < 4 * math.sqrt(2 / 40_000))
+    assert np.array_equal(L.noised(s, x0[:3], 0), x0[:3].double().numpy())
+    with pytest.raises(ValueError, match="0 to T"):
+        L.noised(s, x0, 101)
+
+
+def test_chain_and_closed_form_agree_with_theory():
+    """Both routes to x_t: means within 4 standard errors, variances within 4 (2/n)^0.5 relative."""
+    s = make_schedule("cosine", 200)
+    n, t = 8000, 70
+    point = torch.tensor([1.2, -0.7], dtype=torch.float64)
+    r = L.chain_vs_closed(s, point, t, n=n, seed=5)
+    a = float(s.alphas_cumprod[t])
+    assert np.allclose(r.mean_theory, math.sqrt(a) * point.numpy()) and math.isclose(r.var_theory, 1 - a)
+    for name, m in r.moments().items():
+        assert np.all(np.abs(m["mean"] - r.mean_theory) < 4 * math.sqrt(r.var_theory / n)), name
+        assert np.all(np.abs(m["var"] / r.var_theory - 1) < 4 * math.sqrt(2 / n)), name
+    # the precomputed chain gives the same statistics at every t
+    chain = L.chain_copies(s, point, n=2000, seed=1)
+    assert chain.shape == (201, 2000, 2) and np.allclose(chain[0], point.numpy())
+    r2 = L.chain_vs_closed(s, point, 150, n=2000, seed=1, chain=chain)
+    assert np.all(np.abs(r2.chain.mean(0) - r2.mean_theory) < 4 * math.sqrt(r2.var_theory / 2000))
+
+
+def test_kl_quadrature_matches_closed_form_for_one_gaussian():
+    """KL(N(m, C) || N(0, I)) = (tr C + m.m - D - log det C) / 2, by grid and by Gauss-Hermite."""
+    m = torch.tensor([0.8, -0.3], dtype=torch.float64)
+    C = torch.tensor([[0.5, 0.2], [0.2, 0.3]], dtype=torch.float64)
+    exact = 0.5 * float(torch.trace(C) + m @ m - 2 - torch.logdet(C))
+    mvn = torch.distributions.MultivariateNormal(m, C)
+    assert math.isclose(L.kl_to_standard_normal_grid(mvn.log_prob, 7.0, 301), exact, rel_tol=1e-4)
+
+    class OneGaussian:  # the attributes gmm_kl_curve reads from a GaussianMixture
+        weights, means, covs = torch.ones(1, dtype=torch.float64), m[None], C[None]
+
+    s = make_schedule("linear", 50, beta_start=0.01, beta_end=0.2)
+    for t in (0, 10, 50):
+        a = float(s.alphas_cumprod[t])
+        Ct = a * C + (1 - a) * torch.eye(2, dtype=torch.float64)
+        mt = math.sqrt(a) * m
+        exact_t = 0.5 * float(torch.trace(Ct) + mt @ mt - 2 - torch.logdet(Ct))
+        assert math.isclose(L.gmm_kl_curve(OneGaussian, s, [t])[0], exact_t, rel_tol=1e-8, abs_tol=1e-12)
+
+
+def test_gmm_kl_curve_against_grid_quadrature_and_monotone():
+    gmm_mod = pytest.importorskip("toy_models.gmm")
+    g = gmm_mod.default_gmm()
+    s = make_schedule("linear", 1000)
+    times = L.animation_times(1000, 20)
+    kl = L.gmm_kl_curve(g, s, times)
+    assert np.all(np.diff(kl) < 0) and kl[-1] < 1e-6 and kl[0] > 0.5
+    for t in (30, 200):  # independent computation: a plain Riemann sum on a fine grid
+        q = g.noised(float(s.alphas_cumprod[t]))
+        grid = L.kl_to_standard_normal_grid(lambda x: q.log_prob(x), 7.0, 301)
+        assert math.isclose(L.gmm_kl_curve(g, s, [t])[0], grid, rel_tol=1e-3)
+
+
+def test_animation_times():
+    assert L.animation_times(1, 24) == [0, 1]
+    ts = L.animation_times(1000, 24)
+    assert ts[0] == 0 and ts[-1] == 1000 and len(ts) <= 24 and ts == sorted(set(ts))
+
+
+def test_animation_payload_under_limit_and_finite():
+    s = make_schedule("linear", 2000, beta_start=1e-4, beta_end=0.999)
+    x0 = torch.randn(600, 2, generator=torch.Generator().manual_seed(0))
+    times = L.animation_times(s.T, 24)
+    frames = L.forward_frames(s, x0, times)
+    assert frames.shape == (len(times), 600, 2)
+    # each frame is eq. 4 with one shared eps: frame 0 is x_0 exactly
+    assert np.allclose(frames[0], x0.numpy(), atol=1e-6)
+    fig = L.fig_animation(x0.numpy(), frames, times, s.alphas_cumprod[times].numpy())
+    assert len(fig.frames) == len(times)
+    assert payload_bytes(fig) < MAX_PAYLOAD_BYTES
+    assert_no_nan(fig)
+
+
+def test_figures_have_no_nan_at_extremes():
+    s = make_schedule("linear", 5, beta_start=0.999, beta_end=0.999)  # abar_T ~ 1e-15
+    x0 = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
+    xt = L.noised(s, x0, 5)
+    for fig in (L.fig_xt(x0.numpy(), xt, 5, float(s.alphas_cumprod[5])), L.fig_marginals(xt, 5)):
+        assert_no_nan(fig)
+    ts, xs = L.chain_paths(s, x0[:3])
+    assert list(ts) == [0, 1, 2, 3, 4, 5]
+    assert_no_nan(L.fig_trajectories(ts, xs, s.alphas_cumprod[ts].numpy()))
+    img = torch.rand(1, 28, 28) * 2 - 1
+    xt_img = L.noised(s, img[None], 3)[0, 0]
+    for fig in (L.fig_digit(xt_img, 3), L.fig_pixel_hist(img[0].numpy(), xt_img, 3),
+                L.fig_digit_row(np.stack([img[0].numpy()] * 3), [0, 1, 2])):
+        assert_no_nan(fig)
+        assert payload_bytes(fig) < MAX_PAYLOAD_BYTES
+
+
+def test_finite_and_assert_no_nan():
+    a = finite([np.nan, -np.inf, np.inf, 2.0], -5, 5)
+    assert a.tolist() == [-5, -5, 5, 2]
+    import plotly.graph_objects as go
+
+    with pytest.raises(ValueError, match="non-finite"):
+        assert_no_nan(go.Figure(go.Scatter(x=[0, 1], y=[0, float("nan")])))
+
+
+# --- schedule lab -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,kw", [("linear", dict(beta_start=1e-4, beta_end=0.999)),
+                                     ("cosine", dict(s=0.008)), ("sigmoid", dict(beta_start=0.02, beta_end=0.02))])
+def test_schedule_curves_match_tables_and_are_finite(name, kw):
+    s = make_schedule(name, 2000, **kw)
+    c = S.schedule_curves(s)
+    for key in c:
+        assert np.isfinite(c[key]).all(), key
+    assert np.allclose(c["sqrt_abar"] ** 2, s.alphas_cumprod.numpy())
+    assert np.allclose(c["sqrt_abar"] ** 2 + c["sqrt_one_minus_abar"] ** 2, 1.0)
+    t = 700
+    left = S.signal_left(s, t)
+    a = float(s.alphas_cumprod[t])
+    assert math.isclose(left["signal"], math.sqrt(a)) and math.isclose(left["noise"], math.sqrt(1 - a))
+    if 1e-12 < a < 1 - 1e-12:
+        assert math.isclose(left["log_snr"], math.log(a / (1 - a)), rel_tol=1e-9)
+    fig = S.fig_schedules({n: make_schedule(n, 2000) for n in ("linear", "cosine", "sigmoid")} | {name: s}, t, name)
+    assert_no_nan(fig)
+    assert payload_bytes(fig) < MAX_PAYLOAD_BYTES
+
+
+def test_same_digit_two_schedules():
+    img = torch.rand(1, 28, 28, dtype=torch.float64) * 2 - 1
+    lin, cos = make_schedule("linear", 100), make_schedule("cosine", 100)
+    a, b = S.same_digit_two_schedules(img, lin, cos, 0)
+    assert np.allclose(a, img[0].numpy()) and np.allclose(b, img[0].numpy())
+    a, b = S.same_digit_two_schedules(img, lin, lin, 40, seed=2)
+    assert np.array_equal(a, b)
+    a, b = S.same_digit_two_schedules(img, lin, cos, 40, seed=2)
+    # same noise: x_t - sqrt(abar) x_0 is the same eps scaled by sqrt(1 - abar)
+    ea = (a - float(lin.sqrt_alphas_cumprod[40]) * img[0].numpy()) / float(lin.sqrt_one_minus_alphas_cumprod[40])
+    eb = (b - float(cos.sqrt_alphas_cumprod[40]) * img[0].numpy()) / float(cos.sqrt_one_minus_alphas_cumprod[40])
+    assert np.allclose(ea, eb, atol=1e-9)
+
+
+# --- home ------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_story_returns_to_the_data():
+    """The reverse half (DDIM with the exact denoiser of the point set) ends on the data points."""
+    pytest.importorskip("toy_models.samplers")
+    from lessons import home
+
+    s = make_schedule("linear", 1000)
+    pts = torch.randn(100, 2, generator=torch.Generator().manual_seed(0))
+    frames, labels = home.story_frames(pts, s, n_frames=10)
+    assert labels[0] == "forward: t = 0" and labels[-1].startswith("reverse: t = 0")
+    d = torch.cdist(torch.as_tensor(frames[-1]), pts.double()).min(1).values
+    assert float(d.median()) < 0.05
+    assert float(np.abs(frames[len(frames) // 2 - 1]).std()) > 0.5  # the middle is noise
+    assert home.digit_times(1000, 6)[0] == 0 and home.digit_times(1000, 6)[-1] == 1000

@@ -1,0 +1,216 @@
+"""Page tests under streamlit's AppTest: home, forward noising and the schedule lab, at defaults,
+at extremes, with every data set, and with hand-edited URLs. Values shown are checked against
+make_schedule; every plotly figure is checked for NaN/inf and for its payload size."""
+from __future__ import annotations
+
+import base64
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lessons import frame as F
+from lessons.figures import MAX_PAYLOAD_BYTES
+from toy_models.schedules import make_schedule
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+TIMEOUT = 60  # AppTest's default 3 s is too short for a torch + plotly page
+PAGES = {"home": None, "forward": "pages/forward.py", "schedule_lab": "pages/schedule_lab.py"}
+
+pytestmark = pytest.mark.slow
+
+
+def open_page(page: str, **params) -> AppTest:
+    """A fresh session on `page` (a key of PAGES) with URL query parameters `params`."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({k: str(v) for k, v in params.items()})
+    if PAGES[page]:
+        at.switch_page(PAGES[page])
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _arrays(obj):
+    """Every numeric array in a plotly JSON spec (typed base64 arrays decoded)."""
+    if isinstance(obj, dict):
+        if "bdata" in obj and "dtype" in obj:
+            yield np.frombuffer(base64.b64decode(obj["bdata"]), dtype=np.dtype(obj["dtype"]))
+            return
+        for v in obj.values():
+            yield from _arrays(v)
+    elif isinstance(obj, list):
+        if obj and all(isinstance(v, (int, float)) or v is None for v in obj):
+            yield np.array([np.nan if v is None else v for v in obj], dtype=float)
+        else:
+            for v in obj:
+                yield from _arrays(v)
+
+
+def check_figures(at: AppTest) -> int:
+    """Every plotly figure: finite data, payload under the limit. Returns the number of figures."""
+    figs = at.get("plotly_chart")
+    for el in figs:
+        spec = el.proto.spec
+        assert len(spec.encode()) < MAX_PAYLOAD_BYTES, f"figure payload {len(spec)} bytes"
+        assert "NaN" not in spec and "Infinity" not in spec
+        fig = json.loads(spec)
+        for trace in fig.get("data", []) + [d for fr in fig.get("frames", []) for d in fr.get("data", [])]:
+            for key in ("x", "y", "z"):
+                if key in trace:
+                    for arr in _arrays(trace[key]):
+                        assert np.isfinite(arr).all(), f"non-finite {key} in trace {trace.get('name')}"
+    return len(figs)
+
+
+def shared_sidebar_present(at: AppTest) -> bool:
+    return any(sb.key == "frame_data" for sb in at.sidebar.selectbox)
+
+
+def caption_abar_T(at: AppTest) -> float:
+    for c in at.caption:
+        if "ᾱ_T = " in c.value:
+            return float(c.value.split("ᾱ_T = ")[1].split()[0].rstrip(".;"))
+    raise AssertionError("no caption shows abar_T")
+
+
+# --- defaults --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_at_defaults(page):
+    at = open_page(page)
+    assert shared_sidebar_present(at)
+    assert check_figures(at) >= 2
+    assert at.query_params["schedule"] == ["linear"] or at.query_params["schedule"] == "linear"
+
+
+def test_forward_values_match_make_schedule():
+    at = open_page("forward", T=400, schedule="cosine", s=0.01, t=123)
+    s = make_schedule("cosine", 400, s=0.01)
+    assert at.slider(key="forward_t").value == 123
+    assert float(at.metric[0].value) == pytest.approx(float(s.alphas_cumprod[123]), rel=1e-5)
+    assert float(at.metric[1].value) == pytest.approx(math.sqrt(float(s.alphas_cumprod[123])), abs=1e-4)
+    assert caption_abar_T(at) == pytest.approx(float(s.alphas_cumprod[400]), rel=1e-5)
+    # the chain-vs-closed table: both routes near the theory (1,000 copies)
+    df = at.dataframe[0].value
+    theory = df[df["route"] == "theory (eq. 4)"].iloc[0]
+    for _, row in df.iterrows():
+        assert abs(row["var x₁"] / theory["var x₁"] - 1) < 4 * math.sqrt(2 / 1000)
+
+
+def test_schedule_lab_values_match_make_schedule():
+    at = open_page("schedule_lab", T=300, schedule="sigmoid", beta_1=0.001, beta_T=0.05, t=77)
+    s = make_schedule("sigmoid", 300, beta_start=0.001, beta_end=0.05)
+    a = float(s.alphas_cumprod[77])
+    values = [float(m.value) for m in at.metric]
+    assert values[0] == pytest.approx(a, rel=1e-5)
+    assert values[1] == pytest.approx(math.sqrt(a), abs=1e-4)
+    assert values[2] == pytest.approx(math.sqrt(1 - a), abs=1e-4)
+    assert values[3] == pytest.approx(math.log(a / (1 - a)), abs=1e-3)
+    assert caption_abar_T(at) == pytest.approx(float(s.alphas_cumprod[300]), rel=1e-5)
+
+
+# --- extremes ---------------------------------------------------------------------------------------
+EXTREMES = [
+    dict(T=1),
+    dict(T=F.T_MAX, schedule="sigmoid", beta_1=1e-5, beta_T=0.999),
+    dict(T=50, beta_1=0.01, beta_T=0.01),  # beta_1 = beta_T: a constant schedule
+    dict(T=200, beta_1=0.5, beta_T=0.999),  # beta_T near 1: abar_T underflows to 0
+    dict(T=1, schedule="cosine", s=0),
+    dict(T=F.T_MAX),
+    dict(T=20, beta_1=0.2, beta_T=0.001),  # decreasing betas are allowed
+]
+FORWARD_EXTREMES = EXTREMES[:4]  # the forward page is the costly one: its four hardest cases
+
+
+def _ids(p):
+    return "-".join(f"{k}={v}" for k, v in p.items())
+
+
+@pytest.mark.parametrize("page,params", [("forward", p) for p in FORWARD_EXTREMES]
+                         + [("schedule_lab", p) for p in EXTREMES], ids=lambda x: x if isinstance(x, str) else _ids(x))
+def test_pages_at_extremes(page, params):
+    at = open_page(page, **params)
+    check_figures(at)
+    state, notes = F.parse_params({k: str(v) for k, v in params.items()})
+    assert notes == [] and not at.warning
+    s = F.build_schedule(state)
+    assert caption_abar_T(at) == pytest.approx(float(s.alphas_cumprod[s.T]), rel=1e-5, abs=1e-300)
+    t = at.slider(key="forward_t" if page == "forward" else "lab_t").value
+    assert 0 <= t <= s.T
+    assert float(at.metric[0].value) == pytest.approx(float(s.alphas_cumprod[t]), rel=1e-5, abs=1e-300)
+
+
+def test_forward_with_each_dataset():
+    """One session, the data selectbox moved through every choice."""
+    at = open_page("forward", T=50)
+    for data in F.DATA_CHOICES:
+        at.sidebar.selectbox(key="frame_data").set_value(data).run()
+        assert not at.exception, data
+        shown = data if data in F.DATA_2D else "gmm"
+        assert any(h.value == f"x_t on 2D data ({shown})" for h in at.header), data
+        assert at.query_params["data"] in (data, [data])
+        check_figures(at)
+
+
+@pytest.mark.parametrize("data", ["gmm", "mnist"])
+def test_home_with_other_data(data):
+    at = open_page("home", data=data, T=50)
+    assert check_figures(at) >= 2
+    coming = [les for les in F.LESSONS if not (les.page and (ROOT / les.page).exists())]
+    assert sum("coming" in m.value for m in at.markdown) == len(coming)
+
+
+# --- widgets ----------------------------------------------------------------------------------------
+def test_changing_T_clamps_t_and_updates_the_url():
+    at = open_page("forward", T=1000, t=900)
+    assert at.slider(key="forward_t").value == 900
+    at.sidebar.number_input(key="frame_T").set_value(10).run()
+    assert not at.exception
+    assert at.slider(key="forward_t").value == 10
+    assert at.query_params["T"] in ("10", ["10"]) and at.query_params["t"] in ("10", ["10"])
+    at.sidebar.selectbox(key="frame_schedule").set_value("cosine").run()
+    assert not at.exception
+    assert any(n.key == "frame_s" for n in at.sidebar.number_input)
+    assert "beta_1" not in at.query_params
+    s = make_schedule("cosine", 10)
+    assert float(at.metric[0].value) == pytest.approx(float(s.alphas_cumprod[10]), rel=1e-5, abs=1e-9)
+    check_figures(at)
+
+
+def test_moving_t_changes_the_figure():
+    at = open_page("schedule_lab", T=100, t=10)
+    before = at.get("plotly_chart")[0].proto.spec
+    at.slider(key="lab_t").set_value(90).run()
+    assert not at.exception
+    assert at.get("plotly_chart")[0].proto.spec != before
+    assert float(at.metric[0].value) == pytest.approx(float(make_schedule("linear", 100).alphas_cumprod[90]), rel=1e-5)
+
+
+# --- hand-edited URLs -----------------------------------------------------------------------------------
+# (query parameters, the names a warning must mention)
+BAD_URLS = [
+    (dict(data="imagenet", schedule="quadratic", T="abc", beta_1="nan", beta_T="2", seed="x"),
+     ["data", "schedule", "T", "beta_1", "beta_T", "seed"]),
+    (dict(T="-5", schedule="cosine", s="-1", t="99999", digit="12", which="-1", point="1e6"),
+     ["T", "s", "t", "digit"]),
+    (dict(T="1e9", t="half", seed="-3"), ["T", "t", "seed"]),
+]
+
+
+@pytest.mark.parametrize("page", ["forward", "schedule_lab"])
+@pytest.mark.parametrize("params,names", BAD_URLS, ids=lambda x: _ids(x) if isinstance(x, dict) else "")
+def test_bad_urls_give_a_valid_view_with_a_notice(page, params, names):
+    at = open_page(page, **params)
+    text = " ".join(w.value for w in at.warning)
+    for name in names:
+        assert f"{name}=" in text or f"{name} " in text, (name, text)
+    check_figures(at)
+    state, _ = F.parse_params(params)
+    for k, v in F.to_params(state).items():  # the URL now holds the repaired values
+        assert at.query_params[k] in (v, [v]), (k, at.query_params[k], v)
+    if page == "forward" and "point" in params:
+        assert at.slider(key="forward_point").value == 999 and at.slider(key="forward_which").value == 0
