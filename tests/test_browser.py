@@ -32,6 +32,7 @@ CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-ru
 PAGES = [
     ("forward", "t (time step)"),
     ("schedule_lab", "t (time step)"),
+    ("reverse_chain", "reverse step t (T → 0)"),
 ]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,

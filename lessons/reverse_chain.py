@@ -1,0 +1,644 @@
+"""Lesson 3 — the reverse Markov chain: why small steps, the posterior given x_0, every step of the chain.
+
+The computations return plain numpy arrays or small dataclasses; the figure builders turn them
+into plotly figures. No streamlit here (pages/reverse_chain.py renders).
+
+Read beside Ho, Jain & Abbeel (2020), eqs. 1, 6-7, 11 and Algorithm 2; Sohl-Dickstein et al.
+(2015) section 2.2 (why small steps make the reverse step Gaussian); Song, Meng & Ermon (2021)
+eq. 12 (DDIM). Exact answers come from toy_models.gmm (the Gaussian-mixture ground truth).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from toy_models.diffusion import q_posterior_mean_variance
+from toy_models.gmm import GaussianMixture, gaussian_fit, kl_mixture_to_gaussian, reverse_conditional
+from toy_models.samplers import run_with_trajectory, sample_ddim, sample_ddpm
+from toy_models.schedules import Schedule, make_schedule
+
+from .figures import COLORS, compact, equal_axes, finite, layout, scatter2d
+
+# --- narrative ------------------------------------------------------------------------------------
+INTRO = (
+    "Run the noise backwards: a chain of small Gaussian steps x_T → … → x_0. First see **why the steps "
+    "must be small** — move **T (number of steps)** below from 2 to 1000 and watch the exact reverse step "
+    "q(x_{t−1} | x_t) go from a many-peaked blob to a single Gaussian."
+)
+SMALL_STEPS = (
+    "On the Gaussian-mixture data the reverse step q(x_{t−1} | x_t) is known exactly (Bayes' rule on a "
+    "mixture, `reverse_conditional`). The total noise is fixed (the sidebar schedule's ᾱ_T); only the number "
+    "of steps T it is cut into changes. With few large steps, x_{t−1} could have come from several clusters: "
+    "the exact conditional has several peaks and no single Gaussian fits it. With many small steps, x_{t−1} "
+    "barely differs from x_t and the conditional is one narrow Gaussian — exactly what the learned "
+    "p_θ(x_{t−1} | x_t) = N(μ_θ, σ_t² I) can represent."
+)
+POSTERIOR = (
+    "Given the clean x_0 as well, the reverse step is a plain Gaussian whatever the step size: "
+    "q(x_{t−1} | x_t, x_0) = N(μ̃_t, β̃_t I). Its mean is a weighted sum of x_0 and x_t; its variance "
+    "β̃_t is slightly below β_t. Training teaches the network to predict x_0 (or the noise) so that it can "
+    "use this formula without knowing x_0."
+)
+CHAIN = (
+    "Each step asks the model for the noise ε_θ(x_t, t), turns it into a predicted x̂_0, moves to the "
+    "posterior mean μ_θ = μ̃_t(x̂_0, x_t) (the arrows) and adds fresh noise σ_t z. Left: the **exact** model "
+    "(the Bayes-optimal noise predictor of the Gaussian mixture, for any schedule); right: a **learned** "
+    "network. Points, predictions and arrows are the sampler's own (`run_with_trajectory`)."
+)
+MNIST_TEXT = (
+    "The same chain on digits: the predicted x̂_0 is a blurry average early on (many digits fit the noise) "
+    "and sharpens as t falls. DDIM takes big deterministic steps on a strided grid of the same model; DDPM "
+    "takes all T noisy steps."
+)
+EQ_REVERSE = r"p_\theta(x_{t-1}\mid x_t) = \mathcal{N}\!\big(x_{t-1};\ \mu_\theta(x_t,t),\ \sigma_t^2 I\big)"
+EQ_POSTERIOR = (r"q(x_{t-1}\mid x_t,x_0)=\mathcal{N}(\tilde\mu_t,\tilde\beta_t I),\ "
+                r"\tilde\mu_t=\frac{\sqrt{\bar\alpha_{t-1}}\beta_t}{1-\bar\alpha_t}x_0+"
+                r"\frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t,\ "
+                r"\tilde\beta_t=\frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t")
+EQ_MEAN = (r"\hat x_0=\frac{x_t-\sqrt{1-\bar\alpha_t}\,\epsilon_\theta(x_t,t)}{\sqrt{\bar\alpha_t}},\quad "
+           r"\mu_\theta(x_t,t)=\tilde\mu_t(\hat x_0, x_t),\quad x_{t-1}=\mu_\theta+\sigma_t z")
+EQ_KL = r"\mathrm{KL}\big(q(x_{t-1}\mid x_t)\,\|\,\mathcal{N}(m, S)\big),\ (m, S) = \text{mean and covariance of } q"
+TRY_SMALL = ("**Try this:** set T = 2 and drag x_t to the origin: the exact step has a peak per cluster. "
+             "Then set T = 1000: one round blob, and the KL falls by orders of magnitude.")
+TRY_POSTERIOR = ("**Try this:** set t = 1: the mean lands on x_0 itself. Set t = T: x_0 barely matters and "
+                 "β̃_t ≈ β_t.")
+TRY_CHAIN = ("**Try this:** put the step at t = T/2 and look at x̂_0: the exact model already points at the "
+             "cluster centres. Then drop the sidebar T to 10 — the exact chain still works, but each step is "
+             "big and the samples blur (the Gaussian step cannot follow a multimodal reverse step).")
+TRY_MNIST = ("**Try this:** compare x̂_0 at t = 900 and t = 300: the digit's identity is decided early, "
+             "its strokes late. Then set DDIM steps to 5 and compare with DDPM: 200× fewer model calls.")
+
+VARIANCE_CHOICES = ("beta_tilde", "beta")  # sigma_t^2 of p_theta (Ho et al. section 3.2)
+T_CHOICES = (2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)  # step counts of the KL-vs-step-size curve
+
+
+# =============================================================================================
+# 1. Why small steps: the exact reverse step and its best Gaussian fit
+# =============================================================================================
+def rescaled_schedule(ref: Schedule, T: int) -> Schedule:
+    """The schedule `ref` cut into T steps with the SAME total noise: abar^(T)_k = abar_ref(k T_ref / T).
+
+    abar_ref(.) is the continuous-time alpha-bar of the reference (Schedule.alpha_bar), so every
+    T gives a chain from the same data to the same x_T distribution; only the step size changes:
+    beta_k = 1 - abar_k / abar_{k-1} (Ho et al. eq. 4 inverted).
+    """
+    if isinstance(T, bool) or not float(T).is_integer() or not 1 <= int(T) <= 100_000:
+        raise ValueError(f"T must be an integer from 1 to 100000; got {T!r}")
+    T = int(T)
+    k = torch.arange(T + 1, dtype=torch.float64) * (ref.T / T)
+    abar = ref.alpha_bar(k)  # (T+1,), abar[0] = 1
+    betas = (1.0 - abar[1:] / abar[:-1]).clamp(1e-12, 1 - 1e-9)
+    return make_schedule("custom", T, betas=betas)
+
+
+def step_for_level(T: int, level: float) -> int:
+    """The step t in 1..T whose x_t sits at the fraction `level` in (0, 1] of the chain: round(level T)."""
+    if not 0.0 < float(level) <= 1.0:
+        raise ValueError(f"level must lie in (0, 1]; got {level!r}")
+    return int(min(max(round(float(level) * T), 1), T))
+
+
+def one_step_schedule(ref: Schedule, T: int, level: float) -> Schedule:
+    """One reverse step of a T-step chain of the reference noise, ending exactly at x_t's level.
+
+    x_t sits at continuous time u T_ref (u = level), x_{t-1} at (u - 1/T) T_ref (0 if negative):
+    the step covers 1/T of the whole chain, as a step of `rescaled_schedule(ref, T)` does, but with
+    x_t at the same noise level for every T. Returned as a custom schedule whose last step t = its T
+    (2 steps: 0 -> (u - 1/T), (u - 1/T) -> u; 1 step when u <= 1/T).
+    """
+    if isinstance(T, bool) or not float(T).is_integer() or not 1 <= int(T) <= 100_000:
+        raise ValueError(f"T must be an integer from 1 to 100000; got {T!r}")
+    if not 0.0 < float(level) <= 1.0:
+        raise ValueError(f"level must lie in (0, 1]; got {level!r}")
+    u, h = float(level), 1.0 / int(T)
+    times = [0.0, u] if u - h <= 1e-12 else [0.0, u - h, u]
+    abar = ref.alpha_bar(torch.tensor(times, dtype=torch.float64) * ref.T)
+    betas = (1.0 - abar[1:] / abar[:-1]).clamp(1e-12, 1 - 1e-9)
+    return make_schedule("custom", len(betas), betas=betas)
+
+
+@dataclass
+class ReverseStep:
+    """The exact q(x_{t-1} | x_t) at one point x_t, its Gaussian fit, and both on a grid."""
+
+    T: int  # number of steps the total noise is cut into
+    t: int  # the step x_t -> x_{t-1}
+    beta_t: float  # the step's variance
+    abar_t: float  # alpha-bar at t
+    x_t: np.ndarray  # (2,) the conditioning point
+    exact: GaussianMixture  # q(x_{t-1} | x_t), a mixture
+    fit_mean: np.ndarray  # (2,) the moment-matched Gaussian's mean
+    fit_cov: np.ndarray  # (2, 2) its covariance
+    kl: float  # KL(exact || fit) in nats (quadrature)
+    gx: np.ndarray  # (n,) grid of x_{t-1} first coordinate
+    gy: np.ndarray  # (n,) grid of the second coordinate
+    log_exact: np.ndarray  # (n, n) log q on the grid, [iy, ix]
+    log_fit: np.ndarray  # (n, n) log N(fit) on the grid, [iy, ix]
+
+    @property
+    def n_modes_weight(self) -> int:
+        """How many mixture components carry at least 5% of the weight (a rough mode count)."""
+        return int((self.exact.weights >= 0.05).sum())
+
+
+def _gauss_logpdf(pts: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+    return GaussianMixture(torch.ones(1), mean[None], cov[None]).log_prob(pts)
+
+
+def reverse_step(gmm: GaussianMixture, ref: Schedule, T: int, level: float, x_t, n_grid: int = 90,
+                 nodes: int = 24) -> ReverseStep:
+    """Exact q(x_{t-1} | x_t) (toy_models.gmm.reverse_conditional) for one step of a T-step chain.
+
+    x_t sits at the fraction `level` of the reference chain and the step covers 1/T of it
+    (`one_step_schedule`); t = step_for_level(T, level) names it. The fit is the moment-matched Gaussian (argmin KL(q || N)),
+    the KL is by Gauss-Hermite quadrature per component (exact densities). The grid covers the
+    fit's mean +- 4.5 sd (at least +- 0.05), so both panels share axes.
+    """
+    s1 = one_step_schedule(ref, T, level)  # the step itself, x_t exactly at `level`
+    x = torch.as_tensor(np.asarray(x_t, dtype=np.float64)).flatten()
+    if x.shape != (2,) or not torch.isfinite(x).all():
+        raise ValueError(f"x_t must be a finite 2D point; got {x_t!r}")
+    exact = reverse_conditional(gmm, s1, x, s1.T)
+    mean, cov = gaussian_fit(exact)
+    kl, _ = kl_mixture_to_gaussian(exact, mean, cov, method="quadrature", nodes=nodes)
+    half = max(4.5 * float(cov.diagonal().max().sqrt()), 0.05)
+    gx = torch.linspace(float(mean[0]) - half, float(mean[0]) + half, n_grid, dtype=torch.float64)
+    gy = torch.linspace(float(mean[1]) - half, float(mean[1]) + half, n_grid, dtype=torch.float64)
+    yy, xx = torch.meshgrid(gy, gx, indexing="ij")
+    pts = torch.stack([xx.flatten(), yy.flatten()], -1)  # (n*n, 2)
+    return ReverseStep(T=int(T), t=step_for_level(T, level), beta_t=float(s1.betas[s1.T]),
+                       abar_t=float(s1.alphas_cumprod[s1.T]), x_t=x.numpy(),
+                       exact=exact, fit_mean=mean.numpy(), fit_cov=cov.numpy(), kl=max(kl, 0.0), gx=gx.numpy(),
+                       gy=gy.numpy(), log_exact=exact.log_prob(pts).reshape(n_grid, n_grid).numpy(),
+                       log_fit=_gauss_logpdf(pts, mean, cov).reshape(n_grid, n_grid).numpy())
+
+
+@dataclass
+class KLCurve:
+    """KL(q(x_{t-1} | x_t) || Gaussian fit) against the number of steps T at one noise level."""
+
+    Ts: np.ndarray  # (M,) numbers of steps
+    betas: np.ndarray  # (M,) the step's beta_t at that level
+    kl_point: np.ndarray  # (M,) KL at the chosen x_t, nats
+    kl_mean: np.ndarray  # (M,) KL averaged over x_t ~ q(x_t), nats
+    n_points: int  # how many x_t the average uses
+
+
+def kl_vs_steps(gmm: GaussianMixture, ref: Schedule, level: float, x_t, Ts=T_CHOICES, n_points: int = 8,
+                seed: int = 0, nodes: int = 16) -> KLCurve:
+    """KL between the exact reverse step and its Gaussian fit for each T, exactly (quadrature).
+
+    x_t sits at the same noise level for every T (`one_step_schedule`); only the step size changes.
+    kl_mean averages over n_points draws x_t ~ q(x_t), the same draws for every T.
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    x0, _ = gmm.sample(n_points, generator=g)  # (n, 2)
+    eps = torch.randn(n_points, 2, generator=g, dtype=torch.float64)
+    Ts = [int(T) for T in Ts]
+    betas, kp, km = [], [], []
+    x = torch.as_tensor(np.asarray(x_t, dtype=np.float64)).flatten()
+    for T in Ts:
+        s = one_step_schedule(ref, T, level)
+        t = s.T
+        a = float(s.alphas_cumprod[t])
+        betas.append(float(s.betas[t]))
+        vals = []
+        for xi in [x] + list(math.sqrt(a) * x0 + math.sqrt(1 - a) * eps):
+            c = reverse_conditional(gmm, s, xi, t)
+            m, S = gaussian_fit(c)
+            vals.append(max(kl_mixture_to_gaussian(c, m, S, method="quadrature", nodes=nodes)[0], 0.0))
+        kp.append(vals[0])
+        km.append(float(np.mean(vals[1:])))
+    return KLCurve(np.array(Ts), np.array(betas), np.array(kp), np.array(km), int(n_points))
+
+
+# =============================================================================================
+# 2. The posterior given x_0
+# =============================================================================================
+@dataclass
+class PosteriorView:
+    """q(x_{t-1} | x_t, x_0) = N(mean, var I) (Ho et al. eqs. 6-7) for one pair (x_0, x_t)."""
+
+    t: int  # the step
+    x0: np.ndarray  # (2,)
+    x_t: np.ndarray  # (2,)
+    mean: np.ndarray  # (2,) mu-tilde_t
+    var: float  # beta-tilde_t
+    beta_t: float  # beta_t, for comparison
+    coef1: float  # weight of x_0 in the mean
+    coef2: float  # weight of x_t in the mean
+
+    @property
+    def fraction_to_x0(self) -> float:
+        """Where the mean sits on the segment x_t -> x_0: 0 at x_t, 1 at x_0 (projection)."""
+        d = self.x0 - self.x_t
+        n2 = float(d @ d)
+        return float((self.mean - self.x_t) @ d / n2) if n2 > 0 else float("nan")
+
+
+def posterior_view(s: Schedule, x0, x_t, t: int) -> PosteriorView:
+    """Mean and variance of q(x_{t-1} | x_t, x_0) from toy_models.diffusion.q_posterior_mean_variance."""
+    if isinstance(t, bool) or not float(t).is_integer() or not 1 <= int(t) <= s.T:
+        raise ValueError(f"t must be an integer from 1 to T = {s.T}; got {t!r}")
+    t = int(t)
+    a = torch.as_tensor(np.asarray(x0, dtype=np.float64)).reshape(1, 2)
+    b = torch.as_tensor(np.asarray(x_t, dtype=np.float64)).reshape(1, 2)
+    mean, var, _ = q_posterior_mean_variance(s, a, b, t)
+    return PosteriorView(t, a[0].numpy(), b[0].numpy(), mean[0].numpy(), float(var.flatten()[0]),
+                         float(s.betas[t]), float(s.posterior_mean_coef1[t]), float(s.posterior_mean_coef2[t]))
+
+
+# =============================================================================================
+# 3. The chain, every step
+# =============================================================================================
+class MixtureEpsModel(torch.nn.Module):  # MOVE TO toy_models/gmm.py (a fast AnalyticModel for small mixtures)
+    """The exact eps*(x_t, t) = -sqrt(1 - abar_t) grad log q_t(x_t) of a Gaussian mixture, vectorised.
+
+    Same values as toy_models.gmm.AnalyticModel (tested to 1e-9), but with every component in one
+    batched product and the per-t precisions tabulated once for the integer times, so a 1,000-step
+    chain of 2,000 points takes about a second on a CPU. q_t is the mixture with means
+    sqrt(abar_t) mu_k and covariances C_k = abar_t Sigma_k + (1 - abar_t) I (Ho et al. eq. 4), so
+
+        grad log q_t(x) = -sum_k r_k(x) C_k^{-1} (x - sqrt(abar_t) mu_k),  r_k = posterior of component k.
+
+    Unconditional only (y must be None). Follows the model protocol (parameterization "eps").
+    """
+
+    parameterization = "eps"
+
+    def __init__(self, gmm: GaussianMixture, schedule: Schedule):
+        super().__init__()
+        self.gmm, self.schedule = gmm, schedule
+        self._logw = torch.log(gmm.weights)  # (K,)
+        self._eye = torch.eye(gmm.dim, dtype=torch.float64)
+        # tables for the integer times t = 0..T (the sampler's case), float64 and float32 copies
+        a = schedule.alphas_cumprod
+        P, logdet = self._precisions(a)
+        self._tables = {torch.float64: (P, self._logw - 0.5 * logdet, a.sqrt()[:, None, None] * gmm.means)}
+        self._tables[torch.float32] = tuple(v.float() for v in self._tables[torch.float64])
+        # P (T+1, K, D, D) precisions C^{-1}; c (T+1, K) log w_k - 1/2 log det C_k; m (T+1, K, D) sqrt(abar) mu_k
+
+    def _precisions(self, a: torch.Tensor):
+        """C^{-1} (N, K, D, D) and log det C (N, K) for alpha-bars a (N,)."""
+        C = a[:, None, None, None] * self.gmm.covs[None] + (1 - a)[:, None, None, None] * self._eye
+        return torch.linalg.inv(C), torch.logdet(C)
+
+    @staticmethod
+    def _integer_time(t: torch.Tensor):
+        """The common integer time of the batch, or None."""
+        t0 = float(t[0])
+        return int(t0) if t0.is_integer() and bool((t == t0).all()) else None
+
+    def score(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        """grad log q_t(x_t) for x_t (B, D) at times t (B,); float32 in, float32 out, else float64."""
+        dtype = torch.float32 if x_t.dtype == torch.float32 else torch.float64
+        x = x_t.detach().cpu().to(dtype)
+        t = torch.as_tensor(t, dtype=torch.float64).cpu().expand(x.shape[0])
+        i = self._integer_time(t)
+        if i is not None:  # one integer time for the batch: tabulated
+            P, c, m = (v[i] for v in self._tables[dtype])
+            d = x[:, None, :] - m  # (B, K, D)
+            Pd = torch.einsum("kij,bkj->bki", P, d)  # (B, K, D)
+        else:
+            a = self.schedule.alpha_bar(t)  # (B,)
+            P, logdet = self._precisions(a)  # (B, K, D, D), (B, K)
+            d = x.double()[:, None, :] - a.sqrt()[:, None, None] * self.gmm.means[None]
+            Pd = torch.einsum("bkij,bkj->bki", P, d)
+            c = self._logw - 0.5 * logdet
+        r = torch.softmax(c - 0.5 * (d * Pd).sum(-1), dim=1)  # (B, K) posterior over components
+        return -torch.einsum("bk,bkd->bd", r, Pd).to(dtype)  # (B, D)
+
+    def forward(self, x_t, t, y=None):
+        if y is not None:
+            raise ValueError("MixtureEpsModel is unconditional: call it with y=None (use AnalyticModel for labels)")
+        tt = torch.as_tensor(t, dtype=torch.float64).cpu().expand(x_t.shape[0])
+        if (tt < 0).any() or (tt > self.schedule.T).any():
+            raise ValueError(f"t must lie in [0, T] = [0, {self.schedule.T}]")
+        i = self._integer_time(tt)
+        if i is not None:
+            s1 = float((1 - self.schedule.alphas_cumprod[i]).sqrt())
+        else:
+            s1 = (1 - self.schedule.alpha_bar(tt)).sqrt()[:, None]
+        return (-s1 * self.score(x_t, tt)).to(x_t.dtype).to(x_t.device)
+
+
+@dataclass
+class ChainRun:
+    """A DDPM chain of n points kept at every step: exactly what the sampler did."""
+
+    ts: np.ndarray  # (K,) times from T down to 0
+    xs: np.ndarray  # (K, n, D) float32 states; xs[0] = x_T, xs[-1] = the sample x_0
+    pred_x0: np.ndarray  # (K-1, n, D) float32 predicted x_0 at each state but the last
+    seconds: float  # wall time of the sampler run
+
+    def index_of(self, t: int) -> int:
+        """Row k of the kept state closest to time t."""
+        return int(np.abs(self.ts - float(t)).argmin())
+
+
+def ddpm_chain(model, s: Schedule, n: int, seed: int = 0, variance: str = "beta_tilde", stride: int = 1,
+               device: str = "cpu") -> ChainRun:
+    """Ho et al. (2020) Algorithm 2 for n points from x_T ~ N(0, I), every step kept (run_with_trajectory).
+
+    x_T is drawn with torch.Generator().manual_seed(seed), the step noise with seed + 1: the same
+    seed gives the same numbers as calling sample_ddpm directly with those generators.
+    """
+    if isinstance(n, bool) or int(n) != n or not 1 <= n <= 100_000:
+        raise ValueError(f"n must be an integer from 1 to 100000; got {n!r}")
+    x_T = torch.randn(int(n), 2, generator=torch.Generator().manual_seed(int(seed))).to(device)  # (n, 2)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        tr = run_with_trajectory(sample_ddpm, model, s, x_T, stride=stride, variance=variance,
+                                 generator=_device_generator(device, int(seed) + 1))
+    return ChainRun(tr.ts.numpy(), tr.xs.float().numpy(), tr.pred_x0.float().numpy(), time.perf_counter() - t0)
+
+
+def _device_generator(device: str, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def mean_drift(s: Schedule, x_t: np.ndarray, pred_x0: np.ndarray, t: int) -> np.ndarray:
+    """mu_theta(x_t, t) - x_t with mu_theta = mu-tilde_t(x0_hat, x_t) (Ho et al. eq. 7, 11); (n, D)."""
+    if not 1 <= int(t) <= s.T:
+        raise ValueError(f"t must be an integer from 1 to T = {s.T}; got {t!r}")
+    xt = torch.as_tensor(x_t, dtype=torch.float64)
+    mean, _, _ = q_posterior_mean_variance(s, torch.as_tensor(pred_x0, dtype=torch.float64), xt, int(t))
+    return (mean - xt).numpy()
+
+
+# =============================================================================================
+# 4. MNIST: several digits through the chain
+# =============================================================================================
+@dataclass
+class DigitChain:
+    """A chain of B digits, kept every `stride` steps, stored as uint8 to bound memory."""
+
+    sampler: str  # "ddpm" or "ddim"
+    steps: int  # model calls made
+    ts: np.ndarray  # (K,) times of the kept states, T .. 0
+    xs: np.ndarray  # (K, B, 28, 28) uint8 states (0 = -1, 255 = +1; clipped)
+    pred_x0: np.ndarray  # (K-1, B, 28, 28) uint8 predicted x_0
+    seconds: float  # wall time of the sampler run
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.xs.nbytes + self.pred_x0.nbytes)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Images in [-1, 1] -> uint8 0..255 (values outside are clipped)."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+
+
+def from_uint8(u: np.ndarray) -> np.ndarray:
+    """uint8 0..255 -> float32 in [-1, 1]."""
+    return u.astype(np.float32) / 127.5 - 1.0
+
+
+def digit_chain(model, s: Schedule, labels, seed: int = 0, sampler: str = "ddim", steps: int | None = 20,
+                variance: str = "beta_tilde", max_kept: int = 101, progress=None, device: str = "cpu") -> DigitChain:
+    """Digits of the given labels (B,) from the same x_T (seed): DDPM (all T steps) or DDIM (`steps`).
+
+    Keeps at most max_kept states (stride = ceil(steps / (max_kept - 1))), as uint8: memory is
+    about 2 * max_kept * B * 784 bytes whatever T. progress(fraction) is called after each step.
+    x0 estimates are clipped to [-1, 1] (images live there), as in Ho et al.'s sampler.
+    """
+    if sampler not in ("ddpm", "ddim"):
+        raise ValueError(f"sampler must be 'ddpm' or 'ddim'; got {sampler!r}")
+    if variance not in VARIANCE_CHOICES:
+        raise ValueError(f"variance must be one of {VARIANCE_CHOICES}; got {variance!r}")
+    y = torch.as_tensor(labels).long().flatten().to(device)  # (B,)
+    B = y.shape[0]
+    n_steps = s.T if sampler == "ddpm" else int(steps)
+    if not 1 <= n_steps <= s.T:
+        raise ValueError(f"steps must be an integer from 1 to T = {s.T}; got {steps!r}")
+    stride = max(1, math.ceil(n_steps / max(1, max_kept - 1)))
+    x_T = torch.randn(B, 1, 28, 28, generator=torch.Generator().manual_seed(int(seed))).to(device)
+    done = [0]
+
+    def cb(_step):
+        done[0] += 1
+        if progress is not None:
+            progress(done[0] / n_steps)
+
+    kw = dict(variance=variance) if sampler == "ddpm" else dict(steps=n_steps)
+    fn = sample_ddpm if sampler == "ddpm" else sample_ddim
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        tr = run_with_trajectory(fn, model, s, x_T, stride=stride, y=y, clip_x0=(-1.0, 1.0), callback=cb,
+                                 generator=_device_generator(device, int(seed) + 1), store_dtype=torch.float16, **kw)
+    secs = time.perf_counter() - t0
+    return DigitChain(sampler, n_steps, tr.ts.numpy(), to_uint8(tr.xs[:, :, 0]), to_uint8(tr.pred_x0[:, :, 0]), secs)
+
+
+def pick_rows(ts: np.ndarray, wanted) -> list[int]:
+    """Row index of the kept time closest to each wanted time (duplicates removed, order kept)."""
+    rows = []
+    for w in wanted:
+        k = int(np.abs(ts - float(w)).argmin())
+        if k not in rows:
+            rows.append(k)
+    return rows
+
+
+def mosaic(imgs: np.ndarray, pad: int = 2) -> np.ndarray:
+    """(R, C, 28, 28) images -> one (R*(28+pad), C*(28+pad)) array with blank (-1) gutters."""
+    R, C, H, W = imgs.shape
+    out = np.full((R * (H + pad), C * (W + pad)), -1.0, dtype=np.float32)
+    for r in range(R):
+        for c in range(C):
+            out[r * (H + pad): r * (H + pad) + H, c * (W + pad): c * (W + pad) + W] = imgs[r, c]
+    return out
+
+
+# =============================================================================================
+# Figures
+# =============================================================================================
+def _ellipse(mean, cov, k: float = 2.0, n: int = 60) -> np.ndarray:
+    """Points (n, 2) on the k-sd ellipse of N(mean, cov)."""
+    lam, U = np.linalg.eigh(np.asarray(cov, dtype=np.float64))
+    a = np.linspace(0, 2 * np.pi, n)
+    circ = np.stack([np.cos(a), np.sin(a)], 1) * (k * np.sqrt(np.clip(lam, 0, None)))
+    return np.asarray(mean) + circ @ U.T
+
+
+def fig_reverse_step(r: ReverseStep) -> go.Figure:
+    """Two heatmaps on the same x_{t-1} grid: the exact q(x_{t-1} | x_t) and its Gaussian fit."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(1, 2, subplot_titles=(f"exact q(x_t−1 | x_t), {len(r.exact.weights)} components",
+                                              f"best single Gaussian (KL = {r.kl:.3g} nats)"),
+                        horizontal_spacing=0.08)
+    vmax = float(max(np.exp(r.log_exact).max(), np.exp(r.log_fit).max()))
+    for col, (lg, name) in enumerate(((r.log_exact, "exact"), (r.log_fit, "Gaussian fit")), start=1):
+        fig.add_trace(go.Heatmap(x=compact(r.gx, 4), y=compact(r.gy, 4), z=compact(np.exp(lg), 5), zmin=0, zmax=vmax,
+                                 colorscale="Viridis", showscale=col == 2, name=name,
+                                 colorbar=dict(title="density"),
+                                 hovertemplate="x₁ %{x:.3f}<br>x₂ %{y:.3f}<br>density %{z:.3g}<extra></extra>"),
+                      1, col)
+        e = _ellipse(r.fit_mean, r.fit_cov)
+        fig.add_trace(go.Scatter(x=compact(e[:, 0]), y=compact(e[:, 1]), mode="lines", showlegend=col == 1,
+                                 name="fit: 2 sd", line=dict(color="white", dash="dot", width=1)), 1, col)
+        fig.update_xaxes(title_text="x_t−1, first coordinate", row=1, col=col)
+        fig.update_yaxes(title_text="x_t−1, second coordinate", row=1, col=col, scaleanchor=f"x{col if col > 1 else ''}")
+    layout(fig, f"T = {r.T}: step t = {r.t}, β_t = {r.beta_t:.4g}", height=430)
+    fig.update_xaxes(title_text="x_t−1, first coordinate")
+    fig.update_yaxes(title_text="x_t−1, second coordinate")
+    return fig
+
+
+def fig_pick_xt(samples: np.ndarray, x_t, abar_t: float, half_width: float = 3.5) -> go.Figure:
+    """Samples of q(x_t) at the chosen noise level with the chosen x_t marked (click a point to pick it)."""
+    fig = go.Figure([scatter2d(samples, f"samples of q(x_t), ᾱ_t = {abar_t:.3g}", "x_t", 5, 0.45)])
+    fig.add_trace(go.Scatter(x=[float(x_t[0])], y=[float(x_t[1])], mode="markers", name="chosen x_t",
+                             marker=dict(size=14, color=COLORS["marker"], symbol="x")))
+    layout(fig, "Where is x_t? (click a point)", "x_t, first coordinate", "x_t, second coordinate", height=430)
+    return equal_axes(fig, half_width)
+
+
+def fig_kl_curve(c: KLCurve, T_now: int) -> go.Figure:
+    """KL(exact || Gaussian fit) against the step's beta_t (log-log), one point per T."""
+    fig = go.Figure()
+    lab = [f"T = {T}" for T in c.Ts]
+    fig.add_trace(go.Scatter(x=c.betas, y=np.maximum(finite(c.kl_mean), 1e-12), mode="lines+markers", text=lab,
+                             name=f"average over {c.n_points} x_t ~ q(x_t)", line=dict(color=COLORS["truth"]),
+                             hovertemplate="%{text}<br>β_t %{x:.3g}<br>KL %{y:.3g} nats<extra></extra>"))
+    fig.add_trace(go.Scatter(x=c.betas, y=np.maximum(finite(c.kl_point), 1e-12), mode="lines+markers", text=lab,
+                             name="at the chosen x_t", line=dict(color=COLORS["marker"], dash="dash"),
+                             hovertemplate="%{text}<br>β_t %{x:.3g}<br>KL %{y:.3g} nats<extra></extra>"))
+    if T_now in c.Ts.tolist():
+        i = c.Ts.tolist().index(T_now)
+        fig.add_vline(x=float(c.betas[i]), line=dict(color="grey", dash="dot"))
+    layout(fig, "How far is the exact reverse step from a Gaussian?", "step size β_t (log scale)",
+           "KL(exact ‖ Gaussian fit), nats (log scale)", height=400)
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def fig_posterior(p: PosteriorView, half_width: float = 3.5) -> go.Figure:
+    """x_0, x_t, and q(x_{t-1} | x_t, x_0): its mean and 1- and 2-sd circles."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[p.x0[0], p.x_t[0]], y=[p.x0[1], p.x_t[1]], mode="lines", name="x_0 — x_t",
+                             line=dict(color="lightgrey", dash="dot")))
+    for k, dash in ((1, "solid"), (2, "dash")):
+        e = _ellipse(p.mean, p.var * np.eye(2), k)
+        fig.add_trace(go.Scatter(x=e[:, 0], y=e[:, 1], mode="lines", name=f"{k} sd of q(x_t−1 | x_t, x_0)",
+                                 line=dict(color=COLORS["truth"], dash=dash)))
+    for pt, name, role, sym in ((p.x0, "x_0", "data", "circle"), (p.x_t, "x_t", "x_t", "circle"),
+                                (p.mean, "mean μ̃_t", "truth", "x")):
+        fig.add_trace(go.Scatter(x=[pt[0]], y=[pt[1]], mode="markers", name=name,
+                                 marker=dict(size=12, color=COLORS[role], symbol=sym)))
+    layout(fig, f"t = {p.t}: mean = {p.coef1:.3g}·x_0 + {p.coef2:.3g}·x_t, variance β̃_t = {p.var:.3g}",
+           "x, first coordinate", "x, second coordinate", height=450)
+    return equal_axes(fig, half_width)
+
+
+def _arrow_heads(x: np.ndarray, d: np.ndarray, scale: float, name: str) -> go.Scatter:
+    """Arrowheads at x + scale d pointing along d: where each point's mean step is heading (no NaN gaps)."""
+    head = compact(x + scale * d)
+    angle = np.degrees(np.arctan2(d[:, 0], d[:, 1]))  # plotly: clockwise from "up"
+    return go.Scatter(x=head[:, 0], y=head[:, 1], mode="markers", name=name,
+                      marker=dict(symbol="arrow", angle=compact(angle, 1), size=9, color=COLORS["truth"],
+                                  line=dict(width=0)),
+                      hovertemplate="drift ×%{customdata:.0f}<extra></extra>", customdata=np.full(len(x), scale))
+
+
+def fig_chain_step(run: ChainRun, s: Schedule, k: int, title: str, data: np.ndarray | None = None,
+                   n_arrows: int = 150, half_width: float = 3.5, arrow_scale: float | None = None) -> go.Figure:
+    """The chain at kept row k: x_t, the predicted x_0 and the mean-drift arrows mu_theta - x_t.
+
+    For n_arrows points an arrowhead sits at x_t + arrow_scale (mu_theta - x_t), pointing along the
+    drift; arrow_scale defaults to T / 100 (at least 1), since one step moves a point about 1/T.
+    """
+    arrow_scale = float(arrow_scale or max(1.0, round((len(run.ts) - 1) / 100)))
+    k = int(min(max(k, 0), len(run.ts) - 1))
+    t = int(round(run.ts[k]))
+    traces = [] if data is None else [scatter2d(data, "data", "data", 3, 0.2)]
+    x = run.xs[k]
+    if k < len(run.pred_x0) and t >= 1:
+        px0 = run.pred_x0[k]
+        traces.append(scatter2d(finite(px0, -50, 50), "predicted x̂_0", "pred_x0", 3, 0.35))
+        d = finite(mean_drift(s, x[:n_arrows], px0[:n_arrows], t), -50, 50)
+        traces.append(_arrow_heads(x[:n_arrows], d, arrow_scale, f"mean drift μ_θ − x_t, arrowhead at ×{arrow_scale:g}"))
+    traces.append(scatter2d(finite(x, -50, 50), f"x_t (t = {t})", "x_t", 4, 0.7))
+    fig = go.Figure(traces)
+    layout(fig, f"{title}: t = {t}", "first coordinate", "second coordinate", height=470)
+    return equal_axes(fig, half_width)
+
+
+def animation_rows(K: int, n_frames: int = 40) -> list[int]:
+    """At most n_frames row indices from 0 to K-1, evenly spaced in the row (time) order."""
+    return sorted(set(np.round(np.linspace(0, K - 1, max(2, n_frames))).astype(int).tolist()))
+
+
+def fig_chain_animation(run: ChainRun, title: str, n_frames: int = 40, n_points: int = 600,
+                        half_width: float = 3.5) -> go.Figure:
+    """A client-side plotly animation of x_t and x̂_0 over subsampled steps T -> 0."""
+    rows = animation_rows(len(run.ts), n_frames)
+    P = len(run.pred_x0)
+
+    def frame_data(k):
+        px0 = run.pred_x0[min(k, P - 1)][:n_points]
+        return [scatter2d(finite(px0, -50, 50), "predicted x̂_0", "pred_x0", 3, 0.35),
+                scatter2d(finite(run.xs[k][:n_points], -50, 50), "x_t", "x_t", 4, 0.7)]
+
+    fig = go.Figure(frame_data(rows[0]))
+    fig.frames = [go.Frame(data=frame_data(k), name=str(int(round(run.ts[k]))),
+                           layout=dict(title_text=f"{title}: t = {int(round(run.ts[k]))}")) for k in rows]
+    play = dict(label="▶ play", method="animate",
+                args=[None, dict(frame=dict(duration=150, redraw=True), fromcurrent=True, transition=dict(duration=0))])
+    pause = dict(label="❚❚", method="animate", args=[[None], dict(frame=dict(duration=0), mode="immediate")])
+    steps = [dict(label=f.name, method="animate", args=[[f.name], dict(frame=dict(duration=0, redraw=True),
+                                                                        mode="immediate")]) for f in fig.frames]
+    fig.update_layout(updatemenus=[dict(type="buttons", buttons=[play, pause], x=0, y=-0.1, xanchor="left",
+                                        yanchor="top", direction="left")],
+                      sliders=[dict(steps=steps, x=0.2, len=0.8, y=-0.06, currentvalue=dict(prefix="t = "))])
+    layout(fig, f"{title}: t = {int(round(run.ts[rows[0]]))}", "first coordinate", "second coordinate", height=500)
+    fig.update_layout(margin=dict(b=110))
+    return equal_axes(fig, half_width)
+
+
+def fig_paths(run: ChainRun, idx, title: str, data: np.ndarray | None = None, half_width: float = 3.5) -> go.Figure:
+    """The full paths x_T -> x_0 of the chosen particles (every kept step), start and end marked."""
+    traces = [] if data is None else [scatter2d(data, "data", "data", 3, 0.2)]
+    palette = ["#1f77b4", "#8c564b", "#17becf", "#e377c2", "#bcbd22", "#7f7f7f", "#9467bd", "#d62728"]
+    for j, i in enumerate(idx):
+        p = finite(run.xs[:, int(i)], -50, 50)
+        c = palette[j % len(palette)]
+        traces.append(go.Scatter(x=compact(p[:, 0]), y=compact(p[:, 1]), mode="lines", name=f"particle {i}",
+                                 line=dict(color=c, width=1)))
+        traces.append(go.Scatter(x=[p[0, 0], p[-1, 0]], y=[p[0, 1], p[-1, 1]], mode="markers", showlegend=False,
+                                 marker=dict(color=c, size=[8, 12], symbol=["circle-open", "star"]),
+                                 hovertext=["x_T (start)", "x_0 (end)"]))
+    fig = go.Figure(traces)
+    layout(fig, f"{title}: full paths (○ x_T, ★ x_0)", "first coordinate", "second coordinate", height=470)
+    return equal_axes(fig, half_width)
+
+
+def fig_digit_grid(chain: DigitChain, rows: list[int], title: str) -> go.Figure:
+    """Two mosaics side by side: x_t (left) and x̂_0 (right) at the chosen rows (one line per t)."""
+    from plotly.subplots import make_subplots
+
+    P = len(chain.pred_x0)
+    xt = from_uint8(chain.xs[rows])  # (R, B, 28, 28)
+    px = from_uint8(chain.pred_x0[[min(r, P - 1) for r in rows]])
+    fig = make_subplots(1, 2, subplot_titles=("x_t", "predicted x̂_0"), horizontal_spacing=0.04)
+    for col, imgs in ((1, xt), (2, px)):
+        m = mosaic(imgs)
+        fig.add_trace(go.Heatmap(z=compact(m[::-1], 2), zmin=-1, zmax=1, colorscale="gray", showscale=False,
+                                 hovertemplate="pixel %{z:.2f}<extra></extra>"), 1, col)
+    H = 30
+    ticks = [len(rows) * H - (i + 0.5) * H for i in range(len(rows))]
+    labels = [f"t = {int(round(chain.ts[r]))}" for r in rows]
+    fig.update_yaxes(tickvals=ticks, ticktext=labels, title_text="time step t", row=1, col=1)
+    fig.update_yaxes(tickvals=ticks, ticktext=labels, row=1, col=2)
+    fig.update_xaxes(showticklabels=False, title_text="digit (one column per seed/label)")
+    layout(fig, title, height=max(260, 70 * len(rows) + 120))
+    fig.update_xaxes(title_text="digit (one column per seed/label)")
+    return fig

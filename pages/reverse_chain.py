@@ -1,0 +1,264 @@
+"""Lesson 3 page — the reverse Markov chain. Thin: widgets, cached calls into lessons.reverse_chain, render."""
+import numpy as np
+import streamlit as st
+import torch
+
+from app import device, frame, ground_truth_gmm, points_2d, show_source, url_int
+from lessons import reverse_chain as L
+from lessons.frame import FrameState, build_schedule
+from toy_models.diffusion import p_mean_variance, q_posterior_mean_variance
+from toy_models.gmm import kl_mixture_to_gaussian, reverse_conditional
+from toy_models.samplers import sample_ddim, sample_ddpm
+
+N_PICK = 400  # samples of q(x_t) drawn in the picking figure
+N_BACKDROP = 600  # data points drawn faint behind the chain
+PARTICLES = (500, 1000, 2000)  # choices of chain size
+
+
+# --- cached computations ------------------------------------------------------------------------
+@st.cache_data(max_entries=64)
+def reverse_step(state: FrameState, T: int, level: float, x1: float, x2: float):
+    return L.reverse_step(ground_truth_gmm(), build_schedule(state), T, level, [x1, x2])
+
+
+@st.cache_data(max_entries=32)
+def kl_curve(state: FrameState, level: float, x1: float, x2: float):
+    return L.kl_vs_steps(ground_truth_gmm(), build_schedule(state), level, [x1, x2], seed=state.seed)
+
+
+@st.cache_data(max_entries=32)
+def q_t_samples(state: FrameState, level: float):
+    s = build_schedule(state)
+    a = float(s.alpha_bar(torch.tensor(level * s.T)))
+    g = torch.Generator().manual_seed(state.seed)
+    x0, _ = ground_truth_gmm().sample(N_PICK, generator=g)
+    return (a**0.5 * x0 + (1 - a) ** 0.5 * torch.randn(x0.shape, generator=g, dtype=torch.float64)).numpy(), a
+
+
+@st.cache_data(max_entries=4, show_spinner="Running the exact chain (every step) ...")
+def exact_chain(state: FrameState, n: int):
+    s = build_schedule(state)
+    return L.ddpm_chain(L.MixtureEpsModel(ground_truth_gmm(), s), s, n, state.seed)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading shipped weights ...")
+def checkpoint(name: str, dev: str = "cpu"):
+    """load_checkpoint(name); raises CheckpointError (not cached) when missing or broken."""
+    from toy_models.checkpoints import load_checkpoint
+
+    return load_checkpoint(name, device=dev)
+
+
+def try_checkpoint(name: str, dev: str = "cpu"):
+    """(Loaded or None, message or None): a missing or broken checkpoint never stops the page."""
+    try:
+        return checkpoint(name, dev), None
+    except ImportError as e:
+        return None, f"toy_models.checkpoints is unavailable ({e})."
+    except ValueError as e:  # CheckpointError is a ValueError
+        return None, str(e)
+
+
+@st.cache_data(max_entries=4, show_spinner="Running the learned chain (every step) ...")
+def learned_chain(name: str, n: int, seed: int):
+    ck, _ = try_checkpoint(name)
+    return L.ddpm_chain(ck.model, ck.schedule, n, seed)
+
+
+@st.cache_data(max_entries=6, show_spinner="Sampling digits ...")
+def digit_chain(sampler: str, steps: int, variance: str, n: int, seed: int, dev: str):
+    ck, _ = try_checkpoint("mnist", dev)
+    return L.digit_chain(ck.model, ck.schedule, np.arange(n) % 10, seed, sampler, steps, variance, device=dev)
+
+
+@st.cache_resource
+def long_runs() -> dict:
+    """Finished full DDPM digit chains, shared by every session (key -> DigitChain); at most 4 kept."""
+    return {}
+
+
+def ddpm_with_progress(n: int, variance: str, seed: int, dev: str):
+    """The full DDPM chain behind a progress bar, computed once per (n, variance, seed, device)."""
+    store, key = long_runs(), (n, variance, seed, dev)
+    if key not in store:
+        ck, _ = try_checkpoint("mnist", dev)
+        bar = st.progress(0.0, text="DDPM: every step ...")
+        last = [-1]
+
+        def progress(f):
+            pct = int(f * 100)
+            if pct != last[0]:
+                last[0] = pct
+                bar.progress(min(f, 1.0), text=f"DDPM step {round(f * ck.schedule.T)} of {ck.schedule.T}")
+
+        chain = L.digit_chain(ck.model, ck.schedule, np.arange(n) % 10, seed, "ddpm", None, variance,
+                              progress=progress, device=dev)
+        bar.empty()
+        while len(store) >= 4:
+            store.pop(next(iter(store)))
+        store[key] = chain
+    return store[key]
+
+
+@st.cache_data(max_entries=4)
+def exact_animation(state: FrameState, n: int):
+    return L.fig_chain_animation(exact_chain(state, n), "exact")
+
+
+@st.cache_data(max_entries=4)
+def learned_animation(name: str, n: int, seed: int):
+    return L.fig_chain_animation(learned_chain(name, n, seed), f"learned ({name})")
+
+
+def describe(ck) -> str:
+    side = ck.sidecar or {}
+    steps = side.get("steps", side.get("train_steps", ck.recipe.get("steps", "?")))
+    return (f"recipe **{ck.recipe.get('name', '?')}** ({ck.recipe.get('description', '')}), trained with "
+            f"schedule **{ck.schedule.describe()}**, {steps} training steps")
+
+
+# --- the page ------------------------------------------------------------------------------------
+state = frame()
+s = build_schedule(state)
+st.title("3 · The reverse chain")
+st.markdown(L.INTRO)
+st.latex(L.EQ_REVERSE)
+
+# 1. why small steps --------------------------------------------------------------------------------
+st.header("Why small steps")
+st.markdown(L.SMALL_STEPS)
+pick = st.session_state.get("rc_pick")
+points = getattr(getattr(pick, "selection", None), "points", None) if pick is not None else None
+if points:  # a click on a sample of q(x_t) moves the x_t sliders there
+    p = points[0]
+    xy = (round(min(max(float(p.get("x", 0.0)), -3.0), 3.0), 1), round(min(max(float(p.get("y", 0.0)), -3.0), 3.0), 1))
+    if xy != st.session_state.get("rc_last_pick"):
+        st.session_state["rc_last_pick"] = xy
+        st.session_state["rc_x1"], st.session_state["rc_x2"] = xy
+c1, c2 = st.columns(2)
+T_steps = c1.select_slider("steps the noise is cut into (T)", options=L.T_CHOICES, value=2, key="rc_T",
+                           help="The same total noise (the sidebar schedule's ᾱ_T) cut into T steps.")
+level = c2.slider("noise level of x_t (fraction of the way to x_T)", 0.05, 1.0, 0.5, 0.05, key="rc_level")
+c1, c2 = st.columns(2)
+st.session_state.setdefault("rc_x1", 0.0)  # set here (not as a default) since a click also sets them
+st.session_state.setdefault("rc_x2", 0.0)
+x1 = c1.slider("x_t, first coordinate", -3.0, 3.0, step=0.1, key="rc_x1")
+x2 = c2.slider("x_t, second coordinate", -3.0, 3.0, step=0.1, key="rc_x2")
+r = reverse_step(state, T_steps, level, x1, x2)
+c1, c2 = st.columns([3, 2])
+c1.plotly_chart(L.fig_reverse_step(r), key="fig_step")
+samples, a_lvl = q_t_samples(state, level)
+c2.plotly_chart(L.fig_pick_xt(samples, r.x_t, a_lvl), key="rc_pick", on_select="rerun", selection_mode="points")
+st.markdown(f"With **T = {T_steps}** this is step t = {r.t} with **β_t = {r.beta_t:.4g}**; x_t has ᾱ_t = "
+            f"{r.abar_t:.4g}. The exact conditional has {r.n_modes_weight} component(s) with at least 5% of the "
+            f"weight, and **KL(exact ‖ best Gaussian) = {r.kl:.3g} nats**.")
+curve = kl_curve(state, level, x1, x2)
+st.plotly_chart(L.fig_kl_curve(curve, T_steps), key="fig_kl")
+ratio = curve.kl_mean[0] / max(curve.kl_mean[-1], 1e-300)
+st.caption(f"From T = {curve.Ts[0]} to T = {curve.Ts[-1]} the average KL falls from {curve.kl_mean[0]:.3g} to "
+           f"{curve.kl_mean[-1]:.3g} nats ({ratio:.2g}×): each small step is Gaussian to that accuracy.")
+st.latex(L.EQ_KL)
+st.markdown(L.TRY_SMALL)
+show_source(reverse_conditional, kl_mixture_to_gaussian, L.one_step_schedule)
+
+# 2. the posterior given x_0 ----------------------------------------------------------------------------
+st.header("The reverse step when x_0 is known")
+st.markdown(L.POSTERIOR)
+st.latex(L.EQ_POSTERIOR)
+c1, c2, c3, c4 = st.columns(4)
+a0 = c1.slider("x_0, first", -3.0, 3.0, 1.5, 0.1, key="rc_x0a")
+b0 = c2.slider("x_0, second", -3.0, 3.0, 1.0, 0.1, key="rc_x0b")
+at = c3.slider("x_t, first", -3.0, 3.0, -1.0, 0.1, key="rc_xta")
+bt = c4.slider("x_t, second", -3.0, 3.0, -0.5, 0.1, key="rc_xtb")
+t_post = url_int("tpost", "t (time step of x_t)", 1, s.T, max(1, s.T // 10), key="rc_tpost")
+pv = L.posterior_view(s, [a0, b0], [at, bt], t_post)
+c1, c2 = st.columns([3, 2])
+c1.plotly_chart(L.fig_posterior(pv), key="fig_post")
+c2.metric("weight of x_0 in the mean", f"{pv.coef1:.4g}")
+c2.metric("weight of x_t in the mean", f"{pv.coef2:.4g}")
+c2.metric("variance β̃_t (vs β_t)", f"{pv.var:.4g}", help=f"β_t = {pv.beta_t:.4g}")
+frac = pv.fraction_to_x0
+c2.caption(f"The mean sits {frac:.1%} of the way from x_t to x_0." if np.isfinite(frac) else
+           "x_0 = x_t: the mean is a scaled copy of them.")
+st.markdown(L.TRY_POSTERIOR)
+show_source(q_posterior_mean_variance)
+
+# 3. the chain, every step -------------------------------------------------------------------------------
+st.header("The chain, every step: exact vs learned")
+st.markdown(L.CHAIN)
+st.latex(L.EQ_MEAN)
+name = state.data if state.is_2d else "gmm"
+n = st.select_slider("particles", options=PARTICLES, value=1000, key="rc_n")
+ex = exact_chain(state, n)
+ck, err = try_checkpoint(name)
+if err:
+    st.warning(f"No learned model for **{name}**: {err} The exact model is shown alone.", icon=":material/warning:")
+    lr = None
+else:
+    st.caption(f"Learned model: {describe(ck)}. It runs with its own schedule; the exact model follows the "
+               f"sidebar ({s.describe()}).")
+    lr = learned_chain(name, n, state.seed)
+t_step = url_int("step", "reverse step t (T → 0)", 0, s.T, s.T // 2, key="rc_step")
+backdrop = ground_truth_gmm().sample(N_BACKDROP, generator=torch.Generator().manual_seed(state.seed))[0].numpy()
+cols = st.columns(2)
+cols[0].plotly_chart(L.fig_chain_step(ex, s, ex.index_of(t_step), "exact (Gaussian mixture)", backdrop),
+                     key="fig_chain_exact")
+cols[0].caption(f"Exact chain: {len(ex.ts) - 1} steps of {n} points in {ex.seconds:.2f} s (when first computed).")
+if lr is not None:
+    t_l = round(t_step * ck.schedule.T / s.T)
+    data_l = points_2d(name, N_BACKDROP, state.seed).numpy()
+    cols[1].plotly_chart(L.fig_chain_step(lr, ck.schedule, lr.index_of(t_l), f"learned ({name})", data_l),
+                         key="fig_chain_learned")
+    cols[1].caption(f"Learned chain at the same fraction of its T = {ck.schedule.T}: {lr.seconds:.2f} s.")
+st.subheader("Play it (in your browser)")
+cols = st.columns(2)
+cols[0].plotly_chart(exact_animation(state, n), key="anim_exact")
+if lr is not None:
+    cols[1].plotly_chart(learned_animation(name, n, state.seed), key="anim_learned")
+st.subheader("Chosen particles, every step")
+idx = st.multiselect("particles to follow", list(range(20)), default=[0, 1, 2], key="rc_idx", max_selections=8)
+cols = st.columns(2)
+cols[0].plotly_chart(L.fig_paths(ex, idx, "exact", backdrop), key="paths_exact")
+if lr is not None:
+    cols[1].plotly_chart(L.fig_paths(lr, idx, f"learned ({name})", data_l), key="paths_learned")
+st.markdown(L.TRY_CHAIN)
+show_source(L.ddpm_chain, sample_ddpm, p_mean_variance, L.mean_drift)
+
+# 4. MNIST ------------------------------------------------------------------------------------------------
+st.header("Digits through the chain")
+st.markdown(L.MNIST_TEXT)
+dev = device()
+mk, err = try_checkpoint("mnist", dev)
+if err:
+    st.warning(f"No MNIST model: {err}", icon=":material/warning:")
+else:
+    st.caption(f"MNIST model: {describe(mk)}; device {dev}.")
+    Tm = mk.schedule.T
+    c1, c2, c3 = st.columns(3)
+    n_dig = c1.slider("digits", 2, 10, 8, key="rc_ndig")
+    ddim_steps = c2.slider("DDIM steps", 1, min(Tm, 200), min(20, Tm), key="rc_ddim")
+    variance = c3.radio("DDPM variance σ_t²", L.VARIANCE_CHOICES, key="rc_var", horizontal=True,
+                        format_func=lambda v: "β̃_t (posterior)" if v == "beta_tilde" else "β_t")
+    ddim = digit_chain("ddim", ddim_steps, "beta_tilde", n_dig, state.seed, dev)
+    run_ddpm = st.toggle(f"also run DDPM, all {Tm} steps (slow on a CPU: a progress bar shows it)", key="rc_ddpm")
+    ddpm = None
+    if run_ddpm:
+        ddpm = ddpm_with_progress(n_dig, variance, state.seed, dev)
+    shown = ddpm if ddpm is not None else ddim
+    label = "DDPM" if ddpm is not None else f"DDIM ({ddim_steps} steps)"
+    rows = L.pick_rows(shown.ts, np.linspace(shown.ts[0], 0, 6))
+    st.plotly_chart(L.fig_digit_grid(shown, rows, f"{label}: x_t and x̂_0 at chosen steps"), key="fig_digits")
+    if st.session_state.get("rc_dstep", 0) > len(shown.ts) - 1:  # the chain shown changed length
+        st.session_state["rc_dstep"] = len(shown.ts) - 1
+    k = st.slider("kept step (T → 0)", 0, len(shown.ts) - 1, key="rc_dstep",
+                  help=f"{len(shown.ts)} kept states (stride keeps memory at {shown.nbytes / 1e6:.1f} MB, uint8)")
+    st.plotly_chart(L.fig_digit_grid(shown, [k], f"{label} at t = {int(round(shown.ts[k]))}"), key="fig_digit_k")
+    last = len(ddim.ts) - 1
+    compare = [("DDIM", ddim)] + ([("DDPM", ddpm)] if ddpm is not None else [])
+    cols = st.columns(len(compare))
+    for col, (nm, ch) in zip(cols, compare):
+        col.plotly_chart(L.fig_digit_grid(ch, [len(ch.ts) - 1], f"{nm}: {ch.steps} model calls, {ch.seconds:.2f} s"),
+                         key=f"fig_final_{nm}")
+    st.caption("Same seeds (same x_T) for both; times measured when first computed, then cached.")
+    st.markdown(L.TRY_MNIST)
+    show_source(L.digit_chain, sample_ddim)

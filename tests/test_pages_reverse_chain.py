@@ -1,0 +1,210 @@
+"""Page tests of lesson 3 (the reverse chain) under streamlit's AppTest: defaults, every widget at its
+extremes, hand-edited URLs, with shipped weights (skipped when missing), without any weights, and with
+tiny random checkpoints (so the learned-model and MNIST code paths always run). Numbers shown are
+checked against the lesson's computations; the chain drawn is the sampler's own."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+from lessons import reverse_chain as L
+from lessons.frame import FrameState, build_schedule
+from tests.test_pages_forward import check_figures
+from toy_models.gmm import default_gmm
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = str(ROOT / "pages" / "reverse_chain.py")
+TIMEOUT = 120
+
+pytestmark = pytest.mark.slow
+
+
+def clear_caches():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def no_weights(tmp_path, monkeypatch):
+    """An empty weights folder: every checkpoint is missing."""
+    import toy_models.checkpoints as C
+
+    monkeypatch.setattr(C, "WEIGHTS_DIR", tmp_path)
+    clear_caches()
+    yield tmp_path
+    clear_caches()
+
+
+@pytest.fixture
+def fake_weights(tmp_path, monkeypatch):
+    """Tiny random checkpoints named 'moons' and 'mnist' (T = 20): the learned and MNIST paths run fast."""
+    import toy_models.checkpoints as C
+    from toy_models.networks import build_network
+    from toy_models.recipes import get_recipe
+    from toy_models.schedules import make_schedule
+
+    monkeypatch.setattr(C, "WEIGHTS_DIR", tmp_path)
+    sched = {"name": "linear", "T": 20, "params": {"beta_start": 1e-3, "beta_end": 0.3}}
+    torch.manual_seed(0)
+    s20 = make_schedule("linear", 20, beta_start=1e-3, beta_end=0.3)
+    r2 = get_recipe("tiny").replace(schedule=sched)
+    C.save_checkpoint(build_network(r2.network, r2.network_config, s20), r2, tmp_path / "moons", schedule=s20,
+                      steps=0)
+    rm = get_recipe("mnist").replace(schedule=sched, network_config={"channels": [8, 8], "attention": False,
+                                                                     "num_classes": 10, "time_embed_dim": 16})
+    C.save_checkpoint(build_network(rm.network, rm.network_config), rm, tmp_path / "mnist", schedule=s20, steps=0)
+    clear_caches()
+    yield tmp_path
+    clear_caches()
+
+
+def open_page(**params) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.query_params.update({k: str(v) for k, v in params.items()})
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def rerun(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    check_figures(at)
+    return at
+
+
+def by_label(widgets, label):
+    for w in widgets:
+        if w.label == label:
+            return w
+    raise AssertionError(f"no widget labelled {label!r}; have {[w.label for w in widgets]}")
+
+
+def chart(at: AppTest, key: str) -> dict:
+    for el in at.get("plotly_chart"):
+        if key in el.proto.id or getattr(el, "key", None) == key:
+            return json.loads(el.proto.spec)
+    raise AssertionError(f"no chart {key}")
+
+
+def trace_xy(fig: dict, name_prefix: str) -> np.ndarray:
+    import base64
+
+    for tr in fig["data"]:
+        if tr.get("name", "").startswith(name_prefix):
+            out = []
+            for k in ("x", "y"):
+                v = tr[k]
+                out.append(np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]) if isinstance(v, dict)
+                           else np.asarray(v, dtype=float))
+            return np.stack(out, 1)
+    raise AssertionError(f"no trace {name_prefix!r}")
+
+
+# --- without weights: everything exact still works ---------------------------------------------------------
+def test_defaults_without_weights(no_weights):
+    at = open_page()
+    assert check_figures(at) >= 6
+    warns = " ".join(w.value for w in at.warning)
+    assert "No learned model for **moons**" in warns and "python -m toy_models train" in warns
+    assert "No MNIST model" in warns
+    # the KL shown is the computed one
+    r = L.reverse_step(default_gmm(), build_schedule(FrameState()), 2, 0.5, [0.0, 0.0])
+    text = " ".join(m.value for m in at.markdown)
+    assert f"KL(exact ‖ best Gaussian) = {r.kl:.3g} nats" in text
+    # the chain drawn is the sampler's own: x_t at the default step t = T/2, 1000 particles, seed 0
+    s = build_schedule(FrameState())
+    run = L.ddpm_chain(L.MixtureEpsModel(default_gmm(), s), s, 1000, 0)
+    shown = trace_xy(chart(at, "fig_chain_exact"), "x_t (t = 500)")
+    assert np.allclose(shown, run.xs[run.index_of(500)], atol=1e-3)
+
+
+def test_small_steps_widgets_at_extremes(no_weights):
+    at = open_page(T=100)  # a short sidebar chain keeps the test fast; this figure does not depend on T
+    kl = {}
+    for T in (2, 1000):
+        by_label(at.select_slider, "steps the noise is cut into (T)").set_value(T)
+        rerun(at)
+        text = " ".join(m.value for m in at.markdown)
+        kl[T] = float(text.split("KL(exact ‖ best Gaussian) = ")[1].split()[0])
+    assert kl[1000] < 1e-6 < 0.1 < kl[2]
+    for lvl in (0.05, 1.0):
+        by_label(at.slider, "noise level of x_t (fraction of the way to x_T)").set_value(lvl)
+        for v in (-3.0, 3.0):
+            by_label(at.slider, "x_t, first coordinate").set_value(v)
+            by_label(at.slider, "x_t, second coordinate").set_value(-v)
+            rerun(at)
+
+
+def test_posterior_and_chain_widgets_at_extremes(no_weights):
+    at = open_page(T=100)
+    for v in (-3.0, 3.0):
+        for lab in ("x_0, first", "x_0, second", "x_t, first", "x_t, second"):
+            by_label(at.slider, lab).set_value(v)
+        for t in (1, 100):
+            by_label(at.slider, "t (time step of x_t)").set_value(t)
+            rerun(at)
+    by_label(at.slider, "x_t, first").set_value(3.0)  # x_0 == x_t: the fraction is undefined, not a crash
+    by_label(at.slider, "x_0, first").set_value(3.0)
+    rerun(at)
+    assert any("scaled copy" in c.value for c in at.caption)
+    by_label(at.select_slider, "particles").set_value(500)
+    for t in (0, 100):
+        by_label(at.slider, "reverse step t (T → 0)").set_value(t)
+        rerun(at)
+    at.multiselect[0].set_value([])
+    rerun(at)
+    at.multiselect[0].set_value(list(range(8)))
+    rerun(at)
+
+
+@pytest.mark.parametrize("params", [{"T": 1}, {"T": 5, "schedule": "cosine"}, {"T": 2000, "schedule": "sigmoid"},
+                                    {"T": 50, "step": "abc", "tpost": "99999"}])
+def test_sidebar_extremes_and_bad_urls(no_weights, params):
+    at = open_page(**params)
+    check_figures(at)
+    if "step" in params:
+        assert any("step" in w.value for w in at.warning)
+        assert by_label(at.slider, "t (time step of x_t)").value == 50  # clamped to T
+
+
+# --- tiny random checkpoints: the learned and MNIST sections --------------------------------------------
+def test_learned_and_mnist_sections_with_checkpoints(fake_weights):
+    at = open_page(T=100)
+    assert not any("No learned model" in w.value or "No MNIST" in w.value for w in at.warning)
+    captions = " ".join(c.value for c in at.caption)
+    assert "trained with schedule **linear (T=20" in captions
+    check_figures(at)
+    by_label(at.slider, "reverse step t (T → 0)").set_value(0)
+    rerun(at)
+    for n, steps in ((2, 1), (10, 20)):
+        by_label(at.slider, "digits").set_value(n)
+        by_label(at.slider, "DDIM steps").set_value(steps)
+        rerun(at)
+        assert any(f"{steps} model calls" in str(getattr(el.proto, "spec", "")) for el in at.get("plotly_chart"))
+    at.toggle[0].set_value(True)
+    at.radio[0].set_value("beta")
+    rerun(at)
+    specs = " ".join(el.proto.spec for el in at.get("plotly_chart"))
+    assert "DDPM: 20 model calls" in specs
+    kept = by_label(at.slider, "kept step (T → 0)")
+    kept.set_value(kept.max)
+    rerun(at)
+
+
+# --- the shipped weights, when they exist ------------------------------------------------------------------
+def test_with_shipped_weights():
+    from toy_models.checkpoints import WEIGHTS_DIR
+
+    if not (WEIGHTS_DIR / "moons.safetensors").exists():
+        pytest.skip("weights/moons.safetensors is not shipped yet (python -m toy_models train moons)")
+    clear_caches()
+    at = open_page()
+    assert not any("No learned model" in w.value for w in at.warning)
+    assert check_figures(at) >= 8
