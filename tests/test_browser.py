@@ -33,6 +33,7 @@ PAGES = [
     ("forward", "t (time step)"),
     ("schedule_lab", "t (time step)"),
     ("reverse_chain", "reverse step t (T → 0)"),
+    ("elbo", "which data point x₀"),
 ]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,

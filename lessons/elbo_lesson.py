@@ -1,0 +1,614 @@
+"""Lesson 4 — the training objective: the variational bound term by term, why it is rearranged,
+and how the simple noise loss reweights it.
+
+Read beside Ho, Jain & Abbeel (2020), eqs. 3, 5, 12 and 14, and toy_models/elbo.py. The
+computations return plain tensors/arrays or small dataclasses; the figure builders turn them
+into plotly figures. No streamlit here (pages/elbo.py renders).
+
+Numbers are per example, in nats, summed over dimensions; bits/dim = nats / (D ln 2).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from toy_models.diffusion import (
+    p_mean_variance,
+    predict_eps_from_x0,
+    predict_x0_from_eps,
+    predict_x0_from_mean,
+    q_posterior_mean_variance,
+    )
+from toy_models.elbo import ElboTerms, gaussian_log_likelihood, prior_kl, vb_term, vb_weights
+from toy_models.gmm import AnalyticModel
+from toy_models.schedules import Schedule, make_schedule
+
+from .figures import COLORS, SCHEDULE_COLORS, compact, equal_axes, finite, layout, scatter2d
+
+VARIANCE_CHOICES = ("beta_tilde", "beta")  # sigma_t^2 of p_theta: Ho et al. section 3.2
+LN2 = math.log(2.0)
+
+# --- narrative ------------------------------------------------------------------------------------
+INTRO = (
+    "Every term of the training objective of a diffusion model, computed — not just written. "
+    "Start with the **reverse variance** choice below and watch which terms of the bound move; "
+    "then change **T** or the **schedule** in the sidebar."
+)
+VAE_TEXT = """
+**A VAE with T latent layers.** The forward process q is a *fixed encoder*: it maps x_0 to latents
+x_1, …, x_T by adding noise, with no parameters to learn. The reverse process p_θ is the *learned
+decoder*: it starts from N(0, I) and walks back one Gaussian step at a time. As in a VAE, we cannot
+compute log p_θ(x_0) directly (it integrates over every path of latents), so we maximise a lower
+bound on it — equivalently, minimise the upper bound L on −log p_θ(x_0) below.
+"""
+BOUND_LINES = [
+    (r"-\log p_\theta(x_0) \le \mathbb{E}_q\!\left[-\log \frac{p_\theta(x_{0:T})}{q(x_{1:T}\mid x_0)}\right]",
+     "Jensen's inequality, exactly as in a VAE (Ho et al. eq. 3).", None),
+    (r"= \mathbb{E}_q\!\left[-\log p(x_T) - \sum_{t\ge 1} \log \frac{p_\theta(x_{t-1}\mid x_t)}{q(x_t\mid x_{t-1})}\right]",
+     "Both chains are Markov, so the log-ratio splits into one term per step. Estimating each step by sampled "
+     "log-densities is the *naive* estimator (section 4).", "estimator_pair"),
+    (r"= \underbrace{\mathrm{KL}\big(q(x_T\mid x_0)\,\|\,p(x_T)\big)}_{L_T}"
+     r"+ \sum_{t=2}^{T} \underbrace{\mathrm{KL}\big(q(x_{t-1}\mid x_t, x_0)\,\|\,p_\theta(x_{t-1}\mid x_t)\big)}_{L_{t-1}}"
+     r"\underbrace{-\log p_\theta(x_0\mid x_1)}_{L_0}",
+     "Bayes' rule turns q(x_t | x_{t-1}) into the posterior q(x_{t-1} | x_t, x_0), a Gaussian with a closed "
+     "form; every KL is then between two Gaussians (Ho et al. eq. 5).", "bound_terms"),
+    (r"L_T = \mathrm{KL}\big(\mathcal{N}(\sqrt{\bar\alpha_T}x_0, (1-\bar\alpha_T)I)\,\|\,\mathcal{N}(0,I)\big)",
+     "The prior term: no parameters, only the schedule.", "prior_kl"),
+    (r"L_{t-1} = \frac{\|\tilde\mu_t(x_t,x_0) - \mu_\theta(x_t,t)\|^2}{2\sigma_t^2} + D\,c_t,\qquad"
+     r"L_0 = -\log \mathcal{N}(x_0;\,\mu_\theta(x_1,1),\,\sigma_1^2 I)",
+     "Each reverse step costs the squared error of its mean, scaled by its variance.", "vb_term"),
+]
+REARRANGE_TEXT = """
+Both forms have the **same expectation** — they are the same bound. Training estimates it with one
+random step t per example. The naive estimate samples x_{t-1} too and uses the log-ratio
+log q(x_{t-1} | x_t, x_0) − log p_θ(x_{t-1} | x_t); the rearranged one replaces that log-ratio by the
+KL between the two Gaussians, computed *exactly* — its average over x_{t-1} — so only t and x_t are
+left to chance (Rao–Blackwell: the variance can only drop). Below, both are computed 2,000 times for
+**one** data point x_0, with the same t and x_t: the same mean, a different spread.
+"""
+SIMPLE_TEXT = """
+For a noise-predicting model, μ_θ = (x_t − β_t ε_θ / sqrt(1 − ᾱ_t)) / sqrt(α_t), and each KL term
+is a *weighted* noise error: L_{t-1} = λ_t ‖ε − ε_θ(x_t, t)‖² + D c_t. Ho et al. dropped the
+weights λ_t (set them all to one) and got **L_simple** — better samples, a worse bound. The
+weights are huge at small t: L_vlb spends its effort on the last, nearly invisible denoising steps.
+"""
+PARAM_TEXT = """
+**Three ways to say the same thing.** A network can output the mean μ of p(x_{t-1} | x_t), the noise
+ε, or the clean x_0. Each converts into the others with the closed forms below (all linear in x_t for
+a fixed t), so the bound is the same function of any of them; only the *loss weighting* implied by
+"just regress the output" differs.
+"""
+EQ_SIMPLE = (r"L_\text{simple} = \mathbb{E}_{t, x_0, \epsilon}\,\big\|\epsilon - "
+             r"\epsilon_\theta(\sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\, t)\big\|^2,\qquad "
+             r"\lambda_t = \frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)}")
+EQ_PARAMS = [
+    r"x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\epsilon}{\sqrt{\bar\alpha_t}}, \qquad "
+    r"\epsilon = \frac{x_t - \sqrt{\bar\alpha_t}\,x_0}{\sqrt{1-\bar\alpha_t}}",
+    r"\mu = \underbrace{\frac{\beta_t\sqrt{\bar\alpha_{t-1}}}{1-\bar\alpha_t}}_{\text{coef}_1} x_0 + "
+    r"\underbrace{\frac{(1-\bar\alpha_{t-1})\sqrt{\alpha_t}}{1-\bar\alpha_t}}_{\text{coef}_2} x_t"
+    r"\quad\Longleftrightarrow\quad x_0 = \frac{\mu - \text{coef}_2\, x_t}{\text{coef}_1}",
+]
+TRY_THIS = [
+    "Set **T = 10** in the sidebar: L_T and the few KL terms jump, and the gap to the true NLL opens wide.",
+    "Switch the reverse variance to **β_t**: the KL terms at small t shrink and L_0 changes — the same "
+    "model, a tighter bound (for smooth data the true reverse variance is closer to β_t than to β̃_t).",
+    "Switch the schedule to **cosine**: which t now carries most of the bound?",
+    "In the estimator section, raise T: the naive estimator's spread grows like sqrt(T); the rearranged one "
+    "hardly moves.",
+]
+
+
+# --- the exact model, differentiable (for the probability-flow ODE likelihood) --------------------
+# The exact noise predictor of a Gaussian mixture (differentiable, so the ODE likelihood can use it).
+ExactMixtureModel = AnalyticModel
+
+
+# --- the bound, term by term -------------------------------------------------------------------
+@dataclass
+class BoundReport:
+    """The bound of a model on a batch, term by term (means over the batch, nats per example)."""
+
+    prior: float  # L_T
+    terms: np.ndarray  # (T,) row t-1 = L_{t-1}: row 0 is L_0, rows 1.. are the KL terms at t = 2..T
+    per_example: np.ndarray  # (B,) the bound of each example, L_T + sum_t L_{t-1}
+    dims: int  # D, dimensions per example
+    weights: np.ndarray | None = None  # (T,) how many steps each row stands for (strided estimate); None = 1
+
+    @property
+    def T(self) -> int:
+        return int(self.terms.shape[0])
+
+    @property
+    def weighted_terms(self) -> np.ndarray:
+        return self.terms if self.weights is None else self.terms * self.weights
+
+    @property
+    def total(self) -> float:
+        """L = L_T + sum_{t>=1} L_{t-1}, nats per example."""
+        return float(self.prior + self.weighted_terms.sum())
+
+    @property
+    def l0(self) -> float:
+        return float(self.terms[0])
+
+    @property
+    def kl_sum(self) -> float:
+        """sum_{t=2}^T L_{t-1}."""
+        return float(self.weighted_terms[1:].sum())
+
+    def bits_per_dim(self, nats: float) -> float:
+        return float(nats) / (self.dims * LN2)
+
+    @property
+    def stderr(self) -> float:
+        """Standard error of `total` over the batch."""
+        n = self.per_example.shape[0]
+        return float(self.per_example.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
+
+    def groups(self) -> dict[str, float]:
+        """The three groups of the bound; they sum to `total`."""
+        return {"L_T (prior)": self.prior, "Σ L_{t-1}, t = 2..T (KL terms)": self.kl_sum, "L_0 (reconstruction)": self.l0}
+
+    def dominant_steps(self, fraction: float = 0.5) -> int:
+        """The smallest t* such that the KL terms at t = 2..t* hold `fraction` of the KL sum."""
+        kl = self.weighted_terms[1:]
+        if kl.size == 0 or kl.sum() <= 0:
+            return 1
+        return int(np.searchsorted(np.cumsum(kl) / kl.sum(), fraction) + 2)
+
+
+def _check_variance(variance: str) -> str:
+    if variance not in VARIANCE_CHOICES:
+        raise ValueError(f"variance must be one of {VARIANCE_CHOICES}; got {variance!r}")
+    return variance
+
+
+def bound_terms(s: Schedule, model, x0: torch.Tensor, y=None, variance: str = "beta_tilde",
+                data_kind: str = "continuous", seed: int = 0, stride: int = 1, chunk_elements: int = 400_000,
+                progress=None) -> BoundReport:
+    """Every term of the bound, L = L_T + sum_{t=2}^T L_{t-1} + L_0  (Ho et al. 2020, eq. 5).
+
+    The same sum as toy_models.elbo.elbo_terms (one x_t ~ q(x_t | x_0) per example and t), but
+    many t go through the model in one batch, so 2,000 points x 1,000 steps take seconds.
+    stride > 1 evaluates L_0 and the KL terms at t = 2, 2 + stride, ... only, each standing for the
+    `stride` steps up to the next one (a stratified estimate of the sum, for slow models); stride = 1
+    is the exact sum.
+    progress: optional callable(done, total).
+    """
+    _check_variance(variance)
+    if int(stride) < 1:
+        raise ValueError(f"stride must be a positive integer; got {stride}")
+    if x0.ndim < 2 or x0.shape[0] < 1:
+        raise ValueError(f"x0 must be a non-empty batch shaped (B, ...); got {tuple(x0.shape)}")
+    B, D = x0.shape[0], x0[0].numel()
+    # t = 1 (L_0) always on its own; then t = 2, 2 + stride, ... (all t when stride = 1)
+    ts_all = torch.cat([torch.tensor([1]), torch.arange(2, s.T + 1, int(stride))])
+    g = torch.Generator().manual_seed(int(seed))
+    k = max(1, int(chunk_elements) // (B * D))  # how many t per model call
+    rows = []
+    with torch.no_grad():
+        for i in range(0, len(ts_all), k):
+            ts = ts_all[i:i + k]
+            xr = x0.repeat(len(ts), *([1] * (x0.ndim - 1)))  # (k B, ...)
+            tt = ts.repeat_interleave(B).to(x0.device)  # (k B,)
+            yr = None if y is None else y.repeat(len(ts))
+            noise = torch.randn(xr.shape, generator=g, dtype=xr.dtype).to(xr.device)
+            rows.append(vb_term(s, model, xr, tt, yr, variance, data_kind, noise=noise).reshape(len(ts), B).cpu())
+            if progress is not None:
+                progress(min(i + k, len(ts_all)), len(ts_all))
+        prior = prior_kl(s, x0).cpu()
+    terms = torch.cat(rows).to(torch.float64)  # (n_t, B)
+    w = None
+    if stride > 1:
+        nxt = torch.cat([ts_all[1:], torch.tensor([s.T + 1])])
+        w = (nxt - ts_all).to(torch.float64)  # steps each row stands for
+    per_ex = prior.double() + (terms * (1.0 if w is None else w[:, None])).sum(0)
+    return BoundReport(prior=float(prior.double().mean()), terms=terms.mean(1).numpy(), per_example=per_ex.numpy(),
+                       dims=D, weights=None if w is None else w.numpy())
+
+
+def as_elbo_terms(report_terms: torch.Tensor, prior: torch.Tensor, dims: int) -> ElboTerms:
+    """Wrap (T, B) terms and (B,) prior as toy_models.elbo.ElboTerms (for code that expects it)."""
+    return ElboTerms(prior=prior, terms=report_terms, dims=dims)
+
+
+# --- the same process with a different number of steps ------------------------------------------------
+def same_process(s: Schedule, T_new: int) -> Schedule:
+    """The schedule's continuous alpha-bar curve cut into T_new steps (a "custom" Schedule).
+
+    abar'_t = abar(t T / T_new) with abar(.) = Schedule.alpha_bar (log-linear between integers), so
+    every T_new describes the same diffusion, discretised more or less finely; beta'_t = 1 - abar'_t / abar'_{t-1}.
+    """
+    T_new = int(T_new)
+    if T_new < 1:
+        raise ValueError(f"T_new must be a positive integer; got {T_new}")
+    u = torch.arange(T_new + 1, dtype=torch.float64) * (s.T / T_new)
+    acp = s.alpha_bar(u)
+    betas = (1.0 - acp[1:] / acp[:-1]).clamp(1e-12, 0.999)
+    return make_schedule("custom", T_new, betas=betas)
+
+
+@dataclass
+class BoundVsT:
+    """The bound of the exact model as the number of steps grows (same continuous process)."""
+
+    Ts: np.ndarray  # (n,) numbers of steps
+    bound: np.ndarray  # (n,) mean bound, nats per example
+    stderr: np.ndarray  # (n,) standard error of the mean gap
+    gap: np.ndarray  # (n,) mean of bound - true NLL, paired per example (>= 0 in expectation)
+    true_nll: float  # mean -log q(x_0) over the same points
+
+
+def bound_vs_T(gmm, s: Schedule, Ts, x0: torch.Tensor, variance: str = "beta_tilde", seed: int = 0,
+               progress=None) -> BoundVsT:
+    """The exact model's bound for each T in Ts (schedules from `same_process`), against -log q(x_0)."""
+    from toy_models.gmm import AnalyticModel
+
+    nll = -gmm.log_prob(x0).numpy()
+    out = []
+    for i, T in enumerate(Ts):
+        sT = same_process(s, int(T))
+        r = bound_terms(sT, AnalyticModel(gmm, sT), x0, variance=variance, seed=seed)
+        gap = r.per_example - nll
+        out.append((r.total, gap.std(ddof=1) / math.sqrt(len(gap)), gap.mean()))
+        if progress is not None:
+            progress(i + 1, len(Ts))
+    a = np.array(out)
+    return BoundVsT(np.asarray(Ts), a[:, 0], a[:, 1], a[:, 2], float(nll.mean()))
+
+
+def ode_nll(model, s: Schedule, x0: torch.Tensor, **kw) -> np.ndarray:
+    """-log p(x_0) under the model's probability-flow ODE (toy_models.likelihood), nats per example."""
+    from toy_models.likelihood import ode_log_likelihood
+
+    return (-ode_log_likelihood(model, s, x0, **kw).log_px).detach().cpu().numpy().astype(np.float64)
+
+
+# --- why rearrange: two estimators of the same bound ------------------------------------------------
+def estimator_pair(s: Schedule, model, x0_point: torch.Tensor, n: int, variance: str = "beta_tilde",
+                   seed: int = 0, t_fixed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """n estimates of L for ONE x_0 (D,) by two routes, with ONE random step t ~ U{1..T} each (as in training).
+
+    naive (sampled log-ratios, the summand of Ho et al. eq. 3 after Bayes' rule):
+        L_hat = [log q(x_T | x_0) - log p(x_T)] + T [log q(x_{t-1} | x_t, x_0) - log p_theta(x_{t-1} | x_t)],
+        x_T ~ q(x_T | x_0), x_t ~ q(x_t | x_0), x_{t-1} ~ q(x_{t-1} | x_t, x_0)   (t = 1: T [-log p_theta(x_0 | x_1)])
+    rearranged (Ho et al. eq. 5, closed-form Gaussian KLs, same t and x_t):
+        L_hat = L_T + T L_{t-1}(x_t)
+    Given t and x_t the rearranged estimate is the conditional expectation of the naive one
+    (Rao-Blackwell), so its variance can only be smaller. Returns (naive (n,), rearranged (n,)) in nats.
+    t_fixed: use this t for every estimate instead of a random one (shows the per-step noise alone).
+    """
+    from toy_models.diffusion import q_sample
+
+    _check_variance(variance)
+    g = torch.Generator().manual_seed(int(seed))
+    x0 = x0_point.to(torch.float64).reshape(1, -1).expand(int(n), -1).contiguous()  # (n, D)
+    if int(n) < 2:
+        raise ValueError(f"n must be at least 2 (a spread needs two estimates); got {n}")
+    t = torch.randint(1, s.T + 1, (int(n),), generator=g)  # (n,)
+    if t_fixed is not None:
+        if not 1 <= int(t_fixed) <= s.T:
+            raise ValueError(f"t_fixed must be an integer in 1..T = 1..{s.T}; got {t_fixed}")
+        t = torch.full((int(n),), int(t_fixed), dtype=torch.long)
+    zero = torch.zeros_like(x0)
+    with torch.no_grad():
+        # prior term: one sampled log-ratio vs the closed form
+        mT = s.sqrt_alphas_cumprod[s.T] * x0
+        lvT = s.log_one_minus_alphas_cumprod[s.T].expand_as(x0)
+        x_T = q_sample(s, x0, s.T, generator=g)
+        prior_mc = (gaussian_log_likelihood(x_T, mT, lvT) - gaussian_log_likelihood(x_T, zero, zero)).sum(1)
+        # one step t: x_t, then x_{t-1} from the posterior q(x_{t-1} | x_t, x_0)
+        noise = torch.randn(x0.shape, generator=g, dtype=x0.dtype)
+        x_t = q_sample(s, x0, t, noise=noise)
+        post_mean, post_var, post_logvar = q_posterior_mean_variance(s, x0, x_t, t)
+        x_prev = post_mean + post_var.sqrt() * torch.randn(x0.shape, generator=g, dtype=x0.dtype)
+        out = p_mean_variance(s, model, x_t, t, variance=variance)
+        log_ratio = (gaussian_log_likelihood(x_prev, post_mean, post_logvar.expand_as(x0))
+                     - gaussian_log_likelihood(x_prev, out.mean, out.log_variance.expand_as(x0))).sum(1)
+        step_analytic = vb_term(s, model, x0, t, None, variance, noise=noise)  # KL (t >= 2) or -log p(x_0 | x_1)
+        step_mc = torch.where(t == 1, step_analytic, log_ratio)
+        naive = prior_mc + s.T * step_mc
+        rearranged = prior_kl(s, x0) + s.T * step_analytic
+    return naive.numpy(), rearranged.numpy()
+
+
+@dataclass
+class EstimatorComparison:
+    """Many estimates of the same bound by the two routes."""
+
+    naive: np.ndarray  # (n,) nats
+    rearranged: np.ndarray  # (n,) nats
+
+    @property
+    def std_naive(self) -> float:
+        return float(self.naive.std(ddof=1))
+
+    @property
+    def std_rearranged(self) -> float:
+        return float(self.rearranged.std(ddof=1))
+
+    @property
+    def ratio(self) -> float:
+        """std(naive) / std(rearranged): how many times noisier the naive estimator is."""
+        return self.std_naive / max(self.std_rearranged, 1e-300)
+
+    @property
+    def mean_difference_z(self) -> float:
+        """(mean naive - mean rearranged) / its standard error: about N(0, 1) when both are unbiased."""
+        se = math.sqrt(self.naive.var(ddof=1) / len(self.naive) + self.rearranged.var(ddof=1) / len(self.rearranged))
+        return float((self.naive.mean() - self.rearranged.mean()) / se)
+
+
+def compare_estimators(s: Schedule, model, x0_point, n: int = 2000, variance: str = "beta_tilde",
+                       seed: int = 0, t_fixed: int | None = None) -> EstimatorComparison:
+    """n naive and n rearranged estimates of the bound at one data point (see `estimator_pair`)."""
+    return EstimatorComparison(*estimator_pair(s, model, x0_point, n, variance, seed, t_fixed))
+
+
+# --- L_simple and its weights ----------------------------------------------------------------------
+def simple_weights(s: Schedule, variance: str = "beta_tilde") -> tuple[np.ndarray, np.ndarray]:
+    """(t (T-1,), lambda_t (T-1,)) for t = 2..T: L_{t-1} = lambda_t ||eps - eps_theta||^2 + D c_t  (Ho et al. eq. 12).
+
+    L_simple (eq. 14) sets every lambda_t to 1.
+    """
+    lam, _ = vb_weights(s, _check_variance(variance))
+    return np.arange(2, s.T + 1), lam[2:].numpy()
+
+
+@dataclass
+class PerTLoss:
+    """Per-t losses of a model on a batch: t on a grid, means over the batch."""
+
+    ts: np.ndarray  # (n,) the times
+    eps_mse: np.ndarray  # (n,) E ||eps - eps_theta(x_t, t)||^2 / D  (what L_simple weighs equally)
+    vb: np.ndarray  # (n,) E L_{t-1} in nats (t = 1: L_0)
+
+
+def per_t_loss(s: Schedule, model, x0: torch.Tensor, ts, y=None, variance: str = "beta_tilde",
+               seed: int = 0) -> PerTLoss:
+    """The eps-MSE and the bound term L_{t-1} of a model at each t in ts, with the same x_t."""
+    from toy_models.diffusion import call_model, q_sample
+
+    g = torch.Generator().manual_seed(int(seed))
+    D = x0[0].numel()
+    mse, vb = [], []
+    with torch.no_grad():
+        for t in ts:
+            noise = torch.randn(x0.shape, generator=g, dtype=x0.dtype)
+            eps = call_model(model, q_sample(s, x0, int(t), noise), int(t), y)
+            mse.append(float(((noise - eps) ** 2).reshape(x0.shape[0], -1).sum(1).mean()) / D)
+            vb.append(float(vb_term(s, model, x0, int(t), y, variance, noise=noise).mean()))
+    return PerTLoss(np.asarray(ts), np.asarray(mse), np.asarray(vb))
+
+
+def log_grid(T: int, n: int = 40) -> list[int]:
+    """About n distinct integer times from 1 to T, evenly spaced in log t."""
+    return sorted(set(np.unique(np.round(np.geomspace(1, T, n)).astype(int)).tolist()))
+
+
+def parameterization_roundtrip(s: Schedule, model, x_t: torch.Tensor, t: int) -> dict[str, float]:
+    """Convert the model's eps to x_0 and to mu, and back: the largest error of each round trip.
+
+    eps -> x0 -> eps, and eps -> x0 -> mu -> x0 (Ho et al. eqs. 4, 7, 11). All should be ~1e-12 in float64.
+    """
+    if not 1 <= int(t) <= s.T:
+        raise ValueError(f"t must be an integer in 1..T = 1..{s.T}; got {t}")
+    t = int(t)
+    x_t = x_t.to(torch.float64)
+    with torch.no_grad():
+        eps = model(x_t, torch.full((x_t.shape[0],), float(t), dtype=torch.float64)).to(torch.float64)
+        x0 = predict_x0_from_eps(s, x_t, t, eps)
+        eps_back = predict_eps_from_x0(s, x_t, t, x0)
+        mu, _, _ = q_posterior_mean_variance(s, x0, x_t, t)
+        x0_back = predict_x0_from_mean(s, x_t, t, mu)
+        mu_direct = (x_t - s.betas[t] / s.sqrt_one_minus_alphas_cumprod[t] * eps) / s.alphas[t].sqrt()  # eq. 11
+    return {"ε → x₀ → ε": float((eps_back - eps).abs().max()),
+            "ε → x₀ → μ → x₀": float((x0_back - x0).abs().max()),
+            "μ from x₀ (eq. 7) vs μ from ε (eq. 11)": float((mu - mu_direct).abs().max())}
+
+
+# --- figures ----------------------------------------------------------------------------------------
+def fig_vae_diagram(T_label: str = "T") -> go.Figure:
+    """x_0 -> x_1 -> ... -> x_T with q (fixed encoder) above and p_theta (learned decoder) below."""
+    names = ["x₀", "x₁", "x₂", "⋯", "x_{T-1}".replace("{T-1}", "T−1"), "x_T"]
+    xs = np.arange(len(names), dtype=float)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=xs, y=np.zeros_like(xs), mode="markers+text", text=names, textposition="middle center",
+                             marker=dict(size=46, color=["#dfe6e9"] + ["#d6eaf8"] * 4 + ["#e8daef"],
+                                         line=dict(color="#555", width=1)),
+                             textfont=dict(size=15), hoverinfo="skip", showlegend=False))
+    for i in range(len(names) - 1):
+        if names[i] == "⋯" or names[i + 1] == "⋯":
+            continue
+        fig.add_annotation(x=xs[i + 1] - 0.2, y=0.35, ax=xs[i] + 0.2, ay=0.35, xref="x", yref="y", axref="x",
+                           ayref="y", showarrow=True, arrowhead=3, arrowcolor=COLORS["x_t"], arrowwidth=2)
+        fig.add_annotation(x=xs[i] + 0.2, y=-0.35, ax=xs[i + 1] - 0.2, ay=-0.35, xref="x", yref="y", axref="x",
+                           ayref="y", showarrow=True, arrowhead=3, arrowcolor=COLORS["learned"], arrowwidth=2)
+    fig.add_annotation(x=2.5, y=0.75, text="q(x_t | x_{t−1}): fixed encoder (adds noise, no parameters)",
+                       showarrow=False, font=dict(color=COLORS["x_t"], size=13))
+    fig.add_annotation(x=2.5, y=-0.75, text="p_θ(x_{t−1} | x_t): learned decoder (one Gaussian step each)",
+                       showarrow=False, font=dict(color=COLORS["learned"], size=13))
+    fig.add_annotation(x=0, y=-1.15, text="data", showarrow=False)
+    fig.add_annotation(x=5, y=-1.15, text=f"latent x_{T_label} ≈ N(0, I)", showarrow=False)
+    layout(fig, "Diffusion as a VAE with T latent layers", "position in the chain (step index)", "q above, p_θ below", height=280)
+    fig.update_xaxes(showticklabels=False, range=[-0.6, 5.6], zeroline=False, showgrid=False)
+    fig.update_yaxes(showticklabels=False, range=[-1.4, 1.0], zeroline=False, showgrid=False)
+    return fig
+
+
+def fig_terms(reports: dict[str, BoundReport], colors: dict[str, str] | None = None) -> go.Figure:
+    """L_{t-1} against t (both log scale) for one or more models; L_0 and L_T as labelled markers."""
+    fig = go.Figure()
+    palette = [COLORS["truth"], COLORS["learned"], COLORS["x_t"], COLORS["pred_x0"]]
+    for i, (name, r) in enumerate(reports.items()):
+        c = (colors or {}).get(name, palette[i % len(palette)])
+        t = np.arange(1, r.T + 1) if r.weights is None else 1 + np.concatenate([[0], np.cumsum(r.weights[:-1])])
+        kl = np.maximum(finite(r.terms[1:]), 1e-12)
+        fig.add_trace(go.Scatter(x=compact(t[1:]), y=compact(kl, 9), mode="lines", name=f"{name}: L_(t−1), t ≥ 2",
+                                 line=dict(color=c)))
+        fig.add_trace(go.Scatter(x=[1], y=[max(abs(r.l0), 1e-12)], mode="markers", name=f"{name}: |L_0| = {abs(r.l0):.3g}",
+                                 marker=dict(color=c, symbol="diamond", size=11)))
+        fig.add_trace(go.Scatter(x=[r.T], y=[max(r.prior, 1e-12)], mode="markers", name=f"{name}: L_T = {r.prior:.3g}",
+                                 marker=dict(color=c, symbol="square", size=10)))
+    layout(fig, "The bound term by term", "t (time step, log scale)", "nats per example (log scale)", height=420)
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log", exponentformat="power")
+    return fig
+
+
+def fig_groups(report: BoundReport, true_nll: float | None = None, ode: float | None = None,
+               title: str = "Where the bound comes from") -> go.Figure:
+    """Bars: L_T, the KL sum, L_0, their total; beside them the true NLL and the ODE NLL if known."""
+    names = list(report.groups()) + ["total bound L"]
+    vals = list(report.groups().values()) + [report.total]
+    colors = [COLORS["noise"], COLORS["x_t"], COLORS["pred_x0"], COLORS["learned"]]
+    if true_nll is not None:
+        names.append("true NLL −log q(x₀)")
+        vals.append(true_nll)
+        colors.append(COLORS["truth"])
+    if ode is not None:
+        names.append("probability-flow ODE NLL")
+        vals.append(ode)
+        colors.append(COLORS["data"])
+    vals = finite(vals)
+    fig = go.Figure(go.Bar(x=names, y=vals, marker_color=colors, text=[f"{v:.3f}" for v in vals],
+                           textposition="outside", showlegend=False))
+    return layout(fig, title, "term", "nats per example", height=380)
+
+
+def fig_bound_vs_T(curves: dict[str, BoundVsT], current_T: int | None = None) -> go.Figure:
+    """The bound against T (one curve per reverse variance), with the true NLL as a dashed line."""
+    fig = go.Figure()
+    palette = [COLORS["learned"], COLORS["x_t"], COLORS["pred_x0"]]
+    r = None
+    for i, (name, r) in enumerate(curves.items()):
+        fig.add_trace(go.Scatter(x=r.Ts, y=finite(r.bound), mode="lines+markers", name=f"bound L, {name}",
+                                 line=dict(color=palette[i % len(palette)]),
+                                 error_y=dict(type="data", array=finite(2 * r.stderr), visible=True)))
+    if r is not None:
+        fig.add_trace(go.Scatter(x=[r.Ts.min(), r.Ts.max()], y=[r.true_nll] * 2, mode="lines", name="true NLL",
+                                 line=dict(color=COLORS["truth"], dash="dash")))
+    if current_T is not None:
+        fig.add_vline(x=current_T, line=dict(color=COLORS["marker"], dash="dot"),
+                      annotation_text=f"sidebar T = {current_T}")
+    layout(fig, "The bound against T (same diffusion, finer steps; bars: ±2 s.e. of the gap)",
+           "T (number of steps, log scale)", "nats per example", height=400)
+    fig.update_xaxes(type="log")
+    return fig
+
+
+def fig_estimators(c: EstimatorComparison, bins: int = 40) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(go.Histogram(x=compact(finite(c.naive)), nbinsx=bins, name=f"naive (whole chain): std {c.std_naive:.3g}",
+                               marker_color=COLORS["pred_x0"], opacity=0.6))
+    fig.add_trace(go.Histogram(x=compact(finite(c.rearranged)), nbinsx=bins,
+                               name=f"rearranged (analytic KLs): std {c.std_rearranged:.3g}",
+                               marker_color=COLORS["truth"], opacity=0.6))
+    layout(fig, "Estimates of the same bound at one x₀", "estimate of L (nats)", "count of estimates", height=380,
+           barmode="overlay")
+    return fig
+
+
+def fig_weights(t: np.ndarray, lam: np.ndarray, dims: int = 1) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=compact(t), y=compact(finite(lam, 1e-30, 1e30), 9), mode="lines",
+                             name="λ_t (L_vlb weight on ‖ε − ε_θ‖²)", line=dict(color=COLORS["learned"])))
+    fig.add_trace(go.Scatter(x=[int(t.min()), int(t.max())], y=[1.0 / dims] * 2 if dims > 1 else [1.0, 1.0],
+                             mode="lines", name="L_simple weight (1)", line=dict(color=COLORS["truth"], dash="dash")))
+    layout(fig, "The weights that turn L_(t−1) into the ε-MSE", "t (time step, log scale)", "weight (log scale)",
+           height=380)
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log", exponentformat="power")
+    return fig
+
+
+def fig_per_t(losses: dict[str, PerTLoss]) -> go.Figure:
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("ε-MSE per dimension (what L_simple weighs equally)",
+                                                        "bound term L_(t−1) (nats)"))
+    palette = [COLORS["truth"], COLORS["learned"], COLORS["x_t"], COLORS["pred_x0"]]
+    for i, (name, p) in enumerate(losses.items()):
+        c = palette[i % len(palette)]
+        fig.add_trace(go.Scatter(x=p.ts, y=finite(p.eps_mse), mode="lines+markers", name=name, line=dict(color=c),
+                                 legendgroup=name), 1, 1)
+        fig.add_trace(go.Scatter(x=p.ts, y=np.maximum(finite(p.vb), 1e-9), mode="lines+markers", name=name,
+                                 line=dict(color=c), legendgroup=name, showlegend=False), 1, 2)
+    layout(fig, "Per-t loss of each model", height=400)
+    fig.update_xaxes(type="log", title_text="t (time step, log scale)")
+    fig.update_yaxes(type="log", title_text="MSE per dimension", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="nats per example", row=1, col=2)
+    return fig
+
+
+def fig_samples(samples: dict[str, np.ndarray], reference: np.ndarray | None = None, half_width: float = 3.0) -> go.Figure:
+    n = len(samples)
+    fig = make_subplots(rows=1, cols=max(n, 1), subplot_titles=list(samples) or [""])
+    layout(fig, "Samples (DDIM, 100 steps, same x_T for every model)", height=380)
+    for i, (name, x) in enumerate(samples.items(), start=1):
+        if reference is not None:
+            tr = scatter2d(reference, "data", "data", size=3, opacity=0.25)
+            tr.showlegend = i == 1
+            fig.add_trace(tr, 1, i)
+        tr = scatter2d(finite(x, -50, 50), "samples", "learned", size=3, opacity=0.6)
+        tr.showlegend = i == 1
+        fig.add_trace(tr, 1, i)
+        fig.update_xaxes(range=[-half_width, half_width], title_text="x₁", row=1, col=i)
+        fig.update_yaxes(range=[-half_width, half_width], title_text="x₂", row=1, col=i)
+    return fig
+
+
+# --- comparing models trained on different objectives ------------------------------------------------
+@dataclass
+class ModelSummary:
+    """What section 5 shows of one 2D model."""
+
+    samples: np.ndarray  # (n, 2) DDPM samples
+    per_t: PerTLoss  # eps-MSE and L_{t-1} on a log grid of t
+    bound: float  # mean bound on the data points, nats per example
+    swd: float  # sliced Wasserstein-2 distance between samples and data
+
+
+def model_summary(model, s: Schedule, data: str, variance: str = "beta_tilde", seed: int = 0,
+                  n_samples: int = 1000, n_points: int = 500, stride: int = 10, sample_steps: int = 100) -> ModelSummary:
+    """Samples (DDIM, `sample_steps` steps), per-t losses and the bound (every `stride`-th t, see
+    `bound_terms`) of a 2D model on `data` points. A network costs ~1.6 MFLOP a point and step, so the
+    exact sum over 1,000 steps is left to the page's "exact" option."""
+    from toy_models.data import sample_2d
+    from toy_models.metrics import sliced_wasserstein
+    from toy_models.samplers import sample_ddim
+
+    x0 = torch.as_tensor(sample_2d(data, n_points, seed=seed)[0]).float()
+    k = getattr(model, "num_classes", 0) or 0
+    y_n = (lambda n: torch.full((n,), k, dtype=torch.long)) if k > 0 else (lambda n: None)
+    g = torch.Generator().manual_seed(int(seed))
+    x_T = torch.randn(n_samples, 2, generator=g)
+    with torch.no_grad():
+        samples = sample_ddim(model, s, x_T, steps=min(sample_steps, s.T), y=y_n(n_samples), generator=g).numpy()
+    n_t = min(1000, n_points)
+    per_t = per_t_loss(s, model, x0[:n_t], log_grid(s.T, 25), y=y_n(n_t), variance=variance, seed=seed)
+    bound = bound_terms(s, model, x0, y=y_n(n_points), variance=variance, seed=seed, stride=stride).total
+    swd = sliced_wasserstein(finite(samples, -50, 50), x0[:n_samples].numpy(), seed=seed)
+    return ModelSummary(samples, per_t, bound, float(swd))
+
+
+def train_and_summarise(recipe_name: str, steps: int, variance: str = "beta_tilde", seed: int = 0,
+                        progress=None) -> ModelSummary:
+    """Train recipe `recipe_name` for `steps` steps (toy_models.training.Trainer), then `model_summary`.
+
+    progress: optional callable(done, total), called every few steps.
+    """
+    from toy_models.recipes import get_recipe
+    from toy_models.training import Trainer
+
+    if int(steps) < 1:
+        raise ValueError(f"steps must be a positive integer; got {steps}")
+    r = get_recipe(recipe_name)
+    trainer = Trainer(r.replace(steps=int(steps)), device="cpu", seed=seed)
+    every = max(1, int(steps) // 50)
+    trainer.run(int(steps), callback=(lambda rec: progress(rec["step"], int(steps)) if progress is not None
+                                      and rec["step"] % every == 0 else None))
+    return model_summary(trainer.ema_model, trainer.schedule, r.data, variance, seed)

@@ -1,0 +1,282 @@
+"""Lesson 4 page — the bound (ELBO). Thin: widgets, cached calls into lessons.elbo_lesson, render."""
+import numpy as np
+import streamlit as st
+import torch
+
+from app import frame, ground_truth_gmm, mnist, points_2d, show_source, url_int
+from lessons import elbo_lesson as L
+from lessons.frame import DATA_2D, FrameState, build_schedule
+from toy_models.diffusion import predict_eps_from_x0, predict_x0_from_eps, predict_x0_from_mean
+from toy_models.elbo import prior_kl, vb_term, vb_weights
+
+N_POINTS = 1000  # points for the exact model's bound (every step: first view stays quick)
+N_LEARNED = 500  # points for a learned 2D model's bound (a network is ~100x slower per point than the exact model)
+N_CURVE = 200  # points per T in the bound-vs-T curve
+N_EST = 2000  # estimates per estimator
+N_ODE = 200  # points for the probability-flow ODE NLL
+CURVE_TS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)  # T values of the bound-vs-T curve
+COMPARED = ("moons", "moons-hybrid", "moons-vlb")  # recipes compared in section 5 (L_simple, hybrid, L_vlb)
+VAR_LABELS = {"beta_tilde": "β̃_t (posterior variance)", "beta": "β_t"}
+FUNCS = {"bound_terms": L.bound_terms, "prior_kl": prior_kl, "vb_term": vb_term, "estimator_pair": L.estimator_pair}
+
+
+# --- cached loaders and computations ---------------------------------------------------------------
+@st.cache_resource(max_entries=8, show_spinner="Loading shipped weights ...")
+def checkpoint(name: str):
+    from toy_models.checkpoints import load_checkpoint
+
+    return load_checkpoint(name, device="cpu")
+
+
+def try_checkpoint(name: str):
+    """(Loaded or None, message or None): a missing or broken checkpoint never stops the page."""
+    try:
+        return checkpoint(name), None
+    except ImportError as e:
+        return None, f"toy_models.checkpoints is unavailable ({e})."
+    except ValueError as e:  # CheckpointError is a ValueError: its message says how to rebuild
+        return None, str(e)
+
+
+def gmm_points(n: int, seed: int) -> torch.Tensor:
+    return ground_truth_gmm().sample(n, generator=torch.Generator().manual_seed(seed))[0]
+
+
+@st.cache_data(max_entries=16, show_spinner="Computing every term of the bound (exact model) ...")
+def exact_report(state: FrameState, variance: str):
+    from toy_models.gmm import AnalyticModel
+
+    s, gmm = build_schedule(state), ground_truth_gmm()
+    x0 = gmm_points(N_POINTS, state.seed)
+    report = L.bound_terms(s, AnalyticModel(gmm, s), x0, variance=variance, seed=state.seed)
+    return report, float(-gmm.log_prob(x0).mean())
+
+
+@st.cache_data(max_entries=8, show_spinner="Solving the probability-flow ODE for 200 points ...")
+def exact_ode_nll(state: FrameState) -> float:
+    s, gmm = build_schedule(state), ground_truth_gmm()
+    x0 = gmm_points(N_ODE, state.seed)
+    return float(np.mean(L.ode_nll(L.ExactMixtureModel(gmm, s), s, x0) - (-gmm.log_prob(x0).numpy()))), \
+        float(-gmm.log_prob(x0).mean())
+
+
+@st.cache_data(max_entries=8, show_spinner="The bound for T = 1 ... 1000, both reverse variances ...")
+def curves(state: FrameState):
+    return {VAR_LABELS[v]: L.bound_vs_T(ground_truth_gmm(), build_schedule(state), CURVE_TS,
+                                        gmm_points(N_CURVE, state.seed), v, state.seed) for v in L.VARIANCE_CHOICES}
+
+
+@st.cache_data(max_entries=8, show_spinner="Computing every term of the bound (learned model) ...")
+def learned_report(name: str, data: str, variance: str, seed: int, stride: int):
+    ck, _ = try_checkpoint(name)
+    x0 = points_2d(data, N_LEARNED, seed).float()
+    y = _null_labels(ck.model, x0.shape[0])
+    return L.bound_terms(ck.schedule, ck.model, x0, y=y, variance=variance, seed=seed, stride=stride)
+
+
+@st.cache_data(max_entries=8, show_spinner="Estimating the bound many times, both ways ...")
+def estimators(state: FrameState, variance: str, index: int, t_fixed: int):
+    from toy_models.gmm import AnalyticModel
+
+    s = build_schedule(state)
+    x0 = gmm_points(N_POINTS, state.seed)[index]
+    return L.compare_estimators(s, AnalyticModel(ground_truth_gmm(), s), x0, N_EST, variance, state.seed,
+                                t_fixed or None)
+
+
+@st.cache_data(max_entries=8)
+def roundtrip(state: FrameState, t: int):
+    from toy_models.gmm import AnalyticModel
+
+    s = build_schedule(state)
+    x_t = torch.randn(64, 2, generator=torch.Generator().manual_seed(state.seed), dtype=torch.float64)
+    return L.parameterization_roundtrip(s, AnalyticModel(ground_truth_gmm(), s), x_t, t)
+
+
+def _null_labels(model, n: int):
+    k = getattr(model, "num_classes", 0) or 0
+    return torch.full((n,), k, dtype=torch.long) if k > 0 else None
+
+
+@st.cache_data(max_entries=8, show_spinner="Sampling, per-t loss and bound of a shipped model ...")
+def shipped_comparison(name: str, variance: str, seed: int):
+    ck, _ = try_checkpoint(name)
+    return L.model_summary(ck.model, ck.schedule, "moons", variance, seed)
+
+
+# --- the page ----------------------------------------------------------------------------------------
+state = frame()
+s = build_schedule(state)
+st.title("4 · The bound (ELBO), term by term")
+st.markdown(L.INTRO)
+variance = st.radio("reverse variance σ_t² of p_θ (the first control to touch)", L.VARIANCE_CHOICES,
+                    format_func=VAR_LABELS.get, horizontal=True, key="elbo_variance")
+
+st.header("1 · A VAE with T latent layers")
+st.plotly_chart(L.fig_vae_diagram(), key="fig_vae")
+st.markdown(L.VAE_TEXT)
+for i, (latex, caption, fn) in enumerate(L.BOUND_LINES):
+    c1, c2 = st.columns([3, 2])
+    c1.latex(latex)
+    c2.caption(caption)
+    if fn:
+        with c2:
+            show_source(FUNCS[fn], label=f"the code of this line: {fn}")
+
+# --- 2 + 3: the bound of the exact model, live with the sidebar -------------------------------------
+st.header("2 · The bound, term by term")
+report, nll = exact_report(state, variance)
+st.markdown(f"The exact model of the Gaussian mixture (ε* from the mixture's score), {N_POINTS:,} data points, "
+            f"schedule **{s.describe()}**, σ_t² = {VAR_LABELS[variance]}.")
+c = st.columns(4)
+c[0].metric("bound L", f"{report.total:.3f} nats", help="L_T + Σ L_(t−1) + L_0, mean over the points")
+c[1].metric("bits/dim", f"{report.bits_per_dim(report.total):.3f}", help="nats / (D ln 2), D = 2")
+c[2].metric("true NLL −log q(x₀)", f"{nll:.3f} nats")
+c[3].metric("gap L − NLL", f"{report.total - nll:.3f} nats", help="≥ 0 on average: the bound is an upper bound")
+reports = {"exact model": report}
+data = state.data if state.is_2d else "moons"
+ck, msg = try_checkpoint(data)
+if ck is not None:
+    c1, c2 = st.columns([2, 1])
+    stride_l = c1.select_slider(f"learned model '{data}': evaluate every k-th t (1 = the exact sum, slow on a CPU)",
+                                [1, 2, 5, 10, 20], 10, key="elbo_learned_stride")
+    if c2.toggle("Add the learned model", key="elbo_learned_go"):
+        rl = learned_report(data, data, variance, state.seed, stride_l)
+        reports[f"learned '{data}'"] = rl
+        st.caption(f"Learned model '{data}': recipe {ck.recipe.get('name')} ({ck.recipe.get('objective')}), "
+                   f"schedule {ck.schedule.describe()}, {ck.recipe.get('steps')} training steps; on {N_LEARNED} "
+                   f"{data} points its bound is {rl.total:.3f} nats = {rl.bits_per_dim(rl.total):.3f} bits/dim "
+                   f"(its own schedule, not the sidebar's; every {stride_l}-th t).")
+else:
+    st.info(f"No learned 2D model for '{data}' here, so only the exact model is shown. {msg}")
+st.plotly_chart(L.fig_terms(reports), key="fig_terms")
+g = report.groups()
+rows = [{"term": k, "nats": v, "bits/dim": report.bits_per_dim(v)} for k, v in g.items()]
+rows.append({"term": "total L (the sum of the rows above)", "nats": sum(g.values()),
+             "bits/dim": report.bits_per_dim(sum(g.values()))})
+st.dataframe(rows, hide_index=True)
+st.markdown(f"Half of the KL sum sits at **t ≤ {report.dominant_steps()}** of T = {s.T}: the last few denoising "
+            f"steps dominate. L_0 = {report.l0:.3f} nats is a *density* of continuous points, so it can be "
+            f"negative; L_T = {report.prior:.2e} nats says how well x_T is pure noise.")
+show_source(L.bound_terms, vb_term)
+
+with st.expander("The probability-flow ODE likelihood of the same model (slower: 200 points)",
+                 icon=":material/timeline:"):
+    if st.toggle("Solve the ODE", key="elbo_ode"):
+        gap_ode, nll_ode = exact_ode_nll(state)
+        st.markdown(f"On {N_ODE} points: ODE NLL − true NLL = **{gap_ode:.4f} nats** (mean); the bound's gap "
+                    f"on all points is **{report.total - nll:.3f} nats**. The ODE gives the model's exact "
+                    "likelihood, the bound only an upper bound.")
+        show_source(L.ode_nll, L.ExactMixtureModel)
+
+st.subheader("MNIST: the bound of the shipped digit model")
+ckm, msgm = try_checkpoint("mnist")
+if ckm is None:
+    st.info(f"The MNIST model is not available, so its bound cannot be computed here. {msgm}")
+else:
+    c1, c2 = st.columns(2)
+    n_dig = c1.select_slider("held-out digits", [8, 16, 32, 64], 64, key="elbo_mnist_n")
+    stride = c2.select_slider("evaluate every k-th t (1 = every step, exact sum)", [1, 2, 5, 10, 20], 10,
+                              key="elbo_mnist_stride")
+    key = ("mnist", n_dig, stride, variance, state.seed)
+    done = st.session_state.setdefault("elbo_mnist_done", {})
+    if st.button("Compute the MNIST bound", key="elbo_mnist_go") and key not in done:
+        bar = st.progress(0.0, text="MNIST bound: every term ...")
+        x0 = mnist().x_test[:n_dig]
+        y = _null_labels(ckm.model, n_dig)
+        done[key] = L.bound_terms(ckm.schedule, ckm.model, x0, y=y, variance=variance, data_kind="image8bit",
+                                  seed=state.seed, stride=stride, chunk_elements=200_000,
+                                  progress=lambda d, n: bar.progress(d / n, text=f"t-batches {d}/{n}"))
+        bar.empty()
+    if key in done:
+        rm = done[key]
+        st.plotly_chart(L.fig_terms({"MNIST model": rm}), key="fig_terms_mnist")
+        st.markdown(f"Bound on {n_dig} held-out digits: **{rm.total:.1f} nats = {rm.bits_per_dim(rm.total):.3f} "
+                    f"bits/dim** (L_T {rm.prior:.3g}, KL terms {rm.kl_sum:.1f}, L_0 {rm.l0:.1f} nats; discretized "
+                    f"8-bit likelihood at t = 1{'' if stride == 1 else f'; every {stride}-th t, each standing for {stride} steps'}).")
+
+st.header("3 · Schedules move the bound")
+st.markdown("Every number above follows the sidebar's schedule and T. Below, the same diffusion (the sidebar "
+            "schedule's ᾱ curve) cut into T = 1 … 1000 steps: the bound tightens toward the true NLL.")
+cvs = curves(state)
+st.plotly_chart(L.fig_bound_vs_T(cvs, s.T), key="fig_curve")
+st.caption(" ".join(f"σ_t² = {k}: gap {cv.gap[0]:.3f} nats at T = {int(cv.Ts[0])}, {cv.gap[-1]:.3f} ± "
+                    f"{2 * cv.stderr[-1]:.3f} at T = {int(cv.Ts[-1])}." for k, cv in cvs.items())
+           + f" ({N_CURVE} points, each paired with its true NLL.) With σ_t² = β_t the bound closes on the true NLL; "
+           "with β̃_t a gap stays at small t, where the true reverse step is wider than β̃_t.")
+show_source(L.same_process)
+
+st.header("4 · Why rearrange")
+st.markdown(L.REARRANGE_TEXT)
+c1, c2 = st.columns(2)
+idx = url_int("point", "which data point x₀", 0, N_POINTS - 1, 0, key="elbo_point", widget=c1.slider)
+t_fixed = url_int("t_est", "t of every estimate (0 = random t, as in training)", 0, s.T, 0, key="elbo_t_est",
+                  widget=c2.slider)
+cmp = estimators(state, variance, idx, t_fixed)
+st.plotly_chart(L.fig_estimators(cmp), key="fig_est")
+c = st.columns(3)
+c[0].metric("std, naive (sampled log-ratios)", f"{cmp.std_naive:.4g} nats")
+c[1].metric("std, rearranged (analytic KLs)", f"{cmp.std_rearranged:.4g} nats")
+c[2].metric("ratio naive / rearranged", f"{cmp.ratio:.3g}×")
+st.caption(f"Means: naive {cmp.naive.mean():.3f}, rearranged {cmp.rearranged.mean():.3f} nats "
+           f"(difference {cmp.mean_difference_z:+.2f} standard errors): the same bound. With a random t most of the "
+           "spread comes from which t was drawn; fix t to see the per-step noise that the closed-form KL removes.")
+show_source(L.estimator_pair)
+
+st.header("5 · L_simple vs L_vlb")
+st.markdown(L.SIMPLE_TEXT)
+st.latex(L.EQ_SIMPLE)
+tw, lam = L.simple_weights(s, variance)
+if len(tw):
+    st.plotly_chart(L.fig_weights(tw, lam), key="fig_weights")
+    st.caption(f"λ_t runs from {lam[0]:.3g} at t = 2 to {lam[-1]:.3g} at t = T = {s.T} "
+               f"({lam[0] / max(lam[-1], 1e-300):.3g}× larger at small t).")
+else:
+    st.info("With T = 1 there is no KL term: the bound is L_T + L_0.")
+show_source(vb_weights)
+
+st.subheader("Three models of two moons: L_simple, hybrid, L_vlb")
+summaries, missing = {}, []
+for name in COMPARED:
+    ckc, m = try_checkpoint(name)
+    if ckc is None:
+        missing.append((name, m))
+    else:
+        summaries[f"{name} (shipped, {ckc.recipe.get('objective')})"] = shipped_comparison(name, variance, state.seed)
+trained = st.session_state.setdefault("elbo_trained", {})
+if missing:
+    st.info("Not shipped here: " + "; ".join(f"**{n}** — {m}" for n, m in missing))
+    steps = st.select_slider("training steps per model (train here, on this machine)", [100, 300, 1000, 3000], 300,
+                             key="elbo_train_steps")
+    if st.button("Train the missing models here", key="elbo_train"):
+        for name, _ in missing:
+            bar = st.progress(0.0, text=f"training {name} ...")
+            trained[(name, steps)] = L.train_and_summarise(
+                name, steps, variance, state.seed,
+                progress=lambda d, n, name=name: bar.progress(d / n, text=f"{name}: step {d}/{n}"))
+            bar.empty()
+    for (name, n_steps), summ in trained.items():
+        if name in dict(missing):
+            summaries[f"{name} (trained here, {n_steps} steps)"] = summ
+if summaries:
+    ref = points_2d("moons", 1000, state.seed).numpy()
+    st.plotly_chart(L.fig_samples({k: v.samples for k, v in summaries.items()}, ref), key="fig_samples")
+    st.plotly_chart(L.fig_per_t({k: v.per_t for k, v in summaries.items()}), key="fig_per_t")
+    st.dataframe([{"model": k, "bound (nats)": v.bound, "bits/dim": v.bound / (2 * np.log(2)),
+                   "sliced W2 to data": v.swd} for k, v in summaries.items()], hide_index=True)
+    st.caption("Bounds on the same 500 moons points (every 10th t), σ_t² = " + VAR_LABELS[variance] + ". The L_vlb model "
+               "should win on the bound and the per-t loss at small t; L_simple usually on the samples.")
+
+st.subheader("Predict μ, ε or x₀: one model, three outputs")
+st.markdown(L.PARAM_TEXT)
+for eq in L.EQ_PARAMS:
+    st.latex(eq)
+t_rt = max(1, s.T // 2)
+errs = roundtrip(state, t_rt)
+st.dataframe([{"round trip (exact model, t = %d)" % t_rt: k, "largest error": v} for k, v in errs.items()],
+             hide_index=True)
+show_source(predict_x0_from_eps, predict_eps_from_x0, predict_x0_from_mean)
+
+st.header("Try this")
+for tip in L.TRY_THIS:
+    st.markdown(f"- {tip}")
