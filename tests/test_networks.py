@@ -1,0 +1,180 @@
+"""Networks: shapes, the model protocol, label handling (null label), clear errors on bad input."""
+import pytest
+import torch
+
+from toy_models import networks as N
+from toy_models.diffusion import call_model, p_mean_variance
+from toy_models.schedules import make_schedule
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _randomise(model, seed=0):
+    """Zero-initialised output layers make every output 0; give them random weights to see the inputs' effect."""
+    g = _gen(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    return model
+
+
+def test_timestep_embedding_matches_formula():
+    t = torch.tensor([0.0, 1.5, 999.0])
+    e = N.timestep_embedding(t, 8)
+    w = torch.tensor([10_000.0 ** (-i / 4) for i in range(4)])
+    want = torch.cat([torch.cos(t[:, None] * w), torch.sin(t[:, None] * w)], 1)
+    torch.testing.assert_close(e, want)
+    with pytest.raises(ValueError, match=r"\(B,\)"):
+        N.timestep_embedding(torch.zeros(2, 2), 8)
+
+
+def test_fourier_features_formula():
+    x = torch.tensor([[0.5, -1.0]])
+    f = N.fourier_features(x, 2, 4.0)  # frequencies 1 and 4
+    want = torch.tensor([[0.5, -1.0, torch.sin(torch.tensor(0.5)), torch.sin(torch.tensor(2.0)),
+                          torch.sin(torch.tensor(-1.0)), torch.sin(torch.tensor(-4.0)),
+                          torch.cos(torch.tensor(0.5)), torch.cos(torch.tensor(2.0)),
+                          torch.cos(torch.tensor(-1.0)), torch.cos(torch.tensor(-4.0))]])
+    torch.testing.assert_close(f, want)
+
+
+def test_mlp2d_protocol_and_fractional_t():
+    m = _randomise(N.MLP2D(N.MLPConfig(width=32, n_blocks=2)))
+    assert m.parameterization == "eps"
+    x = torch.randn(5, 2)
+    out = call_model(m, x, 10)  # diffusion.py's checked call: (B,) float t, same shape out
+    assert out.shape == (5, 2)
+    # real-valued t: the output moves continuously between integer times
+    a, b, mid = m(x, torch.full((5,), 10.0)), m(x, torch.full((5,), 11.0)), m(x, torch.full((5,), 10.5))
+    assert not torch.allclose(a, b)
+    assert (mid - 0.5 * (a + b)).abs().max() < (a - b).abs().max()
+    # works inside the reverse step
+    s = make_schedule("linear", 50)
+    pm = p_mean_variance(s, m, x, 10)
+    assert pm.mean.shape == (5, 2)
+
+
+def test_fresh_mlp_outputs_zero():
+    """The output layer starts at zero: the untrained model predicts eps = 0 (x_0 estimate = x_t / sqrt(abar))."""
+    m = N.MLP2D(N.MLPConfig(width=16, n_blocks=1))
+    assert torch.equal(m(torch.randn(3, 2), torch.rand(3) * 100), torch.zeros(3, 2))
+
+
+def test_mlp2d_labels_null_label_differs():
+    m = _randomise(N.MLP2D(N.MLPConfig(width=32, n_blocks=2, num_classes=3)))
+    x, t = torch.randn(4, 2), torch.full((4,), 100.0)
+    null = m(x, t, torch.full((4,), 3))
+    torch.testing.assert_close(m(x, t, None), null)  # y=None is the null label
+    for c in range(3):
+        assert not torch.allclose(m(x, t, torch.full((4,), c)), null)
+    assert not torch.allclose(m(x, t, torch.zeros(4, dtype=torch.long)), m(x, t, torch.ones(4, dtype=torch.long)))
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda m: m(torch.randn(4, 3), torch.zeros(4)), r"\(B, 2\)"),
+    (lambda m: m(torch.randn(4, 2), torch.zeros(3)), "t must be"),
+    (lambda m: m(torch.randn(4, 2), torch.zeros(4), torch.full((4,), 4)), r"0\.\.3"),
+    (lambda m: m(torch.randn(4, 2), torch.zeros(4), torch.zeros(4)), "integer"),
+    (lambda m: m(torch.randn(4, 2), torch.zeros(4), torch.zeros(3, dtype=torch.long)), "y must be"),
+])
+def test_mlp2d_bad_inputs(bad, match):
+    m = N.MLP2D(N.MLPConfig(width=16, n_blocks=1, num_classes=3))
+    with pytest.raises(ValueError, match=match):
+        bad(m)
+
+
+def test_unconditional_rejects_labels():
+    m = N.MLP2D(N.MLPConfig(width=16, n_blocks=1))
+    with pytest.raises(ValueError, match="unconditional"):
+        m(torch.randn(2, 2), torch.zeros(2), torch.zeros(2, dtype=torch.long))
+
+
+def test_unet_shapes_labels_and_size():
+    m = N.UNet(N.UNetConfig(num_classes=10))
+    n = N.count_parameters(m)
+    assert 0.5e6 <= n <= 2e6, n
+    _randomise(m)
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([10.0, 500.5])
+    out = m(x, t, torch.tensor([3, 10]))
+    assert out.shape == x.shape
+    null = m(x, t, None)
+    torch.testing.assert_close(m(x, t, torch.tensor([10, 10])), null)
+    assert not torch.allclose(m(x, t, torch.tensor([3, 3])), null)
+    with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
+        m(torch.randn(2, 1, 32, 32), t)
+    with pytest.raises(ValueError, match=r"0\.\.10"):
+        m(x, t, torch.tensor([11, 0]))
+
+
+def test_unet_is_translation_sensitive_but_local():
+    """A change in one corner pixel changes the output near it more than far away (a sanity check on the
+    skip connections: output at a pixel depends on its neighbourhood)."""
+    torch.manual_seed(0)
+    m = _randomise(N.UNet(N.UNetConfig(channels=[8, 16, 16], groups=4, attention=False)), 1)
+    x = torch.randn(1, 1, 28, 28)
+    x2 = x.clone()
+    x2[0, 0, 0, 0] += 5.0
+    t = torch.tensor([100.0])
+    d = (m(x2, t) - m(x, t)).abs()[0, 0]
+    assert d[:4, :4].mean() > d[20:, 20:].mean()
+
+
+def test_classifiers_return_logits():
+    c2 = N.NoisyClassifier2D(N.Classifier2DConfig(num_classes=4))
+    assert c2(torch.randn(6, 2), torch.rand(6) * 1000).shape == (6, 4)
+    cu = N.NoisyClassifierUNet(N.UNetConfig(num_classes=10))
+    assert cu(torch.randn(3, 1, 28, 28), torch.rand(3) * 1000).shape == (3, 10)
+    with pytest.raises(ValueError, match="num_classes >= 2"):
+        N.NoisyClassifier2D(N.Classifier2DConfig(num_classes=1))
+    with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
+        cu(torch.randn(3, 28, 28), torch.zeros(3))
+
+
+def test_inpaint_unet_sees_mask_and_known_pixels():
+    m = _randomise(N.InpaintUNet(N.UNetConfig(in_channels=3, num_classes=10)))
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([50.0, 50.0])
+    mask = torch.zeros_like(x)
+    mask[..., :14, :] = 1.0
+    known = mask * torch.randn_like(x)
+    a = m(x, t, None, mask=mask, known=known)
+    assert a.shape == x.shape
+    assert not torch.allclose(a, m(x, t, None))  # the mask matters
+    assert not torch.allclose(a, m(x, t, None, mask=mask, known=2 * known))  # the known pixels matter
+    wrapped = m.conditioned(mask[:1], known[:1])  # the protocol wrapper broadcasts one mask
+    assert wrapped.parameterization == "eps"
+    torch.testing.assert_close(wrapped(x[:1], t[:1]), a[:1])
+    with pytest.raises(ValueError, match="mask must have the shape"):
+        m(x, t, None, mask=mask[:, :, :14], known=known)
+    with pytest.raises(ValueError, match="in_channels = 3"):
+        N.InpaintUNet(N.UNetConfig(in_channels=1))
+
+
+def test_build_network_rejects_unknown_names():
+    with pytest.raises(ValueError, match="valid: mlp2d"):
+        N.build_network("resnet", {})
+    with pytest.raises(ValueError, match="valid:"):
+        N.build_network("mlp2d", {"widht": 3})
+    assert isinstance(N.build_network("inpaint_unet", {}), N.InpaintUNet)
+
+
+def test_gaussian_skip_is_the_exact_predictor_for_standard_normal_data():
+    """A fresh MLP2D with gaussian_skip predicts eps = sqrt(1 - abar(t)) x_t, which is E[eps | x_t] when
+    x_0 ~ N(0, I); check against Schedule.alpha_bar at integer and fractional t, and by Monte Carlo."""
+    s = make_schedule("linear", 1000)
+    m = N.build_network("mlp2d", {"width": 16, "n_blocks": 1, "gaussian_skip": True}, s)
+    x = torch.randn(6, 2)
+    t = torch.tensor([0.0, 1.0, 10.5, 250.25, 999.9, 1000.0])
+    want = (1 - s.alpha_bar(t)).sqrt().float()[:, None] * x
+    torch.testing.assert_close(m(x, t), want, rtol=1e-5, atol=1e-6)
+    # Monte Carlo: regress eps on x_t for Gaussian data at t = 300; the slope is sqrt(1 - abar)
+    g = _gen(3)
+    x0, eps = torch.randn(200_000, generator=g, dtype=torch.float64), torch.randn(200_000, generator=g, dtype=torch.float64)
+    ab = s.alphas_cumprod[300]
+    xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+    slope = (eps * xt).mean() / (xt * xt).mean()
+    pred = m(torch.ones(1, 2), torch.tensor([300.0]))[0, 0].item()
+    assert abs(slope.item() - pred) < 0.01
+    with pytest.raises(ValueError, match="needs the schedule"):
+        N.build_network("mlp2d", {"gaussian_skip": True})
