@@ -34,6 +34,7 @@ PAGES = [
     ("schedule_lab", "t (time step)"),
     ("reverse_chain", "reverse step t (T → 0)"),
     ("elbo", "which data point x₀"),
+    ("score", "t (time step)"),
 ]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,

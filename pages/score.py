@@ -1,0 +1,308 @@
+"""Lesson page — noise = score, Langevin dynamics, the probability-flow ODE and likelihood.
+Thin: widgets, cached calls into lessons.score, render."""
+import numpy as np
+import streamlit as st
+import torch
+
+from app import frame, ground_truth_gmm, mnist, show_source, url_int
+from lessons import score as L
+from lessons.frame import FrameState, build_schedule
+from toy_models.gmm import AnalyticModel
+from toy_models.likelihood import ode_log_likelihood
+from toy_models.samplers import pf_ode_drift, sample_langevin
+
+N_BACKDROP = 800  # draws of q(x_t) behind the arrows
+STEP_SIZES = [1e-6, 3e-6, 1e-5, 2e-5, 5e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]  # Langevin epsilon (rule "sigma")
+TOLERANCES = [1e-2, 1e-3, 1e-4, 1e-5]  # ODE solver rtol = atol
+N_GRID = 40  # the ODE density heatmap is N_GRID x N_GRID (60 x 60 of the shipped MLP: ~50 s on one loaded core)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading shipped weights ...")
+def checkpoint(name: str):
+    """load_checkpoint(name); raises CheckpointError (not cached) when missing or broken."""
+    from toy_models.checkpoints import load_checkpoint
+
+    return load_checkpoint(name, device="cpu")
+
+
+def try_checkpoint(name: str):
+    """(Loaded or None, message or None): a missing or broken checkpoint never stops the page."""
+    try:
+        return checkpoint(name), None
+    except ValueError as e:  # CheckpointError is a ValueError
+        return None, str(e)
+
+
+def weights_present(name: str) -> bool:
+    from toy_models.checkpoints import resolve_paths
+
+    return all(p.exists() for p in resolve_paths(name))
+
+
+@st.cache_resource(max_entries=16)
+def _models(state: FrameState, shipped: bool):
+    """(the model the page runs, the exact AnalyticModel, its name) on the sidebar's schedule."""
+    s = build_schedule(state)
+    exact = AnalyticModel(ground_truth_gmm(), s)
+    ck, _ = try_checkpoint("gmm")
+    if ck is None:
+        return exact, exact, "exact model (AnalyticModel): the shipped 'gmm' weights are unavailable"
+    side = ck.sidecar
+    name = (f"learned: shipped 'gmm' ({ck.recipe.get('network')}, {side.get('steps')} training steps, trained on "
+            f"{ck.schedule.describe()}), unconditional (null label)")
+    return L.OnSchedule(ck.model, ck.schedule, s), exact, name
+
+
+@st.cache_data(max_entries=64)
+def fields(state: FrameState, shipped: bool, t: int):
+    model, exact, _ = _models(state, shipped)
+    return L.compare_fields(model, exact, build_schedule(state), t, n_grid=21, n_samples=1000, seed=state.seed)
+
+
+@st.cache_data(max_entries=64)
+def backdrop(state: FrameState, t: int):
+    return L.q_t_samples(ground_truth_gmm(), build_schedule(state), t, N_BACKDROP, state.seed).numpy()
+
+
+@st.cache_data(max_entries=16)
+def errors_over_t(state: FrameState, shipped: bool):
+    model, exact, _ = _models(state, shipped)
+    s = build_schedule(state)
+    return L.error_vs_t(model, exact, s, L.log_times(s.T, 16), n=500, seed=state.seed)
+
+
+@st.cache_data(max_entries=64)
+def dsm(state: FrameState, shipped: bool, t: int):
+    model, exact, _ = _models(state, shipped)
+    return L.dsm_check(model, exact, build_schedule(state), t, n=4000, seed=state.seed)
+
+
+@st.cache_data(max_entries=32, show_spinner="Running annealed Langevin dynamics ...")
+def langevin(state: FrameState, shipped: bool, levels: int, n_steps_each: int, step_size: float, rule: str):
+    model, _, _ = _models(state, shipped)
+    return L.langevin_run(model, build_schedule(state), ground_truth_gmm(), n=500, levels=levels,
+                          n_steps_each=n_steps_each, step_size=step_size, step_rule=rule, seed=state.seed)
+
+
+@st.cache_data(max_entries=16, show_spinner="Running the ODE and DDPM from the same noise ...")
+def flows(state: FrameState, shipped: bool):
+    model, _, _ = _models(state, shipped)
+    return L.ode_vs_ddpm(model, build_schedule(state), n=400, seed=state.seed, ode_steps=100)
+
+
+@st.cache_data(max_entries=64)
+def density_at(state: FrameState, t: float):
+    ax, pts = L.grid(L.HALF_WIDTH, 60)
+    a = float(build_schedule(state).alpha_bar(torch.tensor(float(t))))
+    return ax, ground_truth_gmm().log_prob(pts, a).numpy()
+
+
+def _bar(text):
+    bar = st.progress(0.0, text=text)
+    return bar, (lambda f: bar.progress(float(min(max(f, 0.0), 1.0)), text=text))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def likelihoods(state: FrameState, shipped: bool, rtol: float, _progress=None):
+    """Points, the N_GRID x N_GRID density grid and the NLL table, for the exact model and (if shipped) the learned one."""
+    s = build_schedule(state)
+    model, exact, _ = _models(state, shipped)
+    gmm = ground_truth_gmm()
+    runs = {"exact model": L.exact_ode_model(gmm, s)}
+    if model is not exact:
+        runs["learned model"] = model
+    x = gmm.sample(256, generator=torch.Generator().manual_seed(state.seed + 7))[0]
+    main = "learned model" if "learned model" in runs else "exact model"  # the grid: one solve, the model in use
+    n_jobs, done = 2 * len(runs) + 1, [0]
+
+    def sub(d, tot):
+        if _progress:
+            _progress((done[0] + d / max(tot, 1)) / n_jobs)
+
+    out = {"x": x.numpy(), "true": gmm.log_prob(x).numpy(), "points": {}, "grid": {}, "elbo": {}}
+    for name, m in runs.items():
+        out["points"][name] = L.ode_log_px(m, s, x, rtol, progress=sub)
+        done[0] += 1
+        if name == main:
+            ax, out["grid"][name] = L.density_grid(m, s, N_GRID, rtol, progress=sub)
+            done[0] += 1
+        elbo_model = exact if name == "exact model" else m
+        out["elbo"][name] = float(np.mean(L.elbo_nll(elbo_model, s, x, stride=max(1, s.T // 200), seed=state.seed,
+                                                     progress=sub)))
+        done[0] += 1
+    out["axis"] = ax
+    out["true_grid"] = gmm.log_prob(L.grid(L.HALF_WIDTH, N_GRID)[1]).numpy()
+    return out
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def mnist_bpd(n_digits: int, n_probes: int, seed: int, _progress=None):
+    ck, _ = try_checkpoint("mnist")
+    d = mnist()
+    return L.mnist_bits_per_dim(ck.model, ck.schedule, d.x_test[:n_digits], y=None, n_probes=n_probes, rtol=1e-4,
+                                elbo_stride=10, seed=seed, progress=_progress)
+
+
+def run_flag(key: str, label: str) -> bool:
+    """A button that, once pressed, keeps its section computed on later reruns."""
+    if st.button(label, key=key):
+        st.session_state[f"{key}_on"] = True
+    return bool(st.session_state.get(f"{key}_on"))
+
+
+state = frame()
+s = build_schedule(state)
+SHIPPED = weights_present("gmm")  # cached results are keyed on it: new weights, new results
+model, exact, model_name = _models(state, SHIPPED)
+st.title("5 · Noise = score, and likelihood")
+st.markdown(L.INTRO)
+ck, err = try_checkpoint("gmm")
+if err:
+    st.warning(f"{err} — meanwhile the page runs the exact model wherever it needs a model.", icon=":material/warning:")
+st.caption(f"Data: the Gaussian mixture (exact score and density known), whatever the data setting. Model: "
+           f"{model_name}; evaluated on the sidebar's schedule {s.describe()} at equal ᾱ.")
+ode_problem = L.ode_ready(s)
+
+# --- 1. noise = scaled score ------------------------------------------------------------------------------
+st.header("1 · The predicted noise is a scaled score")
+st.latex(L.EQ_SCORE)
+t = url_int("t", "t (time step)", 1, s.T, max(1, s.T // 10), key="score_t")
+fc = fields(state, SHIPPED, t)
+c = st.columns(4)
+c[0].metric("ᾱ_t", f"{fc.alpha_bar:.4g}")
+c[1].metric("E|s_θ − ∇log q|² on q(x_t)", f"{fc.fisher:.3g}", help=f"± {fc.fisher_se:.2g} (Monte Carlo, 1,000 draws)")
+c[2].metric("relative to E|∇log q|²", f"{fc.relative:.2%}")
+c[3].metric("ε error E|ε̂ − ε*|²", f"{fc.eps_mse:.3g}")
+st.plotly_chart(L.fig_fields(fc, backdrop(state, t)), key="fig_fields")
+c1, c2 = st.columns(2)
+c1.plotly_chart(L.fig_error_map(fc), key="fig_error_map")
+c1.caption(f"Median error where q(x_t) is within 10⁻³ of its peak: {fc.error_where(True):.3g}; "
+           f"elsewhere (far from the data): {fc.error_where(False):.3g}.")
+e = errors_over_t(state, SHIPPED)
+c2.plotly_chart(L.fig_error_vs_t(e, t), key="fig_error_t")
+c2.caption(f"Score error at t = {e['t'][0]:g}: {e['fisher'][0]:.3g}; at t = {e['t'][-1]:g}: {e['fisher'][-1]:.3g} "
+           "(500 draws of q(x_t) each).")
+st.markdown(L.WHY_WRONG)
+st.plotly_chart(L.fig_scale(*L.score_scale(s), t_marker=t), key="fig_scale")
+show_source(L.model_score, AnalyticModel.score)
+
+# --- 2. denoising score matching ------------------------------------------------------------------------------
+st.header("2 · Denoising score matching is the ε-loss, reweighted")
+st.latex(L.EQ_DSM)
+st.markdown(L.DSM_TEXT)
+d = dsm(state, SHIPPED, t)
+st.dataframe([
+    {"quantity": "ε-loss E|ε̂ − ε|² (DDPM)", "value": d.eps_loss},
+    {"quantity": "weight 1/(1 − ᾱ_t)", "value": d.weight},
+    {"quantity": "weight × ε-loss", "value": d.weight * d.eps_loss},
+    {"quantity": "DSM loss E|s_θ + ε/√(1−ᾱ_t)|²", "value": d.dsm},
+    {"quantity": "DSM loss of the exact score (the floor)", "value": d.dsm_exact},
+    {"quantity": "excess DSM = DSM − floor", "value": d.dsm - d.dsm_exact},
+    {"quantity": "Fisher divergence E|s_θ − ∇log q|²", "value": d.fisher},
+], hide_index=True)
+st.caption(f"At t = {t}, 4,000 draws. The excess DSM loss and the Fisher divergence agree up to Monte Carlo "
+           f"error (standard error {d.excess_se:.2g}).")
+st.latex(L.EQ_FISHER)
+show_source(L.dsm_check)
+
+# --- 3. Langevin -------------------------------------------------------------------------------------------------
+st.header("3 · Annealed Langevin dynamics with the score")
+st.latex(L.EQ_LANGEVIN)
+st.markdown(L.LANGEVIN_TEXT)
+c = st.columns(4)
+rule = c[0].radio("step-size rule", L.STEP_RULES, key="score_rule",
+                  help="sigma: α_i = ε σ_i²/σ_L² (Song & Ermon 2019); snr: α from a target signal-to-noise ratio "
+                       "(Song et al. 2021); ε then unused")
+step = c[1].select_slider("step size ε", STEP_SIZES, value=2e-5, key="score_step", format_func=lambda v: f"{v:g}")
+each = c[2].slider("steps per level", 1, 50, 5, key="score_each")
+levels = c[3].slider("noise levels", 1, max(2, min(200, s.T)), min(100, s.T), key="score_levels")
+if run_flag("score_run_langevin", "Run Langevin (500 particles)"):
+    r = langevin(state, SHIPPED, min(levels, s.T), each, step, rule)
+    c1, c2 = st.columns([3, 2])
+    c1.plotly_chart(L.fig_langevin(r, backdrop(state, 1)), key="fig_langevin")
+    c2.plotly_chart(L.fig_weights(r), key="fig_weights")
+    c2.markdown(f"Mean log q(x₀) of the samples: **{r.mean_log_q:.3f} nats** (data: {r.data_log_q:.3f}); "
+                f"{r.escaped:.1%} of the particles left the plot or blew up; {r.nfe} score evaluations.")
+    if r.escaped > 0.05:
+        st.warning("The step size is too large for the narrowest features of q(x_t): particles overshoot.")
+show_source(sample_langevin)
+
+# --- 4. the probability-flow ODE ---------------------------------------------------------------------------------
+st.header("4 · The probability-flow ODE: same marginals, no noise")
+st.latex(L.EQ_ODE)
+st.markdown(L.ODE_TEXT)
+if ode_problem:
+    st.info(ode_problem)
+elif run_flag("score_run_flow", "Run the ODE and DDPM from the same noise (400 points)"):
+    fp = flows(state, SHIPPED)
+    st.plotly_chart(L.fig_flow(fp), key="fig_flow")
+    tf = st.slider("t at which to compare the clouds", 0, s.T, min(s.T, max(1, s.T // 4)), key="score_flow_t")
+    to, xo = L.state_at(fp.ode_t, fp.ode_x, tf)
+    td, xd = L.state_at(fp.ddpm_t, fp.ddpm_x, tf)
+    clouds = {f"ODE states (t = {to:g})": xo, f"DDPM states (t = {td:g})": xd}
+    ax, lq = density_at(state, tf)
+    st.plotly_chart(L.fig_density_at_t(ax, lq, clouds, tf), key="fig_density_t")
+    mc = L.marginal_check(ground_truth_gmm(), s, tf, clouds, seed=state.seed)
+    st.dataframe([{"cloud": k, "mean log q(x_t), nats": v} for k, v in mc.items()], hide_index=True)
+    st.caption(f"Both clouds are draws of q(x_t) when their mean log q(x_t) matches the exact one. ODE: {fp.ode_nfe} "
+               f"model evaluations (Heun, 100 steps); DDPM: {fp.ddpm_nfe}.")
+show_source(pf_ode_drift)
+
+# --- 5. likelihood -----------------------------------------------------------------------------------------------
+st.header("5 · Likelihood by integrating the ODE")
+st.latex(L.EQ_LIK)
+st.markdown(L.LIK_TEXT)
+rtol = st.select_slider("solver tolerance (rtol = atol)", TOLERANCES, value=1e-4, key="score_rtol",
+                        format_func=lambda v: f"{v:g}")
+if ode_problem:
+    st.info(ode_problem)
+elif run_flag("score_run_lik", f"Compute log-likelihoods (256 points and a {N_GRID} × {N_GRID} grid)"):
+    bar, prog = _bar("Integrating the probability-flow ODE ...")
+    out = likelihoods(state, SHIPPED, rtol, _progress=prog)
+    bar.empty()
+    rows = []
+    for i in range(8):
+        row = {"x₁": out["x"][i, 0], "x₂": out["x"][i, 1], "true log q(x)": out["true"][i]}
+        row.update({f"ODE log p, {k}": v.log_px[i] for k, v in out["points"].items()})
+        rows.append(row)
+    st.dataframe(rows, hide_index=True)
+    st.caption("Function evaluations of the adaptive solver (dopri5, rtol = atol = "
+               f"{rtol:g}): " + "; ".join(f"{k}: {v.nfe} for the 256 points" for k, v in out["points"].items())
+               + "; " + "; ".join(f"{k}: {v.nfe} for the {N_GRID} × {N_GRID} grid" for k, v in out["grid"].items()) + ".")
+    panels = {"true log q(x)": out["true_grid"]}
+    panels.update({f"ODE log p, {k}": v.log_px for k, v in out["grid"].items()})
+    st.plotly_chart(L.fig_density_pair(out["axis"], panels), key="fig_density_pair")
+    table = L.nll_table(ground_truth_gmm(), torch.as_tensor(out["x"]),
+                        {k: v.log_px for k, v in out["points"].items()}, out["elbo"])
+    st.plotly_chart(L.fig_nll(table), key="fig_nll")
+    bpd = table.bpd()
+    st.dataframe([{"route": k, "NLL, nats": v, "bits/dim": bpd[k]} for k, v in table.rows.items()], hide_index=True)
+    gap = table.rows["ODE: exact model"] - table.rows["true −log q(x₀) (closed form)"]
+    st.caption(f"The exact model's ODE NLL is off the truth by {gap:+.4f} nats (solver tolerance and ᾱ_T > 0); "
+               "the ELBO (the bound of the ELBO lesson, Ho et al. eq. 5: every t ≤ 100, then every "
+               f"{max(1, s.T // 200)}-th) sits above its model's ODE NLL.")
+show_source(ode_log_likelihood, L.density_grid)
+
+st.subheader("MNIST: bits/dim of the shipped model on held-out digits")
+mk, merr = try_checkpoint("mnist")
+if merr:
+    st.info(f"The MNIST model is unavailable: {merr}")
+else:
+    c = st.columns(2)
+    n_digits = c[0].slider("held-out digits", 1, 8, 2, key="score_mnist_n")
+    probes = c[1].slider("Hutchinson probes", 1, 4, 1, key="score_mnist_probes")
+    st.caption(f"Model: shipped 'mnist' ({mk.sidecar.get('steps')} training steps, {mk.schedule.describe()}); "
+               "digits from the test split. The ODE takes about a minute per digit on a CPU.")
+    if st.button("Compute MNIST bits/dim", key="score_mnist_run"):
+        bar, prog = _bar("ODE (Hutchinson) then ELBO ...")
+        res = mnist_bpd(n_digits, probes, state.seed, _progress=prog)
+        bar.empty()
+        st.dataframe([{"digit": i, "ODE bits/dim": a, "ELBO bits/dim": b}
+                      for i, (a, b) in enumerate(zip(res.ode_bpd, res.elbo_bpd))], hide_index=True)
+        st.caption(f"Mean: ODE {res.ode_bpd.mean():.3f} bits/dim, ELBO {res.elbo_bpd.mean():.3f} bits/dim; "
+                   f"{res.nfe} function evaluations, {res.n_probes} probe(s).")
+    show_source(L.mnist_bits_per_dim)
+
+st.header("Try this")
+for tip in L.TRY_THIS:
+    st.markdown(f"- {tip}")
