@@ -164,7 +164,10 @@ class MLP2D(nn.Module):
     def embed(self, x, t, y):
         """The conditioning vector c = MLP(emb(t)) + E[y]: (B, width)."""
         t = _check_t(t, x.shape[0], x.device)
-        c = self.time_mlp(timestep_embedding(t, self.config.time_embed_dim))
+        if t.numel() > 1 and bool((t == t[0]).all()):  # one t for the batch (a sampler, a grid): embed it once
+            c = self.time_mlp(timestep_embedding(t[:1], self.config.time_embed_dim)).expand(x.shape[0], -1)
+        else:
+            c = self.time_mlp(timestep_embedding(t, self.config.time_embed_dim))
         if self.label is not None:
             c = c + self.label(y, x.shape[0], x.device)
         elif y is not None:
