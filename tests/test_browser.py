@@ -35,6 +35,8 @@ PAGES = [
     ("reverse_chain", "reverse step t (T → 0)"),
     ("elbo", "which data point x₀"),
     ("score", "t (time step)"),
+    ("conditional", "guidance scale w"),
+    ("inpainting", "known x₁"),
 ]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,

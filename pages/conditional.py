@@ -1,0 +1,231 @@
+"""Lesson page — conditional generation: a label as input, classifier guidance, classifier-free guidance.
+Thin: widgets, cached calls into lessons.conditional, render."""
+import streamlit as st
+import torch
+
+from app import frame, ground_truth_gmm, show_source
+from lessons import conditional as L
+from lessons.frame import FrameState, build_schedule
+from toy_models.gmm import AnalyticModel
+from toy_models.guidance import ClassifierFreeGuidance, ClassifierGuidance
+from toy_models.samplers import sample_ddim
+
+N_2D = 300  # points per 2D sample cloud
+N_PATHS = 12  # chains drawn
+SWEEP_SCALES = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0)  # the scales of the fidelity/diversity sweep
+EXACT, LEARNED = "exact (analytic mixture)", "learned (weights/gmm)"
+
+
+@st.cache_resource(show_spinner="Loading weights ...")
+def checkpoint(name: str):
+    """(Loaded, None) or (None, error message) for a shipped checkpoint."""
+    from toy_models.checkpoints import CheckpointError, load_checkpoint
+
+    try:
+        return load_checkpoint(name), None
+    except CheckpointError as e:
+        return None, str(e)
+
+
+@st.cache_resource
+def models_2d(state: FrameState, source: str):
+    """(model, classifier, schedule, note) for the 2D mixture: exact, or the shipped learned pair."""
+    g = ground_truth_gmm()
+    if source == LEARNED:
+        ld, err = checkpoint("gmm")
+        lc, err_c = checkpoint("gmm-classifier")
+        if ld is not None:
+            clf = lc.model if lc is not None else L.ExactNoisyClassifier(g, ld.schedule)
+            note = (f"Learned: recipe `{ld.recipe.get('name')}`, {ld.schedule.describe()}, "
+                    f"{ld.recipe.get('steps')} training steps; classifier: "
+                    + (f"recipe `{lc.recipe.get('name')}`" if lc is not None else "exact (gmm-classifier missing)"))
+            return ld.model, clf, ld.schedule, note, err_c
+        return None, None, None, None, err
+    s = build_schedule(state)
+    return AnalyticModel(g, s), L.ExactNoisyClassifier(g, s), s, f"Exact model, {s.describe()}.", None
+
+
+@st.cache_data(max_entries=64)
+def run_2d(state: FrameState, source: str, kind: str, label, scale: float, steps: int):
+    """(x0 (N, 2), paths (K, N_PATHS, 2), metrics) of a 2D run; kind: 'label', 'cg', 'cfg'."""
+    model, clf, s, _, _ = models_2d(state, source)
+    K = ground_truth_gmm().num_components
+    if kind == "cfg":
+        model = L.cfg_model(model, scale, K)
+    elif kind == "cg":
+        model = L.cg_model(model, clf, scale, s)
+    tr = L.guided_trajectory(model, s, label, N_2D, state.seed, steps, stride=max(1, steps // 25))
+    x0 = tr.x0.numpy()
+    g = ground_truth_gmm()
+    m = None if label is None else L.fidelity_diversity_2d(x0, label, g, L.ExactNoisyClassifier(g, s))
+    return x0, tr.xs[:, :N_PATHS].numpy(), m
+
+
+@st.cache_data(max_entries=32)
+def field_2d(state: FrameState, source: str, t: int, label: int):
+    _, clf, _, _, _ = models_2d(state, source)
+    return L.classifier_field(clf, float(t), label)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def sweep_2d(state: FrameState, source: str, label: int, steps: int):
+    model, _, s, _, _ = models_2d(state, source)
+    g = ground_truth_gmm()
+    bar = st.progress(0.0, text="Sampling at every guidance scale ...")
+    out = L.cfg_sweep_2d(model, s, g, L.ExactNoisyClassifier(g, s), label, SWEEP_SCALES, 200, state.seed, steps,
+                         g.num_components, progress=lambda f: bar.progress(f, text="Sampling at every scale ..."))
+    bar.empty()
+    return out
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def mnist_grid(kind: str, digit: int, scale: float, steps: int, seed: int):
+    """16 digits: kind 'cfg' (mnist, w) or 'cg' (unconditional mnist + mnist-classifier, s)."""
+    ld, _ = checkpoint("mnist")
+    if kind == "cfg":
+        model = L.cfg_model(ld.model, scale, 10)
+    else:
+        lc, _ = checkpoint("mnist-classifier")
+        model = L.cg_model(ld.model, lc.model, scale, ld.schedule)
+    bar = st.progress(0.0, text=f"Sampling 16 digits with {steps} DDIM steps ...")
+    x = L.mnist_samples(model, ld.schedule, torch.full((16,), digit), seed, steps,
+                        progress=lambda f: bar.progress(min(f, 1.0), text=f"{steps} DDIM steps ..."))
+    bar.empty()
+    return x.numpy()
+
+
+@st.cache_data(max_entries=16, show_spinner="Running one chain ...")
+def mnist_chain(digit: int, scale: float, seed: int, steps: int = 20):
+    """(states (8, 1, 28, 28), times (8,)) of one CFG chain x_T -> x_0 for `digit`."""
+    ld, _ = checkpoint("mnist")
+    tr = L.guided_trajectory(L.cfg_model(ld.model, scale, 10), ld.schedule, digit, 1, seed, steps,
+                             shape=(1, 28, 28), clip_x0=L.MNIST_CLIP)
+    idx = torch.linspace(0, len(tr.ts) - 1, 8).round().long()
+    return tr.xs[idx, 0].numpy(), tr.ts[idx].numpy()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def mnist_sweep(steps: int, seed: int):
+    from toy_models.metrics import load_judge
+
+    ld, _ = checkpoint("mnist")
+    bar = st.progress(0.0, text="Measuring each scale with the judge ...")
+    out = L.cfg_sweep_mnist(ld.model, ld.schedule, SWEEP_SCALES, 4, seed, steps, load_judge(),
+                            progress=lambda f: bar.progress(f, text="Measuring each scale with the judge ..."))
+    bar.empty()
+    return out
+
+
+def metrics_caption(m, what: str):
+    if m:
+        st.caption(f"{what}: the exact Bayes classifier puts **{m['accuracy']:.0%}** of the samples in the class; "
+                   f"spread = **{m['diversity']:.2f}×** the class's own (1 = right, < 1 = collapsed); "
+                   f"mean log q(x₀ | y) = {m['log_lik']:.2f} nats.")
+
+
+state = frame()
+st.title("6 · Conditional generation and guidance")
+st.markdown(L.INTRO)
+g = ground_truth_gmm()
+K = g.num_components
+c1, c2, c3 = st.columns(3)
+source = c1.radio("2D model", (EXACT, LEARNED), key="cond_source", horizontal=False,
+                  help="The exact eps* of the mixture, or the shipped network trained on it.")
+model, clf, s2, note, err = models_2d(state, source)
+if model is None:
+    st.error(f"The learned 2D model is unavailable, so the exact one is used. {err}")
+    source = EXACT
+    model, clf, s2, note, err = models_2d(state, source)
+elif err:
+    st.warning(f"The learned noisy classifier is unavailable; the exact one is used. {err}")
+st.caption(note)
+label_opts = list(range(K)) + ["∅"]
+label_pick = c2.selectbox("class y (mixture component)", label_opts, index=0, key="cond_label",
+                          help="∅ is the null label: the same model, unconditional.")
+label = None if label_pick == "∅" else int(label_pick)
+steps = c3.slider("DDIM steps", 5, 200, 40, key="cond_steps", help="More steps: slower, more faithful to the class's spread.")
+if steps > s2.T:
+    st.caption(f"Only T = {s2.T} steps exist: using {s2.T}.")
+    steps = s2.T
+
+st.header("1 · A label as input")
+st.markdown(L.NARRATIVE_LABEL)
+st.latex(L.EQ_LABEL)
+x0, paths, m = run_2d(state, source, "label", label, 0.0, steps)
+dens = L.class_density(g, label)
+st.plotly_chart(L.fig_samples_2d(x0, f"Samples for y = {label_pick} (DDIM, {steps} steps)", density=dens,
+                                 paths=paths), key="fig_label")
+metrics_caption(m, f"y = {label_pick}")
+show_source(L.guided_trajectory, sample_ddim)
+
+st.header("2 · Classifier guidance")
+st.markdown(L.NARRATIVE_CG)
+st.latex(L.EQ_CG)
+cg_label = 0 if label is None else label
+c1, c2 = st.columns(2)
+t_field = c1.slider("t (noise level of the classifier)", 0, s2.T, min(s2.T, max(1, s2.T // 5)), key="cond_t")
+s_scale = c2.slider("classifier scale s", 0.0, L.CG_MAX, 3.0, 0.5, key="cond_s")
+st.plotly_chart(L.fig_classifier_field(field_2d(state, source, t_field, cg_label), cg_label, t_field),
+                key="fig_field")
+x0, paths, m = run_2d(state, source, "cg", cg_label, s_scale, steps)
+st.plotly_chart(L.fig_samples_2d(x0, f"Unconditional model guided toward y = {cg_label} with s = {s_scale:g}",
+                                 density=L.class_density(g, cg_label), paths=paths), key="fig_cg")
+metrics_caption(m, f"s = {s_scale:g}")
+st.caption("s = 0 is the unconditional model exactly; with the exact classifier, s = 1 is exactly the conditional model.")
+show_source(ClassifierGuidance, L.ExactNoisyClassifier)
+
+st.header("3 · Classifier-free guidance")
+st.markdown(L.NARRATIVE_CFG)
+st.latex(L.EQ_CFG)
+st.markdown(L.CFG_CONVENTION)
+w = st.slider("guidance scale w", 0.0, L.CFG_MAX, 3.0, 0.1, key="cond_w")
+x0, paths, m = run_2d(state, source, "cfg", cg_label, w, steps)
+st.plotly_chart(L.fig_samples_with_target(x0, L.class_density(g, cg_label), L.tilted_density(g, cg_label, w),
+                                          f"Classifier-free guidance, y = {cg_label}, w = {w:g}"), key="fig_cfg")
+metrics_caption(m, f"w = {w:g}")
+sw = sweep_2d(state, source, cg_label, min(steps, 40, s2.T))
+st.plotly_chart(L.fig_sweep(sw, w, "share in the class (exact classifier)", "spread / class spread"), key="fig_sweep")
+st.caption(f"200 samples per scale, the same seeds for every scale. From w = 0 to w = 10 the share in class "
+           f"{cg_label} goes {sw['accuracy'][0]:.0%} → {sw['accuracy'][-1]:.0%} and the spread "
+           f"{sw['diversity'][0]:.2f} → {sw['diversity'][-1]:.2f}× the class's own.")
+show_source(ClassifierFreeGuidance, L.cfg_sweep_2d, L.fidelity_diversity_2d)
+st.markdown(L.TRY_THIS)
+
+st.header("4 · MNIST digits")
+ld, err = checkpoint("mnist")
+if ld is None:
+    st.info(f"The MNIST model is not available yet, so this section is off. {err}")
+else:
+    st.caption(f"Model: recipe `{ld.recipe.get('name')}`, {ld.schedule.describe()}, "
+               f"{ld.recipe.get('steps')} training steps. DDIM with x̂₀ clipped to [−1, 1].")
+    c1, c2, c3 = st.columns(3)
+    digit = c1.selectbox("digit", list(range(10)), index=3, key="cond_digit")
+    wm = c2.slider("guidance scale w (MNIST)", 0.0, L.CFG_MAX, 2.0, 0.5, key="cond_w_mnist")
+    full = c3.checkbox(f"full chain ({ld.schedule.T} steps, slow)", key="cond_full")
+    m_steps = ld.schedule.T if full else 20
+    imgs = mnist_grid("cfg", digit, wm, m_steps, state.seed)
+    st.plotly_chart(L.fig_digit_grid(imgs, f"16 samples of digit {digit}, w = {wm:g}"), key="fig_mnist_cfg")
+    chain, chain_ts = mnist_chain(digit, wm, state.seed)
+    st.plotly_chart(L.fig_digit_grid(chain, "One chain x_T → x₀ at t = " + ", ".join(f"{t:.0f}" for t in chain_ts),
+                                     cols=8, height=200), key="fig_mnist_chain")
+    st.caption("w = 0 is the same network given the null label ∅: unconditional digits; w = 1 is the plain "
+               "label-conditional model.")
+    try:
+        from toy_models.metrics import JudgeError, judge_accuracy
+
+        st.caption(f"The independent judge reads **{judge_accuracy(imgs, [digit] * 16):.0%}** of these as a {digit}.")
+    except (ImportError, JudgeError) as e:
+        st.caption(f"No judge: {e}")
+    lc, err_c = checkpoint("mnist-classifier")
+    if lc is None:
+        st.info(f"Classifier guidance on MNIST needs weights/mnist-classifier. {err_c}")
+    else:
+        sm = st.slider("classifier scale s (MNIST)", 0.0, L.CG_MAX, 5.0, 0.5, key="cond_s_mnist")
+        st.plotly_chart(L.fig_digit_grid(mnist_grid("cg", digit, sm, m_steps, state.seed),
+                                         f"Unconditional model + noisy classifier toward {digit}, s = {sm:g}"),
+                        key="fig_mnist_cg")
+    if st.toggle("Measure fidelity and diversity against w (8 scales × 40 digits, about a minute)", key="cond_sweep"):
+        swm = mnist_sweep(20, state.seed)
+        st.plotly_chart(L.fig_sweep(swm, wm, "judge accuracy", "feature diversity"), key="fig_mnist_sweep")
+        st.caption(f"Judge accuracy {swm['accuracy'][0]:.0%} at w = 0 → {swm['accuracy'][-1]:.0%} at w = 10; "
+                   f"diversity {swm['diversity'][0]:.2f} → {swm['diversity'][-1]:.2f}.")
