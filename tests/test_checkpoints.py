@@ -8,7 +8,7 @@ import torch
 from toy_models.checkpoints import (CheckpointError, WEIGHTS_DIR, list_shipped, load_checkpoint, read_sidecar,
                                     resolve_paths, save_checkpoint, sha256_file, update_metrics)
 from toy_models.schedules import schedule_to_dict
-from toy_models.training import Trainer
+from toy_models.training import Trainer, resolve_recipe
 
 torch.set_num_threads(1)
 SHIPPED_2D = ("moons", "swissroll", "rings", "checkerboard", "gmm", "gmm-classifier")
@@ -108,7 +108,15 @@ def test_every_shipped_file_loads_and_matches_its_sidecar(name):
     loaded = load_checkpoint(name)
     assert sc["param_count"] == sum(p.numel() for p in loaded.model.parameters())
     assert sc["schedule"] == schedule_to_dict(loaded.schedule)
+    # the file is what `python -m toy_models train NAME` makes today: same recipe, all its steps
+    assert sc["recipe"] == resolve_recipe(name).to_dict(), f"{name}: trained with another recipe; retrain it"
+    assert sc["steps"] == sc["recipe"]["steps"]
     if sc["recipe"]["data"] != "mnist":
         assert weights.stat().st_size < 1_000_000
-        assert sc["steps"] >= 1 and sc["metrics"].get("sw_ratio", 99) <= 1.3
+    if name in SHIPPED_2D and sc["recipe"]["kind"] == "diffusion":
+        # measured by `python -m toy_models evaluate NAME --write` (2,000 DDPM samples vs held-out data)
+        assert sc["metrics"]["sw_over_floor"] <= 1.3
+    if sc["recipe"]["kind"] == "classifier":
+        # `python -m toy_models evaluate NAME --write`: held-out accuracy of p(y | x_t, t) at small t
+        assert sc["metrics"]["accuracy_t1"] >= 0.95
     assert weights.parent == WEIGHTS_DIR

@@ -7,6 +7,7 @@ import torch
 from toy_models import networks
 from toy_models.elbo import l_simple
 from toy_models.recipes import RECIPES, Recipe, get_recipe
+from toy_models.schedules import schedule_from_dict
 from toy_models.training import Trainer, TrainingError, pick_device, random_masks, resolve_recipe
 
 torch.set_num_threads(1)
@@ -27,7 +28,7 @@ def test_required_recipes_exist_and_build():
                  "mnist-classifier", "mnist-inpaint", "tiny", "moons-vlb", "moons-hybrid"):
         r = resolve_recipe(name)
         assert Recipe.from_dict(r.to_dict()) == r
-        net = networks.build_network(r.network, r.network_config)
+        net = networks.build_network(r.network, r.network_config, schedule_from_dict(r.schedule))
         if r.kind != "classifier":
             assert r.objective in ("simple", "vlb", "hybrid") and r.schedule["name"]
             assert net.parameterization == "eps"
