@@ -4,7 +4,6 @@ the shipped weights, or a random-init network of the same recipe when they are m
 2D replacement inpainting. Medians of repeated runs."""
 from __future__ import annotations
 
-import statistics
 import time
 
 import torch
@@ -13,15 +12,7 @@ from lessons import conditional as C
 from lessons import inpainting as I
 from toy_models.gmm import AnalyticModel, default_gmm
 from toy_models.schedules import make_schedule
-
-
-def _median_s(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from benchmarks import median_seconds as _median_s
 
 
 def _mnist(name: str):

@@ -2,20 +2,11 @@
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 import time
 
 from toy_models.data import DATASETS_2D, load_mnist, sample_2d
-
-
-def _median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from benchmarks import median_seconds as _median_seconds
 
 
 def run() -> list[str]:

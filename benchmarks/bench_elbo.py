@@ -2,7 +2,6 @@
 network (2,000 points, T = 1000), the strided network bound the page uses, and the estimator comparison."""
 from __future__ import annotations
 
-import statistics
 import time
 
 import torch
@@ -10,15 +9,7 @@ import torch
 from lessons import elbo_lesson as L
 from toy_models.gmm import AnalyticModel, default_gmm
 from toy_models.schedules import make_schedule
-
-
-def _median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from benchmarks import median_seconds as _median_seconds
 
 
 def _network():

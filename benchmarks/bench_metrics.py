@@ -1,18 +1,13 @@
 """Speed of the metrics and of guidance, and the judge's figures (medians of repeated runs)."""
 from __future__ import annotations
 
-import statistics
 import time
+from benchmarks import median_seconds
 
 
 def _median_s(fn, repeats: int = 5) -> float:
     fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_seconds(fn, repeats)
 
 
 def run() -> list[str]:

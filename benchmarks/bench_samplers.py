@@ -1,7 +1,6 @@
 """Sampler figures: 2,000 points through 1,000 DDPM steps (exact GMM model, small MLP), and the 2D ODE NLL error."""
 from __future__ import annotations
 
-import statistics
 import time
 
 import torch
@@ -9,15 +8,7 @@ import torch
 from toy_models.likelihood import ode_log_likelihood
 from toy_models.samplers import SamplerInfo, sample_ddim, sample_ddpm, sample_ode
 from toy_models.schedules import make_schedule
-
-
-def _median_s(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from benchmarks import median_seconds as _median_s
 
 
 def _mlp(width=128, n_blocks=3):

@@ -3,7 +3,6 @@ model's ODE NLL against the closed form. Targets (issue 7, 2 CPU cores): fields 
 <= 10 s, NLL within 0.02 nats."""
 from __future__ import annotations
 
-import statistics
 import time
 
 import numpy as np
@@ -12,15 +11,7 @@ import torch
 from lessons import score as L
 from toy_models.gmm import AnalyticModel, default_gmm
 from toy_models.schedules import make_schedule
-
-
-def _median_s(fn, repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from benchmarks import median_seconds as _median_s
 
 
 def _learned(s):
