@@ -124,10 +124,11 @@ def wait_idle(page, timeout_ms: float | None = None):
 
 
 def figure_signature(page) -> str:
-    """A string that changes when any plotly figure's data or title changes."""
+    """A string that changes when any plotly figure's data or title changes (x too: a histogram has no y)."""
     return page.evaluate(
         "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => "
-        "JSON.stringify((g.data || []).map(d => [d.x && d.x.length, d.y && Array.from(d.y).slice(0, 5)]))"
+        "JSON.stringify((g.data || []).map(d => ['x', 'y', 'z'].map(k => "
+        "d[k] === undefined ? null : JSON.stringify(d[k]).slice(0, 160))))"  # arrays may arrive base64-packed
         " + ((g.layout && g.layout.title && g.layout.title.text) || '')).join('|')")
 
 
