@@ -104,10 +104,6 @@ TRY_THIS = [
 
 
 # --- the exact model, differentiable (for the probability-flow ODE likelihood) --------------------
-# The exact noise predictor of a Gaussian mixture (differentiable, so the ODE likelihood can use it).
-ExactMixtureModel = AnalyticModel
-
-
 # --- the bound, term by term -------------------------------------------------------------------
 @dataclass
 class BoundReport:

@@ -56,7 +56,7 @@ def exact_report(state: FrameState, variance: str):
 def exact_ode_nll(state: FrameState) -> float:
     s, gmm = build_schedule(state), ground_truth_gmm()
     x0 = gmm_points(N_ODE, state.seed)
-    return float(np.mean(L.ode_nll(L.ExactMixtureModel(gmm, s), s, x0) - (-gmm.log_prob(x0).numpy()))), \
+    return float(np.mean(L.ode_nll(L.AnalyticModel(gmm, s), s, x0) - (-gmm.log_prob(x0).numpy()))), \
         float(-gmm.log_prob(x0).mean())
 
 
@@ -167,7 +167,7 @@ with st.expander("The probability-flow ODE likelihood of the same model (slower:
         st.markdown(f"On {N_ODE} points: ODE NLL − true NLL = **{gap_ode:.4f} nats** (mean); the bound's gap "
                     f"on all points is **{report.total - nll:.3f} nats**. The ODE gives the model's exact "
                     "likelihood, the bound only an upper bound.")
-        show_source(L.ode_nll, L.ExactMixtureModel)
+        show_source(L.ode_nll, L.AnalyticModel)
 
 st.subheader("MNIST: the bound of the shipped digit model")
 ckm, msgm = try_checkpoint("mnist")

@@ -131,7 +131,7 @@ def test_exact_mixture_model_is_differentiable_and_matches_the_analytic_model(gm
     s = make_schedule("linear", 100)
     x = torch.randn(32, 2, dtype=torch.float64, requires_grad=True)
     t = torch.full((32,), 40.0, dtype=torch.float64)
-    out = L.ExactMixtureModel(gmm, s)(x, t)
+    out = L.AnalyticModel(gmm, s)(x, t)
     assert torch.allclose(out, AnalyticModel(gmm, s)(x.detach(), t), atol=1e-10)
     assert out.requires_grad
 
@@ -140,7 +140,7 @@ def test_exact_mixture_model_is_differentiable_and_matches_the_analytic_model(gm
 def test_ode_nll_of_the_exact_model_matches_the_true_nll(gmm):
     s = make_schedule("linear", 1000)
     x0 = points(gmm, 8, 11)
-    nll = L.ode_nll(L.ExactMixtureModel(gmm, s), s, x0, rtol=1e-5, atol=1e-5)
+    nll = L.ode_nll(L.AnalyticModel(gmm, s), s, x0, rtol=1e-5, atol=1e-5)
     assert np.allclose(nll, -gmm.log_prob(x0).numpy(), atol=0.02)
 
 
