@@ -42,6 +42,24 @@ def mnist():
     return load_mnist()
 
 
+@st.cache_resource(max_entries=8, show_spinner="Loading shipped weights ...")
+def checkpoint(name: str, dev: str = "cpu"):
+    """A shipped checkpoint, loaded once per server; raises CheckpointError (not cached) when missing or broken."""
+    from toy_models.checkpoints import load_checkpoint
+
+    return load_checkpoint(name, device=dev)
+
+
+def try_checkpoint(name: str, dev: str = "cpu"):
+    """(Loaded, None), or (None, the error's message): a missing or broken checkpoint never stops a page."""
+    from toy_models.checkpoints import CheckpointError
+
+    try:
+        return checkpoint(name, dev), None
+    except CheckpointError as e:
+        return None, str(e)
+
+
 @st.cache_resource
 def ground_truth_gmm():
     from toy_models.gmm import default_gmm

@@ -3,7 +3,7 @@ Thin: widgets, cached calls into lessons.conditional, render."""
 import streamlit as st
 import torch
 
-from app import frame, ground_truth_gmm, show_source
+from app import frame, ground_truth_gmm, show_source, try_checkpoint
 from lessons import conditional as L
 from lessons.frame import FrameState, build_schedule
 from toy_models.gmm import AnalyticModel
@@ -16,24 +16,13 @@ SWEEP_SCALES = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0)  # the scales of the fi
 EXACT, LEARNED = "exact (analytic mixture)", "learned (weights/gmm)"
 
 
-@st.cache_resource(show_spinner="Loading weights ...")
-def checkpoint(name: str):
-    """(Loaded, None) or (None, error message) for a shipped checkpoint."""
-    from toy_models.checkpoints import CheckpointError, load_checkpoint
-
-    try:
-        return load_checkpoint(name), None
-    except CheckpointError as e:
-        return None, str(e)
-
-
 @st.cache_resource
 def models_2d(state: FrameState, source: str):
     """(model, classifier, schedule, note) for the 2D mixture: exact, or the shipped learned pair."""
     g = ground_truth_gmm()
     if source == LEARNED:
-        ld, err = checkpoint("gmm")
-        lc, err_c = checkpoint("gmm-classifier")
+        ld, err = try_checkpoint("gmm")
+        lc, err_c = try_checkpoint("gmm-classifier")
         if ld is not None:
             clf = lc.model if lc is not None else L.ExactNoisyClassifier(g, ld.schedule)
             note = (f"Learned: recipe `{ld.recipe.get('name')}`, {ld.schedule.describe()}, "
@@ -81,11 +70,11 @@ def sweep_2d(state: FrameState, source: str, label: int, steps: int):
 @st.cache_data(max_entries=32, show_spinner=False)
 def mnist_grid(kind: str, digit: int, scale: float, steps: int, seed: int):
     """16 digits: kind 'cfg' (mnist, w) or 'cg' (unconditional mnist + mnist-classifier, s)."""
-    ld, _ = checkpoint("mnist")
+    ld, _ = try_checkpoint("mnist")
     if kind == "cfg":
         model = L.cfg_model(ld.model, scale, 10)
     else:
-        lc, _ = checkpoint("mnist-classifier")
+        lc, _ = try_checkpoint("mnist-classifier")
         model = L.cg_model(ld.model, lc.model, scale, ld.schedule)
     bar = st.progress(0.0, text=f"Sampling 16 digits with {steps} DDIM steps ...")
     x = L.mnist_samples(model, ld.schedule, torch.full((16,), digit), seed, steps,
@@ -97,7 +86,7 @@ def mnist_grid(kind: str, digit: int, scale: float, steps: int, seed: int):
 @st.cache_data(max_entries=16, show_spinner="Running one chain ...")
 def mnist_chain(digit: int, scale: float, seed: int, steps: int = 20):
     """(states (8, 1, 28, 28), times (8,)) of one CFG chain x_T -> x_0 for `digit`."""
-    ld, _ = checkpoint("mnist")
+    ld, _ = try_checkpoint("mnist")
     tr = L.guided_trajectory(L.cfg_model(ld.model, scale, 10), ld.schedule, digit, 1, seed, steps,
                              shape=(1, 28, 28), clip_x0=L.MNIST_CLIP)
     idx = torch.linspace(0, len(tr.ts) - 1, 8).round().long()
@@ -108,7 +97,7 @@ def mnist_chain(digit: int, scale: float, seed: int, steps: int = 20):
 def mnist_sweep(steps: int, seed: int):
     from toy_models.metrics import load_judge
 
-    ld, _ = checkpoint("mnist")
+    ld, _ = try_checkpoint("mnist")
     bar = st.progress(0.0, text="Measuring each scale with the judge ...")
     out = L.cfg_sweep_mnist(ld.model, ld.schedule, SWEEP_SCALES, 4, seed, steps, load_judge(),
                             progress=lambda f: bar.progress(f, text="Measuring each scale with the judge ..."))
@@ -192,7 +181,7 @@ show_source(ClassifierFreeGuidance, L.cfg_sweep_2d, L.fidelity_diversity_2d)
 st.markdown(L.TRY_THIS)
 
 st.header("4 · MNIST digits")
-ld, err = checkpoint("mnist")
+ld, err = try_checkpoint("mnist")
 if ld is None:
     st.info(f"The MNIST model is not available yet, so this section is off. {err}")
 else:
@@ -216,7 +205,7 @@ else:
         st.caption(f"The independent judge reads **{judge_accuracy(imgs, [digit] * 16):.0%}** of these as a {digit}.")
     except (ImportError, JudgeError) as e:
         st.caption(f"No judge: {e}")
-    lc, err_c = checkpoint("mnist-classifier")
+    lc, err_c = try_checkpoint("mnist-classifier")
     if lc is None:
         st.info(f"Classifier guidance on MNIST needs weights/mnist-classifier. {err_c}")
     else:

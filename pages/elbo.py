@@ -3,7 +3,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import frame, ground_truth_gmm, mnist, points_2d, show_source, url_int
+from app import frame, ground_truth_gmm, mnist, points_2d, show_source, try_checkpoint, url_int
 from lessons import elbo_lesson as L
 from lessons.frame import DATA_2D, FrameState, build_schedule
 from toy_models.diffusion import predict_eps_from_x0, predict_x0_from_eps, predict_x0_from_mean
@@ -21,23 +21,6 @@ FUNCS = {"bound_terms": L.bound_terms, "prior_kl": prior_kl, "vb_term": vb_term,
 
 
 # --- cached loaders and computations ---------------------------------------------------------------
-@st.cache_resource(max_entries=8, show_spinner="Loading shipped weights ...")
-def checkpoint(name: str):
-    from toy_models.checkpoints import load_checkpoint
-
-    return load_checkpoint(name, device="cpu")
-
-
-def try_checkpoint(name: str):
-    """(Loaded or None, message or None): a missing or broken checkpoint never stops the page."""
-    try:
-        return checkpoint(name), None
-    except ImportError as e:
-        return None, f"toy_models.checkpoints is unavailable ({e})."
-    except ValueError as e:  # CheckpointError is a ValueError: its message says how to rebuild
-        return None, str(e)
-
-
 def gmm_points(n: int, seed: int) -> torch.Tensor:
     return ground_truth_gmm().sample(n, generator=torch.Generator().manual_seed(seed))[0]
 

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import frame, ground_truth_gmm, mnist, points_2d, show_source
+from app import frame, ground_truth_gmm, mnist, points_2d, show_source, try_checkpoint
 from lessons import inpainting as L
 from lessons.frame import FrameState, build_schedule
 from toy_models.gmm import AnalyticModel
@@ -12,17 +12,6 @@ from toy_models.inpainting import gmm_condition_on, replace_known, sample_replac
 
 N_2D = 400  # points in the 2D analogue
 N_DIGITS = 8  # inpainted samples per method
-
-
-@st.cache_resource(show_spinner="Loading weights ...")
-def checkpoint(name: str):
-    """(Loaded, None) or (None, error message)."""
-    from toy_models.checkpoints import CheckpointError, load_checkpoint
-
-    try:
-        return load_checkpoint(name), None
-    except CheckpointError as e:
-        return None, str(e)
 
 
 @st.cache_data(max_entries=32, show_spinner="Inpainting the 2D points ...")
@@ -49,10 +38,10 @@ def run_mnist(method: str, digit: int, which: int, mask_key: tuple, steps: int, 
     bar = st.progress(0.0, text=f"{method}: {steps} steps ...")
     prog = lambda f: bar.progress(f, text=f"{method}: {steps} steps ...")  # noqa: E731
     if method == "replacement":
-        ld, _ = checkpoint("mnist")
+        ld, _ = try_checkpoint("mnist")
         tr = L.inpaint_replacement(ld.model, ld.schedule, x0, mask, N_DIGITS, seed, steps, resample, progress=prog)
     else:
-        ld, _ = checkpoint("mnist-inpaint")
+        ld, _ = try_checkpoint("mnist-inpaint")
         tr = L.inpaint_finetuned(ld.model, ld.schedule, x0, mask, N_DIGITS, seed, steps, progress=prog)
     bar.empty()
     out = tr.x0
@@ -89,8 +78,8 @@ st.latex(L.EQ_RESAMPLE)
 show_source(sample_replacement, replace_known, gmm_condition_on)
 
 st.header("Digits")
-ld, err = checkpoint("mnist")
-li, err_i = checkpoint("mnist-inpaint")
+ld, err = try_checkpoint("mnist")
+li, err_i = try_checkpoint("mnist-inpaint")
 if ld is None and li is None:
     st.info(f"The MNIST models are not available yet, so this section is off. {err}")
 else:

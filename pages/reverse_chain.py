@@ -3,7 +3,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import device, frame, ground_truth_gmm, points_2d, show_source, url_int
+from app import device, frame, ground_truth_gmm, points_2d, show_source, try_checkpoint, url_int
 from lessons import reverse_chain as L
 from lessons.frame import FrameState, build_schedule
 from toy_models.diffusion import p_mean_variance, q_posterior_mean_variance
@@ -39,24 +39,6 @@ def q_t_samples(state: FrameState, level: float):
 def exact_chain(state: FrameState, n: int):
     s = build_schedule(state)
     return L.ddpm_chain(L.MixtureEpsModel(ground_truth_gmm(), s), s, n, state.seed)
-
-
-@st.cache_resource(max_entries=8, show_spinner="Loading shipped weights ...")
-def checkpoint(name: str, dev: str = "cpu"):
-    """load_checkpoint(name); raises CheckpointError (not cached) when missing or broken."""
-    from toy_models.checkpoints import load_checkpoint
-
-    return load_checkpoint(name, device=dev)
-
-
-def try_checkpoint(name: str, dev: str = "cpu"):
-    """(Loaded or None, message or None): a missing or broken checkpoint never stops the page."""
-    try:
-        return checkpoint(name, dev), None
-    except ImportError as e:
-        return None, f"toy_models.checkpoints is unavailable ({e})."
-    except ValueError as e:  # CheckpointError is a ValueError
-        return None, str(e)
 
 
 @st.cache_data(max_entries=4, show_spinner="Running the learned chain (every step) ...")

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import frame, ground_truth_gmm, mnist, show_source, url_int
+from app import frame, ground_truth_gmm, mnist, show_source, try_checkpoint, url_int
 from lessons import score as L
 from lessons.frame import FrameState, build_schedule
 from toy_models.gmm import AnalyticModel
@@ -15,22 +15,6 @@ N_BACKDROP = 800  # draws of q(x_t) behind the arrows
 STEP_SIZES = [1e-6, 3e-6, 1e-5, 2e-5, 5e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]  # Langevin epsilon (rule "sigma")
 TOLERANCES = [1e-2, 1e-3, 1e-4, 1e-5]  # ODE solver rtol = atol
 N_GRID = 40  # the ODE density heatmap is N_GRID x N_GRID (60 x 60 of the shipped MLP: ~50 s on one loaded core)
-
-
-@st.cache_resource(max_entries=4, show_spinner="Loading shipped weights ...")
-def checkpoint(name: str):
-    """load_checkpoint(name); raises CheckpointError (not cached) when missing or broken."""
-    from toy_models.checkpoints import load_checkpoint
-
-    return load_checkpoint(name, device="cpu")
-
-
-def try_checkpoint(name: str):
-    """(Loaded or None, message or None): a missing or broken checkpoint never stops the page."""
-    try:
-        return checkpoint(name), None
-    except ValueError as e:  # CheckpointError is a ValueError
-        return None, str(e)
 
 
 def weights_present(name: str) -> bool:
