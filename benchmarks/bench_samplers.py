@@ -11,28 +11,13 @@ from toy_models.schedules import make_schedule
 from benchmarks import median_seconds as _median_s
 
 
-def _mlp(width=128, n_blocks=3):
-    """The project's MLP2D at width 128, 3 blocks (a throwaway plain MLP if networks.py is missing)."""
-    try:
-        from toy_models.networks import MLP2D, MLPConfig
+def _mlp():
+    """The shipped two-moons network (the MLP every 2D lesson samples from), in eval mode."""
+    from toy_models.checkpoints import load_checkpoint
 
-        return MLP2D(MLPConfig(width=width, n_blocks=n_blocks)).eval()
-    except ImportError:
-        class Plain(torch.nn.Module):
-            parameterization = "eps"
-
-            def __init__(self):
-                super().__init__()
-                layers, d = [], 3
-                for _ in range(n_blocks):
-                    layers += [torch.nn.Linear(d, width), torch.nn.SiLU()]
-                    d = width
-                self.net = torch.nn.Sequential(*layers, torch.nn.Linear(width, 2))
-
-            def forward(self, x, t, y=None):
-                return self.net(torch.cat([x, t[:, None] / 1000], 1))
-
-        return Plain().eval()
+    ld = load_checkpoint("moons")
+    c = ld.model.config
+    return ld.model.eval(), f"shipped moons MLP2D width {c.width} x {c.n_blocks} blocks"
 
 
 def _gmm_model(s):
@@ -57,12 +42,12 @@ def run() -> list[str]:
     x64 = torch.randn(2000, 2, generator=gen, dtype=torch.float64)
     x32 = x64.float()
     g, exact, diffable = _gmm_model(s)
-    mlp = _mlp()
+    mlp, mlp_name = _mlp()
     lines = [f"threads: {torch.get_num_threads()}"]
     t_ddpm_gmm = _median_s(lambda: sample_ddpm(exact, s, x64, generator=torch.Generator().manual_seed(1)))
     lines.append(f"DDPM 1000 steps, 2000 pts, exact GMM model (float64): {t_ddpm_gmm:7.2f} s")
     t_ddpm_mlp = _median_s(lambda: sample_ddpm(mlp, s, x32, generator=torch.Generator().manual_seed(1)))
-    lines.append(f"DDPM 1000 steps, 2000 pts, MLP2D width 128 x 3 (float32): {t_ddpm_mlp:7.2f} s")
+    lines.append(f"DDPM 1000 steps, 2000 pts, {mlp_name} (float32): {t_ddpm_mlp:7.2f} s (target 1 s)")
     t_ddim = _median_s(lambda: sample_ddim(mlp, s, x32, steps=50))
     lines.append(f"DDIM 50 steps, 2000 pts, same MLP: {t_ddim:7.3f} s")
     info = SamplerInfo()

@@ -162,10 +162,11 @@ class MLP2D(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def embed(self, x, t, y):
-        """The conditioning vector c = MLP(emb(t)) + E[y]: (B, width)."""
+        """The conditioning vector c = MLP(emb(t)) + E[y]: (B, width), or (1, width) when one t and no label
+        serve the whole batch (a sampler, a grid): the blocks then broadcast it instead of repeating work."""
         t = _check_t(t, x.shape[0], x.device)
-        if t.numel() > 1 and bool((t == t[0]).all()):  # one t for the batch (a sampler, a grid): embed it once
-            c = self.time_mlp(timestep_embedding(t[:1], self.config.time_embed_dim)).expand(x.shape[0], -1)
+        if t.numel() > 1 and bool((t == t[0]).all()):  # one t for the batch: embed it once
+            c = self.time_mlp(timestep_embedding(t[:1], self.config.time_embed_dim))  # (1, width)
         else:
             c = self.time_mlp(timestep_embedding(t, self.config.time_embed_dim))
         if self.label is not None:
