@@ -18,7 +18,8 @@ from plotly.subplots import make_subplots
 from toy_models.diffusion import q_chain, q_sample
 from toy_models.schedules import Schedule
 
-from .figures import COLORS, compact, equal_axes, finite, image_heatmap, layout, scatter2d
+from .figures import (COLORS, compact, equal_axes, fast_figure, finite, heatmap_dict, image_heatmap, layout,
+                      layout_dict, marked_t, normal_pdf_line, panel_axes, panels, points, scatter2d)
 
 # --- narrative ------------------------------------------------------------------------------------
 INTRO = (
@@ -220,11 +221,12 @@ def gmm_kl_curve(gmm, s: Schedule, times: list[int], nodes: int = 20) -> np.ndar
 
 # --- figures -----------------------------------------------------------------------------------
 def fig_xt(x0: np.ndarray, xt: np.ndarray, t: int, abar_t: float, half_width: float = 4.0) -> go.Figure:
-    """x_t at time t over the clean data drawn faint behind it."""
-    fig = go.Figure([scatter2d(x0, "data x_0", "data", 3, 0.25), scatter2d(xt, f"x_t (t = {t})", "x_t")])
-    layout(fig, f"x_t at t = {t}: signal sqrt(ᾱ_t) = {math.sqrt(abar_t):.3f}, noise sd sqrt(1−ᾱ_t) = "
-                f"{math.sqrt(1 - abar_t):.3f}", "x₁", "x₂", height=460)
-    return equal_axes(fig, half_width)
+    """x_t at time t over the clean data drawn faint behind it (rebuilt on every t: plain dicts)."""
+    lay = layout_dict(f"x_t at t = {t}: signal sqrt(ᾱ_t) = {math.sqrt(abar_t):.3f}, noise sd sqrt(1−ᾱ_t) = "
+                      f"{math.sqrt(1 - abar_t):.3f}", "x₁", "x₂", height=460)
+    lay["xaxis"].update(range=[-half_width, half_width], constrain="domain")
+    lay["yaxis"].update(range=[-half_width, half_width], scaleanchor="x", scaleratio=1)
+    return fast_figure([points(x0, "data x_0", "data", 3, 0.25), points(xt, f"x_t (t = {t})", "x_t")], lay)
 
 
 def fig_animation(x0: np.ndarray, frames: np.ndarray, times: list[int], abar: np.ndarray,
@@ -279,48 +281,53 @@ def fig_trajectories(ts: np.ndarray, xs: np.ndarray, abar: np.ndarray, x0: np.nd
 
 def fig_marginals(xt: np.ndarray, t: int) -> go.Figure:
     """Histograms of each coordinate of x_t against the N(0, 1) density."""
-    fig = make_subplots(1, 2, subplot_titles=("first coordinate", "second coordinate"))
-    grid = np.linspace(-4, 4, 161)
-    pdf = np.exp(-0.5 * grid**2) / math.sqrt(2 * math.pi)
+    traces = []
     for j in range(2):
-        fig.add_trace(go.Histogram(x=compact(xt[:, j]), histnorm="probability density", nbinsx=50,
-                                   marker_color=COLORS["x_t"], opacity=0.7, name=f"x_t (t = {t})",
-                                   showlegend=j == 0), 1, j + 1)
-        fig.add_trace(go.Scatter(x=grid, y=pdf, mode="lines", line=dict(color=COLORS["noise"], width=2),
-                                 name="N(0, 1)", showlegend=j == 0), 1, j + 1)
-        fig.update_xaxes(range=[-4.5, 4.5], title_text="value", row=1, col=j + 1)
-    fig.update_yaxes(title_text="density", row=1, col=1)
-    return layout(fig, f"Marginals of x_t at t = {t} vs N(0, 1)", height=380, legend_below=True)
+        ax = panel_axes(j)
+        traces.append(dict(type="histogram", x=compact(xt[:, j]), histnorm="probability density", nbinsx=50,
+                           marker=dict(color=COLORS["x_t"]), opacity=0.7, name=f"x_t (t = {t})",
+                           showlegend=j == 0, **ax))
+        traces.append(normal_pdf_line(showlegend=j == 0, **ax))
+    lay = layout_dict(f"Marginals of x_t at t = {t} vs N(0, 1)", height=380, legend_below=True)
+    lay.update(panels(2, ["first coordinate", "second coordinate"]))
+    for j, name in enumerate(("xaxis", "xaxis2")):
+        lay[name].update(range=[-4.5, 4.5], title={"text": "value"})
+    lay["yaxis"]["title"] = {"text": "density"}
+    return fast_figure(traces, lay)
 
 
 def fig_kl_curve(times: list[int], kl: np.ndarray, t: int) -> go.Figure:
     """KL(q(x_t) || N(0, I)) against t on a log axis, the chosen t marked."""
     ok = np.isfinite(kl) & (kl > 0)
-    fig = go.Figure(go.Scatter(x=np.asarray(times)[ok], y=kl[ok], mode="lines+markers", name="exact KL (grid)",
-                               line=dict(color=COLORS["truth"])))
-    fig.add_vline(x=t, line=dict(color=COLORS["marker"], dash="dash"), annotation_text=f"t = {t}")
-    fig.update_yaxes(type="log")
-    return layout(fig, "How far q(x_t) is from N(0, I)", "t", "KL(q(x_t) ‖ N(0, I))  [nats]", height=340)
+    trace = dict(type="scatter", x=np.asarray(times)[ok], y=kl[ok], mode="lines+markers", name="exact KL (grid)",
+                 line=dict(color=COLORS["truth"]))
+    lay = layout_dict("How far q(x_t) is from N(0, I)", "t", "KL(q(x_t) ‖ N(0, I))  [nats]", height=340)
+    lay["yaxis"]["type"] = "log"
+    lay.update(marked_t(t))
+    return fast_figure([trace], lay)
 
 
 def fig_chain_vs_closed(r: ChainVsClosed) -> go.Figure:
     """The two samples of x_t side by side, same axes, with the start point and the theory mean."""
-    fig = make_subplots(1, 2, subplot_titles=(f"{r.t} Markov steps (q_chain)", "one jump (q_sample)"),
-                        shared_xaxes=True, shared_yaxes=True)
     sd = math.sqrt(max(r.var_theory, 1e-12))
+    th = np.linspace(0, 2 * np.pi, 90)
+    traces = []
     for j, (x, role) in enumerate(((r.chain, "learned"), (r.closed, "x_t"))):
-        fig.add_trace(go.Scatter(x=compact(x[:, 0]), y=compact(x[:, 1]), mode="markers", name=role,
-                                 marker=dict(size=3, color=COLORS[role], opacity=0.5), showlegend=False), 1, j + 1)
-        fig.add_trace(go.Scatter(x=[r.x0[0]], y=[r.x0[1]], mode="markers", name="x_0",
-                                 marker=dict(size=12, symbol="x", color=COLORS["data"]), showlegend=j == 0), 1, j + 1)
-        th = np.linspace(0, 2 * np.pi, 90)
-        fig.add_trace(go.Scatter(x=r.mean_theory[0] + 2 * sd * np.cos(th), y=r.mean_theory[1] + 2 * sd * np.sin(th),
-                                 mode="lines", line=dict(color=COLORS["truth"], dash="dot"),
-                                 name="theory: mean ± 2 sd", showlegend=j == 0), 1, j + 1)
+        ax = panel_axes(j)
+        traces += [
+            points(x, role, role, 3, 0.5, showlegend=False, **ax),
+            dict(type="scatter", x=[r.x0[0]], y=[r.x0[1]], mode="markers", name="x_0", showlegend=j == 0,
+                 marker=dict(size=12, symbol="x", color=COLORS["data"]), **ax),
+            dict(type="scatter", x=compact(r.mean_theory[0] + 2 * sd * np.cos(th)),
+                 y=compact(r.mean_theory[1] + 2 * sd * np.sin(th)), mode="lines", name="theory: mean ± 2 sd",
+                 line=dict(color=COLORS["truth"], dash="dot"), showlegend=j == 0, **ax),
+        ]
     h = max(3.0, float(np.abs(r.x0).max()) + 0.5)
-    fig.update_xaxes(range=[-h, h])
-    fig.update_yaxes(range=[-h, h])
-    return layout(fig, f"Same distribution, two routes: x_t at t = {r.t}", height=440, legend_below=True)
+    lay = layout_dict(f"Same distribution, two routes: x_t at t = {r.t}", height=440, legend_below=True)
+    lay.update(panels(2, [f"{r.t} Markov steps (q_chain)", "one jump (q_sample)"], gap=0.04, share_y=True))
+    for name in ("xaxis", "xaxis2", "yaxis", "yaxis2"):
+        lay[name]["range"] = [-h, h]
+    return fast_figure(traces, lay)
 
 
 def fig_digit_row(images: np.ndarray, times: list[int]) -> go.Figure:
@@ -337,25 +344,23 @@ def fig_digit_row(images: np.ndarray, times: list[int]) -> go.Figure:
 
 def fig_digit(img: np.ndarray, t: int) -> go.Figure:
     """One noisy digit x_t, (28, 28)."""
-    fig = go.Figure(image_heatmap(img, showscale=True))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, scaleanchor="x")
-    return layout(fig, f"x_t at t = {t}", height=340)
+    lay = layout_dict(f"x_t at t = {t}", height=340)
+    lay["xaxis"] = {"visible": False}
+    lay["yaxis"] = {"visible": False, "scaleanchor": "x"}
+    return fast_figure([heatmap_dict(img, showscale=True)], lay)
 
 
 def fig_pixel_hist(x0_img: np.ndarray, xt_img: np.ndarray, t: int) -> go.Figure:
     """Pixel values of the clean digit and of x_t, against N(0, 1)."""
-    grid = np.linspace(-4, 4, 161)
-    fig = go.Figure([
-        go.Histogram(x=compact(x0_img.ravel(), 2), histnorm="probability density", nbinsx=60, name="x_0 pixels",
-                     marker_color=COLORS["data"], opacity=0.6),
-        go.Histogram(x=compact(finite(xt_img).ravel(), 2), histnorm="probability density", nbinsx=60,
-                     name=f"x_t pixels (t = {t})", marker_color=COLORS["x_t"], opacity=0.6),
-        go.Scatter(x=grid, y=np.exp(-0.5 * grid**2) / math.sqrt(2 * math.pi), mode="lines", name="N(0, 1)",
-                   line=dict(color=COLORS["noise"], width=2)),
-    ])
-    fig.update_layout(barmode="overlay")
-    fig.update_xaxes(range=[-4, 4])
-    fig.update_yaxes(range=[0, 2.0])
-    return layout(fig, "Pixel histogram: from two spikes (ink / paper) to a bell curve", "pixel value", "density",
-                  height=340)
+    hist = dict(type="histogram", histnorm="probability density", nbinsx=60, opacity=0.6)
+    traces = [
+        {**hist, "x": compact(x0_img.ravel(), 2), "name": "x_0 pixels", "marker": dict(color=COLORS["data"])},
+        {**hist, "x": compact(finite(xt_img).ravel(), 2), "name": f"x_t pixels (t = {t})",
+         "marker": dict(color=COLORS["x_t"])},
+        normal_pdf_line(),
+    ]
+    lay = layout_dict("Pixel histogram: from two spikes (ink / paper) to a bell curve", "pixel value", "density",
+                      height=340, barmode="overlay")
+    lay["xaxis"]["range"] = [-4, 4]
+    lay["yaxis"]["range"] = [0, 2.0]
+    return fast_figure(traces, lay)

@@ -12,12 +12,12 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 
 from toy_models.diffusion import q_sample
 from toy_models.schedules import Schedule
 
-from .figures import COLORS, SCHEDULE_COLORS, compact, finite, image_heatmap, layout
+from .figures import (COLORS, SCHEDULE_COLORS, compact, fast_figure, finite, heatmap_dict, layout_dict,
+                      panel_axes, panels)
 
 INTRO = ("Move **t** and the schedule settings in the sidebar: every curve below is recomputed from "
          "`make_schedule`. The dashed line marks your t; the numbers under it say how much signal is left.")
@@ -69,31 +69,31 @@ def signal_left(s: Schedule, t: int) -> dict[str, float]:
 
 
 def fig_schedules(schedules: dict[str, Schedule], t: int, selected: str) -> go.Figure:
-    """The five curves of each schedule overlaid (x axis t / T so different T compare), t marked.
+    """The five curves of each schedule stacked in panels over t, t marked by a dashed line in each.
 
     schedules: name -> Schedule (all with the same T); selected: the sidebar's schedule (drawn thick).
+    Rebuilt on every move of t, so built from plain dicts (figures.fast_figure).
     """
-    fig = make_subplots(len(QUANTITIES), 1, shared_xaxes=True, vertical_spacing=0.03,
-                        subplot_titles=[label for _, label in QUANTITIES])
+    n = len(QUANTITIES)
     traces = []
     for name, s in schedules.items():
         c = schedule_curves(s)
         step = max(1, len(c["t"]) // 400)  # at most ~400 points per curve
         idx = np.r_[np.arange(0, len(c["t"]), step), len(c["t"]) - 1]
-        traces += [go.Scatter(x=c["t"][idx], y=compact(c[key][idx], 6), mode="lines", name=name, legendgroup=name,
-                              showlegend=row == 1, xaxis=f"x{row if row > 1 else ''}", yaxis=f"y{row if row > 1 else ''}",
-                              line=dict(color=SCHEDULE_COLORS[name], width=3 if name == selected else 1.5))
-                   for row, (key, _) in enumerate(QUANTITIES, start=1)]
-    fig.add_traces(traces)  # one call: add_trace(row=...) per trace is several times slower
-    fig.update_layout(shapes=[  # one dashed line at t per panel (add_vline per row is slow)
-        dict(type="line", x0=t, x1=t, xref=f"x{row if row > 1 else ''}", y0=0, y1=1,
-             yref=f"y{row if row > 1 else ''} domain", line=dict(color=COLORS["marker"], dash="dash"))
-        for row in range(1, len(QUANTITIES) + 1)])
+        traces += [dict(type="scatter", x=c["t"][idx], y=compact(c[key][idx], 6), mode="lines", name=name,
+                        legendgroup=name, showlegend=row == 0, **panel_axes(row),
+                        line=dict(color=SCHEDULE_COLORS[name], width=3 if name == selected else 1.5))
+                   for row, (key, _) in enumerate(QUANTITIES)]
+    lay = layout_dict(f"Schedules at T = {next(iter(schedules.values())).T}; dashed: t = {t}", height=900)
+    lay.update(panels(n, [label for _, label in QUANTITIES], gap=0.03, vertical=True))
+    lay[f"xaxis{n}"]["title"] = {"text": "t"}
+    lay["shapes"] = [dict(type="line", x0=t, x1=t, xref=panel_axes(row)["xaxis"], y0=0, y1=1,
+                          yref=f"{panel_axes(row)['yaxis']} domain", line=dict(color=COLORS["marker"], dash="dash"))
+                     for row in range(n)]
     sel = signal_left(schedules[selected], t)
-    fig.add_annotation(x=t, y=sel["signal"], row=3, col=1, text=f"{sel['signal']:.3f} of the signal left",
-                       showarrow=True, arrowhead=2, bgcolor="white")
-    fig.update_xaxes(title_text="t", row=len(QUANTITIES), col=1)
-    return layout(fig, f"Schedules at T = {next(iter(schedules.values())).T}; dashed: t = {t}", height=900)
+    lay["annotations"].append(dict(x=t, y=sel["signal"], xref="x3", yref="y3", text=f"{sel['signal']:.3f} of the "
+                                   "signal left", showarrow=True, arrowhead=2, bgcolor="white"))
+    return fast_figure(traces, lay)
 
 
 def same_digit_two_schedules(img: torch.Tensor, s_a: Schedule, s_b: Schedule, t: int,
@@ -108,12 +108,12 @@ def same_digit_two_schedules(img: torch.Tensor, s_a: Schedule, s_b: Schedule, t:
 def fig_two_digits(img_a: np.ndarray, img_b: np.ndarray, name_a: str, name_b: str, t: int,
                    signal_a: float, signal_b: float) -> go.Figure:
     """Two noisy versions of one digit side by side, titled with the signal left."""
-    fig = make_subplots(1, 2, subplot_titles=(f"{name_a}: sqrt(ᾱ_t) = {signal_a:.3f}",
-                                              f"{name_b}: sqrt(ᾱ_t) = {signal_b:.3f}"), horizontal_spacing=0.04)
-    fig.add_trace(image_heatmap(img_a, name_a), 1, 1)
-    fig.add_trace(image_heatmap(img_b, name_b), 1, 2)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_yaxes(scaleanchor="x", row=1, col=1)
-    fig.update_yaxes(scaleanchor="x2", row=1, col=2)
-    return layout(fig, f"The same digit and the same noise at t = {t}", height=360)
+    lay = layout_dict(f"The same digit and the same noise at t = {t}", height=360)
+    lay.update(panels(2, [f"{name_a}: sqrt(ᾱ_t) = {signal_a:.3f}", f"{name_b}: sqrt(ᾱ_t) = {signal_b:.3f}"],
+                      gap=0.04))
+    for j in range(2):
+        ax = panel_axes(j)
+        lay[ax["xaxis"].replace("x", "xaxis")]["visible"] = False
+        lay[ax["yaxis"].replace("y", "yaxis")].update(visible=False, scaleanchor=ax["xaxis"])
+    return fast_figure([heatmap_dict(img_a, name=name_a, **panel_axes(0)),
+                        heatmap_dict(img_b, name=name_b, **panel_axes(1))], lay)

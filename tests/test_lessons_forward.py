@@ -204,6 +204,18 @@ def test_schedule_curves_match_tables_and_are_finite(name, kw):
     fig = S.fig_schedules({n: make_schedule(n, 2000) for n in ("linear", "cosine", "sigmoid")} | {name: s}, t, name)
     assert_no_nan(fig)
     assert payload_bytes(fig) < MAX_PAYLOAD_BYTES
+    from lessons.figures import validated
+
+    validated(fig)  # built from dicts for speed: must still be valid plotly
+    assert [a.text for a in fig.layout.annotations][:5] == [label for _, label in S.QUANTITIES]
+    assert fig.layout.yaxis.domain[0] > fig.layout.yaxis5.domain[1]  # panel 1 on top, panel 5 at the bottom
+    assert fig.layout.xaxis5.title.text == "t" and fig.layout.xaxis2.matches == "x"
+    assert all(sh.x0 == t for sh in fig.layout.shapes) and len(fig.layout.shapes) == 5
+    signal = [tr for tr in fig.data if tr.name == name and tr.yaxis == "y3"][0]  # the "signal left" panel
+    assert np.allclose(np.interp(t, signal.x, signal.y), left["signal"], atol=2e-3)
+    two = S.fig_two_digits(np.zeros((28, 28)), np.ones((28, 28)), "linear", "cosine", t, 0.5, 0.2)
+    validated(two)
+    assert two.data[1].xaxis == "x2" and two.layout.yaxis2.scaleanchor == "x2"
 
 
 def test_same_digit_two_schedules():
@@ -235,3 +247,40 @@ def test_story_returns_to_the_data():
     assert float(d.median()) < 0.05
     assert float(np.abs(frames[len(frames) // 2 - 1]).std()) > 0.5  # the middle is noise
     assert home.digit_times(1000, 6)[0] == 0 and home.digit_times(1000, 6)[-1] == 1000
+
+
+def test_dict_built_figures_are_valid_plotly_and_keep_their_labels():
+    """The per-t figures skip plotly's validation for speed (figures.fast_figure): rebuilding each WITH
+    validation must succeed, and the axes, panels and traces must be what the page promises."""
+    from lessons.figures import validated
+
+    s = make_schedule("linear", 100)
+    x0 = torch.randn(300, 2, generator=torch.Generator().manual_seed(0))
+    xt = L.noised(s, x0, 40)
+    img = torch.rand(1, 28, 28) * 2 - 1
+    xt_img = L.noised(s, img[None], 40)[0, 0]
+    r = L.chain_vs_closed(s, x0[0], 40, 200)
+    figs = {
+        "xt": L.fig_xt(x0.numpy(), xt, 40, float(s.alphas_cumprod[40])),
+        "marginals": L.fig_marginals(xt, 40),
+        "kl": L.fig_kl_curve([1, 10, 100], np.array([5.0, 1.0, 0.01]), 40),
+        "chain": L.fig_chain_vs_closed(r),
+        "digit": L.fig_digit(xt_img, 40),
+        "pixels": L.fig_pixel_hist(img[0].numpy(), xt_img, 40),
+    }
+    for name, fig in figs.items():
+        v = validated(fig)  # raises on a misspelt or invalid property
+        assert v.to_dict()["data"], name
+    xt_fig = figs["xt"]
+    assert xt_fig.layout.xaxis.title.text == "x₁" and xt_fig.layout.yaxis.title.text == "x₂"
+    assert np.allclose(xt_fig.data[1].x, xt[:, 0], atol=1e-3)  # x_t drawn where it is
+    m = figs["marginals"]
+    assert [tr.type for tr in m.data] == ["histogram", "scatter", "histogram", "scatter"]
+    assert m.data[2].xaxis == "x2" and m.layout.xaxis2.title.text == "value"
+    assert [a.text for a in m.layout.annotations] == ["first coordinate", "second coordinate"]
+    assert m.layout.xaxis.domain[1] < m.layout.xaxis2.domain[0]  # side by side, not overlapping
+    k = figs["kl"]
+    assert k.layout.yaxis.type == "log" and k.layout.shapes[0].x0 == 40
+    c = figs["chain"]
+    assert c.data[0].xaxis == "x" and c.data[3].xaxis == "x2" and c.layout.yaxis2.matches == "y"
+    assert np.allclose(c.data[3].x, r.closed[:, 0], atol=1e-3)
