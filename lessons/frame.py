@@ -137,6 +137,83 @@ def parse_int_param(name: str, raw, lo: int, hi: int, default: int, notices: lis
     return _parse_number(name, raw, lo, hi, default, notices, integer=True)
 
 
+def parse_float_param(name: str, raw, lo: float, hi: float, default: float, notices: list,
+                      step: float | None = None) -> float:
+    """A page-level float parameter (a float slider): clamped, snapped to the slider's step grid, or reset."""
+    v = _parse_number(name, raw, lo, hi, default, notices)
+    if step and raw is not None and v != default:
+        snapped = min(max(lo + round((v - lo) / step) * step, lo), hi)
+        snapped = float(f"{snapped:.12g}")  # 0.1 * 3 -> 0.3, not 0.30000000000000004
+        if abs(snapped - v) > 1e-9 * max(1.0, abs(v)):
+            notices.append(f"{name}={raw} is not on the slider's grid (step {step:g}); using {snapped:g}.")
+        v = snapped
+    return v
+
+
+def parse_choice_param(name: str, raw, choices, default, notices: list):
+    """One of `choices` (of any type) from its URL text, str(choice); an unknown one resets with a notice."""
+    if raw is None:
+        return default
+    for c in choices:
+        if format_param(c) == raw:
+            return c
+    try:  # numbers written another way: 2e-5 for 2e-05, 10.0 for 10
+        v = float(raw)
+        for c in choices:
+            if isinstance(c, (int, float)) and not isinstance(c, bool) and math.isclose(v, c, rel_tol=1e-9):
+                return c
+    except (TypeError, ValueError):
+        pass
+    notices.append(f"Unknown {name} {raw!r} in the URL; valid: {', '.join(format_param(c) for c in choices)}. "
+                   f"Using {format_param(default)}.")
+    return default
+
+
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def parse_bool_param(name: str, raw, default: bool, notices: list) -> bool:
+    """A toggle or checkbox: 1/0 (also true/false, yes/no, on/off); anything else resets with a notice."""
+    if raw is None:
+        return default
+    word = str(raw).strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    notices.append(f"{name}={raw!r} in the URL is not 1 or 0; using {format_param(default)}.")
+    return default
+
+
+def parse_multi_param(name: str, raw, choices, default, notices: list, max_selections: int | None = None) -> list:
+    """A multiselect: comma-separated choices; unknown items and duplicates are dropped, the rest cut to
+    max_selections, each repair with a notice. An empty string is an empty selection."""
+    if raw is None:
+        return list(default)
+    by_text = {format_param(c): c for c in choices}
+    items = [w.strip() for w in str(raw).split(",") if w.strip()]
+    bad = [w for w in items if w not in by_text]
+    if bad:
+        notices.append(f"{name}: {', '.join(repr(w) for w in bad)} not among the choices; dropped.")
+    out = []
+    for w in items:
+        if w in by_text and by_text[w] not in out:
+            out.append(by_text[w])
+    if max_selections is not None and len(out) > max_selections:
+        notices.append(f"{name}: at most {max_selections} choices; kept the first {max_selections}.")
+        out = out[:max_selections]
+    return out
+
+
+def format_param(value) -> str:
+    """The URL text of a widget value: 1/0 for booleans, a short exact float, comma-joined lists."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return f"{value:.12g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(format_param(v) for v in value)
+    return str(value)
+
+
 def schedule_kwargs(name: str, state: FrameState) -> dict:
     """make_schedule keyword arguments for schedule `name` from the sidebar values."""
     if name == "cosine":

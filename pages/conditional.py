@@ -1,10 +1,15 @@
 """Lesson page — conditional generation: a label as input, classifier guidance, classifier-free guidance.
 Thin: widgets, cached calls into lessons.conditional, render."""
+from functools import partial
+
+import numpy as np
 import streamlit as st
 import torch
 
-from app import frame, ground_truth_gmm, show_source, try_checkpoint
+from app import (chart, download, equation, explain, frame, ground_truth_gmm, show_source, try_checkpoint, url_bool,
+                 url_choice, url_float, url_int)
 from lessons import conditional as L
+from lessons import exports as E
 from lessons.frame import FrameState, build_schedule
 from toy_models.gmm import AnalyticModel
 from toy_models.guidance import ClassifierFreeGuidance, ClassifierGuidance
@@ -114,12 +119,12 @@ def metrics_caption(m, what: str):
 
 state = frame()
 st.title("6 · Conditional generation and guidance")
-st.markdown(L.INTRO)
+explain(L.INTRO)
 g = ground_truth_gmm()
 K = g.num_components
 c1, c2, c3 = st.columns(3)
-source = c1.radio("2D model", (EXACT, LEARNED), key="cond_source", horizontal=False,
-                  help="The exact eps* of the mixture, or the shipped network trained on it.")
+source = url_choice("model", "2D model", (EXACT, LEARNED), EXACT, key="cond_source", widget=c1.radio,
+                    help="The exact eps* of the mixture, or the shipped network trained on it.")
 model, clf, s2, note, err = models_2d(state, source)
 if model is None:
     st.error(f"The learned 2D model is unavailable, so the exact one is used. {err}")
@@ -129,56 +134,66 @@ elif err:
     st.warning(f"The learned noisy classifier is unavailable; the exact one is used. {err}")
 st.caption(note)
 label_opts = list(range(K)) + ["∅"]
-label_pick = c2.selectbox("class y (mixture component)", label_opts, index=0, key="cond_label",
-                          help="∅ is the null label: the same model, unconditional.")
+label_pick = url_choice("y", "class y (mixture component)", label_opts, 0, key="cond_label", widget=c2.selectbox,
+                        help="∅ is the null label: the same model, unconditional.")
 label = None if label_pick == "∅" else int(label_pick)
-steps = c3.slider("DDIM steps", 5, 200, 40, key="cond_steps", help="More steps: slower, more faithful to the class's spread.")
+steps = url_int("steps", "DDIM steps", 5, 200, 40, key="cond_steps", widget=c3.slider,
+                help="More steps: slower, more faithful to the class's spread.")
 if steps > s2.T:
     st.caption(f"Only T = {s2.T} steps exist: using {s2.T}.")
     steps = s2.T
 
 st.header("1 · A label as input")
-st.markdown(L.NARRATIVE_LABEL)
-st.latex(L.EQ_LABEL)
+explain(L.NARRATIVE_LABEL)
+equation(L.EQ_LABEL)
 x0, paths, m = run_2d(state, source, "label", label, 0.0, steps)
 dens = L.class_density(g, label)
-st.plotly_chart(L.fig_samples_2d(x0, f"Samples for y = {label_pick} (DDIM, {steps} steps)", density=dens,
+chart(L.fig_samples_2d(x0, f"Samples for y = {label_pick} (DDIM, {steps} steps)", density=dens,
                                  paths=paths), key="fig_label")
 metrics_caption(m, f"y = {label_pick}")
 show_source(L.guided_trajectory, sample_ddim)
 
 st.header("2 · Classifier guidance")
-st.markdown(L.NARRATIVE_CG)
-st.latex(L.EQ_CG)
+explain(L.NARRATIVE_CG)
+equation(L.EQ_CG)
 cg_label = 0 if label is None else label
 c1, c2 = st.columns(2)
-t_field = c1.slider("t (noise level of the classifier)", 0, s2.T, min(s2.T, max(1, s2.T // 5)), key="cond_t")
-s_scale = c2.slider("classifier scale s", 0.0, L.CG_MAX, 3.0, 0.5, key="cond_s")
-st.plotly_chart(L.fig_classifier_field(field_2d(state, source, t_field, cg_label), cg_label, t_field),
+t_field = url_int("t", "t (noise level of the classifier)", 0, s2.T, min(s2.T, max(1, s2.T // 5)), key="cond_t",
+                  widget=c1.slider)
+s_scale = url_float("cg_s", "classifier scale s", 0.0, L.CG_MAX, 3.0, 0.5, key="cond_s", widget=c2.slider)
+chart(L.fig_classifier_field(field_2d(state, source, t_field, cg_label), cg_label, t_field),
                 key="fig_field")
 x0, paths, m = run_2d(state, source, "cg", cg_label, s_scale, steps)
-st.plotly_chart(L.fig_samples_2d(x0, f"Unconditional model guided toward y = {cg_label} with s = {s_scale:g}",
+chart(L.fig_samples_2d(x0, f"Unconditional model guided toward y = {cg_label} with s = {s_scale:g}",
                                  density=L.class_density(g, cg_label), paths=paths), key="fig_cg")
 metrics_caption(m, f"s = {s_scale:g}")
 st.caption("s = 0 is the unconditional model exactly; with the exact classifier, s = 1 is exactly the conditional model.")
 show_source(ClassifierGuidance, L.ExactNoisyClassifier)
 
 st.header("3 · Classifier-free guidance")
-st.markdown(L.NARRATIVE_CFG)
-st.latex(L.EQ_CFG)
-st.markdown(L.CFG_CONVENTION)
-w = st.slider("guidance scale w", 0.0, L.CFG_MAX, 3.0, 0.1, key="cond_w")
+explain(L.NARRATIVE_CFG)
+equation(L.EQ_CFG)
+explain(L.CFG_CONVENTION)
+w = url_float("w", "guidance scale w", 0.0, L.CFG_MAX, 3.0, 0.1, key="cond_w")
 x0, paths, m = run_2d(state, source, "cfg", cg_label, w, steps)
-st.plotly_chart(L.fig_samples_with_target(x0, L.class_density(g, cg_label), L.tilted_density(g, cg_label, w),
+chart(L.fig_samples_with_target(x0, L.class_density(g, cg_label), L.tilted_density(g, cg_label, w),
                                           f"Classifier-free guidance, y = {cg_label}, w = {w:g}"), key="fig_cfg")
 metrics_caption(m, f"w = {w:g}")
+runs = {kind: run_2d(state, source, kind, y, scale, steps)[0]  # cached: the three clouds drawn above
+        for kind, y, scale in (("label", label, 0.0), ("cg", cg_label, s_scale), ("cfg", cg_label, w))}
+download("the 2D samples as .npz",
+         partial(E.npz_bytes, label_samples=runs["label"], label_y=-1 if label is None else label,
+                 cg_samples=runs["cg"], cg_y=cg_label, cg_scale=s_scale, cfg_samples=runs["cfg"], cfg_y=cg_label,
+                 cfg_w=w, ddim_steps=steps, model=source, seed=state.seed),
+         "conditional_2d.npz", key="dl_cond_2d",
+         help=f"The three clouds above ({N_2D} points each) with their class y (−1 = ∅) and scales s and w.")
 sw = sweep_2d(state, source, cg_label, min(steps, 40, s2.T))
-st.plotly_chart(L.fig_sweep(sw, w, "share in the class (exact classifier)", "spread / class spread"), key="fig_sweep")
+chart(L.fig_sweep(sw, w, "share in the class (exact classifier)", "spread / class spread"), key="fig_sweep")
 st.caption(f"200 samples per scale, the same seeds for every scale. From w = 0 to w = 10 the share in class "
            f"{cg_label} goes {sw['accuracy'][0]:.0%} → {sw['accuracy'][-1]:.0%} and the spread "
            f"{sw['diversity'][0]:.2f} → {sw['diversity'][-1]:.2f}× the class's own.")
 show_source(ClassifierFreeGuidance, L.cfg_sweep_2d, L.fidelity_diversity_2d)
-st.markdown(L.TRY_THIS)
+explain(L.TRY_THIS)
 
 st.header("4 · MNIST digits")
 ld, err = try_checkpoint("mnist")
@@ -188,17 +203,21 @@ else:
     st.caption(f"Model: recipe `{ld.recipe.get('name')}`, {ld.schedule.describe()}, "
                f"{ld.recipe.get('steps')} training steps. DDIM with x̂₀ clipped to [−1, 1].")
     c1, c2, c3 = st.columns(3)
-    digit = c1.selectbox("digit", list(range(10)), index=3, key="cond_digit")
-    wm = c2.slider("guidance scale w (MNIST)", 0.0, L.CFG_MAX, 2.0, 0.5, key="cond_w_mnist")
-    full = c3.checkbox(f"full chain ({ld.schedule.T} steps, slow)", key="cond_full")
+    digit = url_choice("digit", "digit", range(10), 3, key="cond_digit", widget=c1.selectbox)
+    wm = url_float("w_mnist", "guidance scale w (MNIST)", 0.0, L.CFG_MAX, 2.0, 0.5, key="cond_w_mnist",
+                   widget=c2.slider)
+    full = url_bool("full", f"full chain ({ld.schedule.T} steps, slow)", key="cond_full", widget=c3.checkbox)
     m_steps = ld.schedule.T if full else 20
     imgs = mnist_grid("cfg", digit, wm, m_steps, state.seed)
-    st.plotly_chart(L.fig_digit_grid(imgs, f"16 samples of digit {digit}, w = {wm:g}"), key="fig_mnist_cfg")
+    chart(L.fig_digit_grid(imgs, f"16 samples of digit {digit}, w = {wm:g}"), key="fig_mnist_cfg")
     chain, chain_ts = mnist_chain(digit, wm, state.seed)
-    st.plotly_chart(L.fig_digit_grid(chain, "One chain x_T → x₀ at t = " + ", ".join(f"{t:.0f}" for t in chain_ts),
+    chart(L.fig_digit_grid(chain, "One chain x_T → x₀ at t = " + ", ".join(f"{t:.0f}" for t in chain_ts),
                                      cols=8, height=200), key="fig_mnist_chain")
     st.caption("w = 0 is the same network given the null label ∅: unconditional digits; w = 1 is the plain "
                "label-conditional model.")
+    titles = [f"digit {digit}, w = {wm:g}: t = {t:.0f}" for t in chain_ts]
+    download("this chain as a GIF", partial(E.gif_from_images, chain[:, 0], titles, scale=8),
+             f"conditional_chain_{digit}_w{wm:g}.gif", key="dl_cond_chain")
     try:
         from toy_models.metrics import JudgeError, judge_accuracy
 
@@ -209,12 +228,21 @@ else:
     if lc is None:
         st.info(f"Classifier guidance on MNIST needs weights/mnist-classifier. {err_c}")
     else:
-        sm = st.slider("classifier scale s (MNIST)", 0.0, L.CG_MAX, 5.0, 0.5, key="cond_s_mnist")
-        st.plotly_chart(L.fig_digit_grid(mnist_grid("cg", digit, sm, m_steps, state.seed),
+        sm = url_float("cg_s_mnist", "classifier scale s (MNIST)", 0.0, L.CG_MAX, 5.0, 0.5, key="cond_s_mnist")
+        chart(L.fig_digit_grid(mnist_grid("cg", digit, sm, m_steps, state.seed),
                                          f"Unconditional model + noisy classifier toward {digit}, s = {sm:g}"),
                         key="fig_mnist_cg")
-    if st.toggle("Measure fidelity and diversity against w (8 scales × 40 digits, about a minute)", key="cond_sweep"):
+    digits = dict(cfg_images=imgs[:, 0], cfg_w=wm)
+    if lc is not None:
+        digits.update(cg_images=mnist_grid("cg", digit, sm, m_steps, state.seed)[:, 0], cg_scale=sm)
+    download("the digits as .npz", partial(E.npz_bytes, labels=np.full(len(imgs), digit), ddim_steps=m_steps,
+                                           seed=state.seed, **digits),
+             f"conditional_digits_{digit}.npz", key="dl_cond_digits",
+             help=", ".join(k for k in digits if k.endswith("images")) + " (16, 28, 28) in [-1, 1], their label "
+                  "and the guidance scales.")
+    if url_bool("sweep", "Measure fidelity and diversity against w (8 scales × 40 digits, about a minute)",
+                key="cond_sweep"):
         swm = mnist_sweep(20, state.seed)
-        st.plotly_chart(L.fig_sweep(swm, wm, "judge accuracy", "feature diversity"), key="fig_mnist_sweep")
+        chart(L.fig_sweep(swm, wm, "judge accuracy", "feature diversity"), key="fig_mnist_sweep")
         st.caption(f"Judge accuracy {swm['accuracy'][0]:.0%} at w = 0 → {swm['accuracy'][-1]:.0%} at w = 10; "
                    f"diversity {swm['diversity'][0]:.2f} → {swm['diversity'][-1]:.2f}.")

@@ -3,7 +3,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import frame, ground_truth_gmm, mnist, points_2d, show_source, try_checkpoint, url_int
+from app import (chart, equation, explain, frame, ground_truth_gmm, mnist, points_2d, show_source, try_checkpoint,
+                 url_bool, url_choice, url_int)
+from app import model_for  # "use my model": the sidebar's choice of a model trained in the training lab
 from lessons import elbo_lesson as L
 from lessons.frame import DATA_2D, FrameState, build_schedule
 from toy_models.diffusion import predict_eps_from_x0, predict_x0_from_eps, predict_x0_from_mean
@@ -91,16 +93,17 @@ def shipped_comparison(name: str, variance: str, seed: int):
 state = frame()
 s = build_schedule(state)
 st.title("4 · The bound (ELBO), term by term")
-st.markdown(L.INTRO)
-variance = st.radio("reverse variance σ_t² of p_θ (the first control to touch)", L.VARIANCE_CHOICES,
-                    format_func=VAR_LABELS.get, horizontal=True, key="elbo_variance")
+explain(L.INTRO)
+variance = url_choice("variance", "reverse variance σ_t² of p_θ (the first control to touch)", L.VARIANCE_CHOICES,
+                      L.VARIANCE_CHOICES[0], key="elbo_variance", widget=st.radio, format_func=VAR_LABELS.get,
+                      horizontal=True)
 
 st.header("1 · A VAE with T latent layers")
-st.plotly_chart(L.fig_vae_diagram(), key="fig_vae")
-st.markdown(L.VAE_TEXT)
+chart(L.fig_vae_diagram(), key="fig_vae")
+explain(L.VAE_TEXT)
 for i, (latex, caption, fn) in enumerate(L.BOUND_LINES):
     c1, c2 = st.columns([3, 2])
-    c1.latex(latex)
+    equation(latex, where=c1)
     c2.caption(caption)
     if fn:
         with c2:
@@ -109,8 +112,8 @@ for i, (latex, caption, fn) in enumerate(L.BOUND_LINES):
 # --- 2 + 3: the bound of the exact model, live with the sidebar -------------------------------------
 st.header("2 · The bound, term by term")
 report, nll = exact_report(state, variance)
-st.markdown(f"The exact model of the Gaussian mixture (ε* from the mixture's score), {N_POINTS:,} data points, "
-            f"schedule **{s.describe()}**, σ_t² = {VAR_LABELS[variance]}.")
+explain(f"The exact model of the Gaussian mixture (ε* from the mixture's score), {N_POINTS:,} data points, "
+        f"schedule **{s.describe()}**, σ_t² = {VAR_LABELS[variance]}.")
 c = st.columns(4)
 c[0].metric("bound L", f"{report.total:.3f} nats", help="L_T + Σ L_(t−1) + L_0, mean over the points")
 c[1].metric("bits/dim", f"{report.bits_per_dim(report.total):.3f}", help="nats / (D ln 2), D = 2")
@@ -118,13 +121,14 @@ c[2].metric("true NLL −log q(x₀)", f"{nll:.3f} nats")
 c[3].metric("gap L − NLL", f"{report.total - nll:.3f} nats", help="≥ 0 on average: the bound is an upper bound")
 reports = {"exact model": report}
 data = state.data if state.is_2d else "moons"
-ck, msg = try_checkpoint(data)
+model = model_for(data)  # the shipped model, or the user's own trained on the same data
+ck, msg = try_checkpoint(model)
 if ck is not None:
     c1, c2 = st.columns([2, 1])
-    stride_l = c1.select_slider(f"learned model '{data}': evaluate every k-th t (1 = the exact sum, slow on a CPU)",
-                                [1, 2, 5, 10, 20], 10, key="elbo_learned_stride")
-    if c2.toggle("Add the learned model", key="elbo_learned_go"):
-        rl = learned_report(data, data, variance, state.seed, stride_l)
+    stride_l = url_choice("learned_stride", f"learned model '{data}': evaluate every k-th t (1 = the exact sum, "
+                          "slow on a CPU)", [1, 2, 5, 10, 20], 10, key="elbo_learned_stride", widget=c1.select_slider)
+    if url_bool("learned", "Add the learned model", key="elbo_learned_go", widget=c2.toggle):
+        rl = learned_report(model, data, variance, state.seed, stride_l)
         reports[f"learned '{data}'"] = rl
         st.caption(f"Learned model '{data}': recipe {ck.recipe.get('name')} ({ck.recipe.get('objective')}), "
                    f"schedule {ck.schedule.describe()}, {ck.recipe.get('steps')} training steps; on {N_LEARNED} "
@@ -132,24 +136,24 @@ if ck is not None:
                    f"(its own schedule, not the sidebar's; every {stride_l}-th t).")
 else:
     st.info(f"No learned 2D model for '{data}' here, so only the exact model is shown. {msg}")
-st.plotly_chart(L.fig_terms(reports), key="fig_terms")
+chart(L.fig_terms(reports), key="fig_terms")
 g = report.groups()
 rows = [{"term": k, "nats": v, "bits/dim": report.bits_per_dim(v)} for k, v in g.items()]
 rows.append({"term": "total L (the sum of the rows above)", "nats": sum(g.values()),
              "bits/dim": report.bits_per_dim(sum(g.values()))})
 st.dataframe(rows, hide_index=True)
-st.markdown(f"Half of the KL sum sits at **t ≤ {report.dominant_steps()}** of T = {s.T}: the last few denoising "
-            f"steps dominate. L_0 = {report.l0:.3f} nats is a *density* of continuous points, so it can be "
-            f"negative; L_T = {report.prior:.2e} nats says how well x_T is pure noise.")
+explain(f"Half of the KL sum sits at **t ≤ {report.dominant_steps()}** of T = {s.T}: the last few denoising "
+        f"steps dominate. L_0 = {report.l0:.3f} nats is a *density* of continuous points, so it can be "
+        f"negative; L_T = {report.prior:.2e} nats says how well x_T is pure noise.")
 show_source(L.bound_terms, vb_term)
 
 with st.expander("The probability-flow ODE likelihood of the same model (slower: 200 points)",
                  icon=":material/timeline:"):
-    if st.toggle("Solve the ODE", key="elbo_ode"):
+    if url_bool("ode", "Solve the ODE", key="elbo_ode"):
         gap_ode, nll_ode = exact_ode_nll(state)
-        st.markdown(f"On {N_ODE} points: ODE NLL − true NLL = **{gap_ode:.4f} nats** (mean); the bound's gap "
-                    f"on all points is **{report.total - nll:.3f} nats**. The ODE gives the model's exact "
-                    "likelihood, the bound only an upper bound.")
+        explain(f"On {N_ODE} points: ODE NLL − true NLL = **{gap_ode:.4f} nats** (mean); the bound's gap "
+                f"on all points is **{report.total - nll:.3f} nats**. The ODE gives the model's exact "
+                "likelihood, the bound only an upper bound.")
         show_source(L.ode_nll, L.AnalyticModel)
 
 st.subheader("MNIST: the bound of the shipped digit model")
@@ -158,9 +162,9 @@ if ckm is None:
     st.info(f"The MNIST model is not available, so its bound cannot be computed here. {msgm}")
 else:
     c1, c2 = st.columns(2)
-    n_dig = c1.select_slider("held-out digits", [8, 16, 32, 64], 64, key="elbo_mnist_n")
-    stride = c2.select_slider("evaluate every k-th t (1 = every step, exact sum)", [1, 2, 5, 10, 20], 10,
-                              key="elbo_mnist_stride")
+    n_dig = url_choice("mnist_n", "held-out digits", [8, 16, 32, 64], 64, key="elbo_mnist_n", widget=c1.select_slider)
+    stride = url_choice("mnist_stride", "evaluate every k-th t (1 = every step, exact sum)", [1, 2, 5, 10, 20], 10,
+                        key="elbo_mnist_stride", widget=c2.select_slider)
     key = ("mnist", n_dig, stride, variance, state.seed)
     done = st.session_state.setdefault("elbo_mnist_done", {})
     if st.button("Compute the MNIST bound", key="elbo_mnist_go") and key not in done:
@@ -173,16 +177,16 @@ else:
         bar.empty()
     if key in done:
         rm = done[key]
-        st.plotly_chart(L.fig_terms({"MNIST model": rm}), key="fig_terms_mnist")
-        st.markdown(f"Bound on {n_dig} held-out digits: **{rm.total:.1f} nats = {rm.bits_per_dim(rm.total):.3f} "
-                    f"bits/dim** (L_T {rm.prior:.3g}, KL terms {rm.kl_sum:.1f}, L_0 {rm.l0:.1f} nats; discretized "
-                    f"8-bit likelihood at t = 1{'' if stride == 1 else f'; every {stride}-th t, each standing for {stride} steps'}).")
+        chart(L.fig_terms({"MNIST model": rm}), key="fig_terms_mnist")
+        explain(f"Bound on {n_dig} held-out digits: **{rm.total:.1f} nats = {rm.bits_per_dim(rm.total):.3f} "
+                f"bits/dim** (L_T {rm.prior:.3g}, KL terms {rm.kl_sum:.1f}, L_0 {rm.l0:.1f} nats; discretized "
+                f"8-bit likelihood at t = 1{'' if stride == 1 else f'; every {stride}-th t, each standing for {stride} steps'}).")
 
 st.header("3 · Schedules move the bound")
-st.markdown("Every number above follows the sidebar's schedule and T. Below, the same diffusion (the sidebar "
-            "schedule's ᾱ curve) cut into T = 1 … 1000 steps: the bound tightens toward the true NLL.")
+explain("Every number above follows the sidebar's schedule and T. Below, the same diffusion (the sidebar "
+        "schedule's ᾱ curve) cut into T = 1 … 1000 steps: the bound tightens toward the true NLL.")
 cvs = curves(state)
-st.plotly_chart(L.fig_bound_vs_T(cvs, s.T), key="fig_curve")
+chart(L.fig_bound_vs_T(cvs, s.T), key="fig_curve")
 st.caption(" ".join(f"σ_t² = {k}: gap {cv.gap[0]:.3f} nats at T = {int(cv.Ts[0])}, {cv.gap[-1]:.3f} ± "
                     f"{2 * cv.stderr[-1]:.3f} at T = {int(cv.Ts[-1])}." for k, cv in cvs.items())
            + f" ({N_CURVE} points, each paired with its true NLL.) With σ_t² = β_t the bound closes on the true NLL; "
@@ -190,13 +194,13 @@ st.caption(" ".join(f"σ_t² = {k}: gap {cv.gap[0]:.3f} nats at T = {int(cv.Ts[0
 show_source(L.same_process)
 
 st.header("4 · Why rearrange")
-st.markdown(L.REARRANGE_TEXT)
+explain(L.REARRANGE_TEXT)
 c1, c2 = st.columns(2)
 idx = url_int("point", "which data point x₀", 0, N_POINTS - 1, 0, key="elbo_point", widget=c1.slider)
 t_fixed = url_int("t_est", "t of every estimate (0 = random t, as in training)", 0, s.T, 0, key="elbo_t_est",
                   widget=c2.slider)
 cmp = estimators(state, variance, idx, t_fixed)
-st.plotly_chart(L.fig_estimators(cmp), key="fig_est")
+chart(L.fig_estimators(cmp), key="fig_est")
 c = st.columns(3)
 c[0].metric("std, naive (sampled log-ratios)", f"{cmp.std_naive:.4g} nats")
 c[1].metric("std, rearranged (analytic KLs)", f"{cmp.std_rearranged:.4g} nats")
@@ -207,11 +211,11 @@ st.caption(f"Means: naive {cmp.naive.mean():.3f}, rearranged {cmp.rearranged.mea
 show_source(L.estimator_pair)
 
 st.header("5 · L_simple vs L_vlb")
-st.markdown(L.SIMPLE_TEXT)
-st.latex(L.EQ_SIMPLE)
+explain(L.SIMPLE_TEXT)
+equation(L.EQ_SIMPLE)
 tw, lam = L.simple_weights(s, variance)
 if len(tw):
-    st.plotly_chart(L.fig_weights(tw, lam), key="fig_weights")
+    chart(L.fig_weights(tw, lam), key="fig_weights")
     st.caption(f"λ_t runs from {lam[0]:.3g} at t = 2 to {lam[-1]:.3g} at t = T = {s.T} "
                f"({lam[0] / max(lam[-1], 1e-300):.3g}× larger at small t).")
 else:
@@ -229,8 +233,8 @@ for name in COMPARED:
 trained = st.session_state.setdefault("elbo_trained", {})
 if missing:
     st.info("Not shipped here: " + "; ".join(f"**{n}** — {m}" for n, m in missing))
-    steps = st.select_slider("training steps per model (train here, on this machine)", [100, 300, 1000, 3000], 300,
-                             key="elbo_train_steps")
+    steps = url_choice("train_steps", "training steps per model (train here, on this machine)",
+                       [100, 300, 1000, 3000], 300, key="elbo_train_steps", widget=st.select_slider)
     if st.button("Train the missing models here", key="elbo_train"):
         for name, _ in missing:
             bar = st.progress(0.0, text=f"training {name} ...")
@@ -243,17 +247,17 @@ if missing:
             summaries[f"{name} (trained here, {n_steps} steps)"] = summ
 if summaries:
     ref = points_2d("moons", 1000, state.seed).numpy()
-    st.plotly_chart(L.fig_samples({k: v.samples for k, v in summaries.items()}, ref), key="fig_samples")
-    st.plotly_chart(L.fig_per_t({k: v.per_t for k, v in summaries.items()}), key="fig_per_t")
+    chart(L.fig_samples({k: v.samples for k, v in summaries.items()}, ref), key="fig_samples")
+    chart(L.fig_per_t({k: v.per_t for k, v in summaries.items()}), key="fig_per_t")
     st.dataframe([{"model": k, "bound (nats)": v.bound, "bits/dim": v.bound / (2 * np.log(2)),
                    "sliced W2 to data": v.swd} for k, v in summaries.items()], hide_index=True)
     st.caption("Bounds on the same 500 moons points (every 10th t), σ_t² = " + VAR_LABELS[variance] + ". The L_vlb model "
                "should win on the bound and the per-t loss at small t; L_simple usually on the samples.")
 
 st.subheader("Predict μ, ε or x₀: one model, three outputs")
-st.markdown(L.PARAM_TEXT)
+explain(L.PARAM_TEXT)
 for eq in L.EQ_PARAMS:
-    st.latex(eq)
+    equation(eq)
 t_rt = max(1, s.T // 2)
 errs = roundtrip(state, t_rt)
 st.dataframe([{"round trip (exact model, t = %d)" % t_rt: k, "largest error": v} for k, v in errs.items()],
@@ -262,4 +266,4 @@ show_source(predict_x0_from_eps, predict_eps_from_x0, predict_x0_from_mean)
 
 st.header("Try this")
 for tip in L.TRY_THIS:
-    st.markdown(f"- {tip}")
+    explain(f"- {tip}")

@@ -1,9 +1,12 @@
 """Lesson 1 page — forward noising. Thin: widgets, cached calls into lessons.forward, render."""
+from functools import partial
+
 import numpy as np
 import streamlit as st
 import torch
 
-from app import frame, ground_truth_gmm, mnist, points_2d, show_source, url_int
+from app import chart, download, equation, explain, frame, ground_truth_gmm, mnist, points_2d, show_source, url_int
+from lessons import exports as E
 from lessons import forward as L
 from lessons.frame import FrameState, build_schedule
 from toy_models.diffusion import q_chain, q_sample, q_step_sample
@@ -18,13 +21,18 @@ def xt_2d(state: FrameState, data: str, t: int):
     return x0.numpy(), L.noised(build_schedule(state), x0, t, state.seed)
 
 
-@st.cache_resource(max_entries=16)  # a read-only figure: no copy per rerun
-def animation_fig(state: FrameState, data: str):
+@st.cache_resource(max_entries=16)  # read-only arrays: no copy per rerun
+def animation_frames(state: FrameState, data: str):
+    """(x0 (B, 2), frames (F, B, 2), times (F,), alpha-bar at times (F,)) of the browser animation."""
     s = build_schedule(state)
     x0 = points_2d(data, N_POINTS, state.seed)[:N_ANIM]
     times = L.animation_times(s.T, 24)
-    frames = L.forward_frames(s, x0, times, state.seed)
-    return L.fig_animation(x0.numpy(), frames, times, s.alphas_cumprod[times].numpy())
+    return x0.numpy(), L.forward_frames(s, x0, times, state.seed), times, s.alphas_cumprod[times].numpy()
+
+
+@st.cache_resource(max_entries=16)  # a read-only figure: no copy per rerun
+def animation_fig(state: FrameState, data: str):
+    return L.fig_animation(*animation_frames(state, data))
 
 
 @st.cache_data(max_entries=16)
@@ -65,9 +73,9 @@ state = frame()
 s = build_schedule(state)
 data = state.data if state.is_2d else "gmm"
 st.title("1 · Forward noising")
-st.markdown(L.INTRO)
-st.latex(L.EQ_STEP)
-st.latex(L.EQ_CLOSED)
+explain(L.INTRO)
+equation(L.EQ_STEP)
+equation(L.EQ_CLOSED)
 if not state.is_2d:
     st.info("The data setting is MNIST: the 2D figures use the Gaussian mixture (gmm); the digit is further down.")
 
@@ -85,27 +93,27 @@ def at_time_t():
     st.header(f"x_t on 2D data ({data})")
     x0, xt = xt_2d(state, data, t)
     c1, c2 = st.columns([3, 2])
-    c1.plotly_chart(L.fig_xt(x0, xt, t, abar_t), key="fig_xt")
-    c2.plotly_chart(L.fig_marginals(xt, t), key="fig_marginals")
+    chart(L.fig_xt(x0, xt, t, abar_t), key="fig_xt", where=c1)
+    chart(L.fig_marginals(xt, t), key="fig_marginals", where=c2)
     c2.caption(f"Sample mean of x_t: ({xt[:, 0].mean():.3f}, {xt[:, 1].mean():.3f}); sample variance: "
                f"({xt[:, 0].var():.3f}, {xt[:, 1].var():.3f}). They head to 0 and 1 as t grows.")
     show_source(q_sample)
 
     st.subheader("How far is q(x_t) from N(0, I)?")
     times, kl = kl_curve(state)
-    st.plotly_chart(L.fig_kl_curve(times, kl, t), key="fig_kl")
-    st.markdown(f"For the Gaussian mixture (its density is exact), **KL(q(x_{{{t}}}) ‖ N(0, I)) = "
-                f"{kl_at(state, t):.4g} nats**; at t = T it is {kl[-1]:.3g} nats — the prior term L_T of the bound.")
-    st.latex(L.EQ_KL)
+    chart(L.fig_kl_curve(times, kl, t), key="fig_kl")
+    explain(f"For the Gaussian mixture (its density is exact), **KL(q(x_{{{t}}}) ‖ N(0, I)) = "
+            f"{kl_at(state, t):.4g} nats**; at t = T it is {kl[-1]:.3g} nats — the prior term L_T of the bound.")
+    equation(L.EQ_KL)
     show_source(L.gmm_kl_curve)
 
     st.header("Many small steps = one jump")
-    st.markdown("Send 1,000 copies of **one** point to time t two ways: t Markov steps (q_chain) or one jump "
-                "with the closed form (q_sample). The clouds, their means and their variances agree.")
+    explain("Send 1,000 copies of **one** point to time t two ways: t Markov steps (q_chain) or one jump "
+            "with the closed form (q_sample). The clouds, their means and their variances agree.")
     idx = url_int("point", "which data point", 0, N_POINTS - 1, 0, key="forward_point")
     r = L.chain_vs_closed(s, points_2d(data, N_POINTS, state.seed)[idx], t, 1000, state.seed,
                           chain=chain_copies(state, data, idx))
-    st.plotly_chart(L.fig_chain_vs_closed(r), key="fig_chain")
+    chart(L.fig_chain_vs_closed(r), key="fig_chain")
     rows = [{"route": k, "mean x₁": v["mean"][0], "mean x₂": v["mean"][1], "var x₁": v["var"][0],
              "var x₂": v["var"][1]} for k, v in r.moments().items()]
     st.dataframe(rows, hide_index=True)
@@ -125,27 +133,37 @@ def at_time_t():
     which = url_int("which", f"which {label} (of {n_of_class})", 0, n_of_class - 1, 0, key="forward_which",
                     widget=c2.slider)
     img = mnist_digit(digits, label, which)[0]  # (1, 28, 28)
-    st.plotly_chart(digit_row_fig(state, label, which), key="fig_digit_row")
+    chart(digit_row_fig(state, label, which), key="fig_digit_row")
     xt_img = L.noised(s, img[None], t, state.seed)[0, 0]  # (28, 28)
     c1, c2 = st.columns(2)
-    c1.plotly_chart(L.fig_digit(xt_img, t), key="fig_digit")
-    c2.plotly_chart(L.fig_pixel_hist(img[0].numpy(), xt_img, t), key="fig_pixels")
+    chart(L.fig_digit(xt_img, t), key="fig_digit", where=c1)
+    chart(L.fig_pixel_hist(img[0].numpy(), xt_img, t), key="fig_pixels", where=c2)
     st.caption(f"Source: {digits.source}. {digits.message}")
 
 
 at_time_t()
 
 st.header("Play it: t from 0 to T in your browser")
-st.plotly_chart(animation_fig(state, data), key="fig_anim")
+chart(animation_fig(state, data), key="fig_anim")
 st.caption("Each frame is an exact draw of q(x_t | x_0) with one noise vector per point, so points glide.")
+x0_a, frames_a, times_a, abar_a = animation_frames(state, data)
+titles = [f"t = {t}, ᾱ_t = {a:.3g}" for t, a in zip(times_a, abar_a)]
+download("the animation as a GIF", partial(E.gif_from_points, frames_a, titles, backdrop=x0_a),
+         f"forward_{data}_{s.name}_T{s.T}.gif", key="dl_forward_anim",
+         help=f"{len(times_a)} frames of {len(x0_a)} points over the data; made when you click.")
 
 st.subheader("A few points, one Markov step at a time")
-n_traj = st.slider("number of chains", 1, 8, 3, key="forward_n_traj")
+n_traj = url_int("chains", "number of chains", 1, 8, 3, key="forward_n_traj")
 ts, paths, abar = trajectories(state, data, n_traj)
-st.plotly_chart(L.fig_trajectories(ts, paths, abar), key="fig_traj")
+chart(L.fig_trajectories(ts, paths, abar), key="fig_traj")
 st.caption("Each chain is a random walk toward 0 (q_chain); the band is where q(x_t | x_0) says it should be.")
+titles = [f"t = {t:.0f}, ᾱ_t = {a:.3g}" for t, a in zip(ts, abar)]
+download("the chains as a GIF", partial(E.gif_from_points, paths, titles, label="x_t (one Markov chain each)",
+                                        trails=range(paths.shape[1]), backdrop=x0_a),
+         f"forward_chains_{data}.gif", key="dl_forward_chains",
+         help=f"The {paths.shape[1]} chains in the plane: {min(len(ts), E.MAX_FRAMES)} of their {len(ts)} kept steps.")
 
 st.header("The story in words")
-st.markdown(L.NARRATIVE)
-st.markdown("**Try this:** set T = 10 with beta_T = 0.5 and watch the chain take visible jumps; "
-            "then set beta_1 = beta_T (a constant schedule) and compare how fast the KL falls.")
+explain(L.NARRATIVE)
+explain("**Try this:** set T = 10 with beta_T = 0.5 and watch the chain take visible jumps; "
+        "then set beta_1 = beta_T (a constant schedule) and compare how fast the KL falls.")

@@ -1,9 +1,14 @@
 """Lesson 3 page — the reverse Markov chain. Thin: widgets, cached calls into lessons.reverse_chain, render."""
+from functools import partial
+
 import numpy as np
 import streamlit as st
 import torch
 
-from app import device, frame, ground_truth_gmm, points_2d, show_source, try_checkpoint, url_int
+from app import (chart, device, download, equation, explain, frame, ground_truth_gmm, points_2d, show_source,
+                 try_checkpoint, url_bool, url_choice, url_float, url_int, url_multi)
+from app import model_for  # "use my model": the sidebar's choice of a model trained in the training lab
+from lessons import exports as E
 from lessons import reverse_chain as L
 from lessons.frame import FrameState, build_schedule
 from toy_models.diffusion import p_mean_variance, q_posterior_mean_variance
@@ -92,6 +97,23 @@ def learned_animation(name: str, n: int, seed: int):
     return L.fig_chain_animation(learned_chain(name, n, seed), f"learned ({name})")
 
 
+def chain_gif(run, title: str, data: np.ndarray):
+    """The maker of a 2D chain's GIF (x_t and the predicted x̂_0 at up to 60 steps, over the data). Only the
+    kept steps are held until the click, not the whole chain (a per-session copy of cache_data's result)."""
+    keep = E.frame_indices(len(run.ts))
+    px0 = run.pred_x0[np.minimum(keep, len(run.pred_x0) - 1)]
+    px0[keep == len(run.ts) - 1] = run.xs[-1]  # at t = 0 the prediction is the sample itself
+    return partial(E.gif_from_points, run.xs[keep], [f"{title}: t = {t:.0f}" for t in run.ts[keep]],
+                   extra={"predicted x̂_0": px0}, backdrop=data, half_width=3.5, max_points=1000)
+
+
+def digits_gif(chain, label: str) -> bytes:
+    """A digit chain as a GIF: x_t (top row) and the predicted x̂_0 (bottom row) at each kept step."""
+    px0 = np.concatenate([chain.pred_x0, chain.xs[-1:]])
+    titles = [f"{label}: t = {t:.0f}  (top: x_t, bottom: x̂_0)" for t in chain.ts]
+    return E.gif_from_images(np.concatenate([chain.xs, px0], 1), titles, cols=chain.xs.shape[1])
+
+
 def describe(ck) -> str:
     side = ck.sidecar or {}
     steps = side.get("steps", side.get("train_steps", ck.recipe.get("steps", "?")))
@@ -103,12 +125,12 @@ def describe(ck) -> str:
 state = frame()
 s = build_schedule(state)
 st.title("3 · The reverse chain")
-st.markdown(L.INTRO)
-st.latex(L.EQ_REVERSE)
+explain(L.INTRO)
+equation(L.EQ_REVERSE)
 
 # 1. why small steps --------------------------------------------------------------------------------
 st.header("Why small steps")
-st.markdown(L.SMALL_STEPS)
+explain(L.SMALL_STEPS)
 pick = st.session_state.get("rc_pick")
 points = getattr(getattr(pick, "selection", None), "points", None) if pick is not None else None
 if points:  # a click on a sample of q(x_t) moves the x_t sliders there
@@ -118,97 +140,108 @@ if points:  # a click on a sample of q(x_t) moves the x_t sliders there
         st.session_state["rc_last_pick"] = xy
         st.session_state["rc_x1"], st.session_state["rc_x2"] = xy
 c1, c2 = st.columns(2)
-T_steps = c1.select_slider("steps the noise is cut into (T)", options=L.T_CHOICES, value=2, key="rc_T",
-                           help="The same total noise (the sidebar schedule's ᾱ_T) cut into T steps.")
-level = c2.slider("noise level of x_t (fraction of the way to x_T)", 0.05, 1.0, 0.5, 0.05, key="rc_level")
+T_steps = url_choice("cut", "steps the noise is cut into (T)", L.T_CHOICES, 2, key="rc_T", widget=c1.select_slider,
+                     help="The same total noise (the sidebar schedule's ᾱ_T) cut into T steps.")
+level = url_float("level", "noise level of x_t (fraction of the way to x_T)", 0.05, 1.0, 0.5, 0.05, key="rc_level",
+                  widget=c2.slider)
 c1, c2 = st.columns(2)
-st.session_state.setdefault("rc_x1", 0.0)  # set here (not as a default) since a click also sets them
-st.session_state.setdefault("rc_x2", 0.0)
-x1 = c1.slider("x_t, first coordinate", -3.0, 3.0, step=0.1, key="rc_x1")
-x2 = c2.slider("x_t, second coordinate", -3.0, 3.0, step=0.1, key="rc_x2")
+x1 = url_float("x1", "x_t, first coordinate", -3.0, 3.0, 0.0, 0.1, key="rc_x1", widget=c1.slider)  # a click
+x2 = url_float("x2", "x_t, second coordinate", -3.0, 3.0, 0.0, 0.1, key="rc_x2", widget=c2.slider)  # sets them too
 r = reverse_step(state, T_steps, level, x1, x2)
 c1, c2 = st.columns([3, 2])
-c1.plotly_chart(L.fig_reverse_step(r), key="fig_step")
+chart(L.fig_reverse_step(r), key="fig_step", where=c1)
 samples, a_lvl = q_t_samples(state, level)
-c2.plotly_chart(L.fig_pick_xt(samples, r.x_t, a_lvl), key="rc_pick", on_select="rerun", selection_mode="points")
-st.markdown(f"With **T = {T_steps}** this is step t = {r.t} with **β_t = {r.beta_t:.4g}**; x_t has ᾱ_t = "
-            f"{r.abar_t:.4g}. The exact conditional has {r.n_modes_weight} component(s) with at least 5% of the "
-            f"weight, and **KL(exact ‖ best Gaussian) = {r.kl:.3g} nats**.")
+chart(L.fig_pick_xt(samples, r.x_t, a_lvl), key="rc_pick", on_select="rerun", selection_mode="points",
+      where=c2)
+explain(f"With **T = {T_steps}** this is step t = {r.t} with **β_t = {r.beta_t:.4g}**; x_t has ᾱ_t = "
+        f"{r.abar_t:.4g}. The exact conditional has {r.n_modes_weight} component(s) with at least 5% of the "
+        f"weight, and **KL(exact ‖ best Gaussian) = {r.kl:.3g} nats**.")
 curve = kl_curve(state, level, x1, x2)
-st.plotly_chart(L.fig_kl_curve(curve, T_steps), key="fig_kl")
+chart(L.fig_kl_curve(curve, T_steps), key="fig_kl")
 ratio = curve.kl_mean[0] / max(curve.kl_mean[-1], 1e-300)
 st.caption(f"From T = {curve.Ts[0]} to T = {curve.Ts[-1]} the average KL falls from {curve.kl_mean[0]:.3g} to "
            f"{curve.kl_mean[-1]:.3g} nats ({ratio:.2g}×): each small step is Gaussian to that accuracy.")
-st.latex(L.EQ_KL)
-st.markdown(L.TRY_SMALL)
+equation(L.EQ_KL)
+explain(L.TRY_SMALL)
 show_source(reverse_conditional, kl_mixture_to_gaussian, L.one_step_schedule)
 
 # 2. the posterior given x_0 ----------------------------------------------------------------------------
 st.header("The reverse step when x_0 is known")
-st.markdown(L.POSTERIOR)
-st.latex(L.EQ_POSTERIOR)
+explain(L.POSTERIOR)
+equation(L.EQ_POSTERIOR)
 c1, c2, c3, c4 = st.columns(4)
-a0 = c1.slider("x_0, first", -3.0, 3.0, 1.5, 0.1, key="rc_x0a")
-b0 = c2.slider("x_0, second", -3.0, 3.0, 1.0, 0.1, key="rc_x0b")
-at = c3.slider("x_t, first", -3.0, 3.0, -1.0, 0.1, key="rc_xta")
-bt = c4.slider("x_t, second", -3.0, 3.0, -0.5, 0.1, key="rc_xtb")
+a0 = url_float("x0_1", "x_0, first", -3.0, 3.0, 1.5, 0.1, key="rc_x0a", widget=c1.slider)
+b0 = url_float("x0_2", "x_0, second", -3.0, 3.0, 1.0, 0.1, key="rc_x0b", widget=c2.slider)
+at = url_float("xt_1", "x_t, first", -3.0, 3.0, -1.0, 0.1, key="rc_xta", widget=c3.slider)
+bt = url_float("xt_2", "x_t, second", -3.0, 3.0, -0.5, 0.1, key="rc_xtb", widget=c4.slider)
 t_post = url_int("tpost", "t (time step of x_t)", 1, s.T, max(1, s.T // 10), key="rc_tpost")
 pv = L.posterior_view(s, [a0, b0], [at, bt], t_post)
 c1, c2 = st.columns([3, 2])
-c1.plotly_chart(L.fig_posterior(pv), key="fig_post")
+chart(L.fig_posterior(pv), key="fig_post", where=c1)
 c2.metric("weight of x_0 in the mean", f"{pv.coef1:.4g}")
 c2.metric("weight of x_t in the mean", f"{pv.coef2:.4g}")
 c2.metric("variance β̃_t (vs β_t)", f"{pv.var:.4g}", help=f"β_t = {pv.beta_t:.4g}")
 frac = pv.fraction_to_x0
 c2.caption(f"The mean sits {frac:.1%} of the way from x_t to x_0." if np.isfinite(frac) else
            "x_0 = x_t: the mean is a scaled copy of them.")
-st.markdown(L.TRY_POSTERIOR)
+explain(L.TRY_POSTERIOR)
 show_source(q_posterior_mean_variance)
 
 # 3. the chain, every step -------------------------------------------------------------------------------
 st.header("The chain, every step: exact vs learned")
-st.markdown(L.CHAIN)
-st.latex(L.EQ_MEAN)
+explain(L.CHAIN)
+equation(L.EQ_MEAN)
 name = state.data if state.is_2d else "gmm"
-n = st.select_slider("particles", options=PARTICLES, value=1000, key="rc_n")
+n = url_choice("particles", "particles", PARTICLES, 1000, key="rc_n", widget=st.select_slider)
 ex = exact_chain(state, n)
-ck, err = try_checkpoint(name)
+model = model_for(name)  # the shipped model, or the user's own trained on the same data
+ck, err = try_checkpoint(model)
 if err:
     st.warning(f"No learned model for **{name}**: {err} The exact model is shown alone.", icon=":material/warning:")
     lr = None
 else:
     st.caption(f"Learned model: {describe(ck)}. It runs with its own schedule; the exact model follows the "
                f"sidebar ({s.describe()}).")
-    lr = learned_chain(name, n, state.seed)
+    lr = learned_chain(model, n, state.seed)
 t_step = url_int("step", "reverse step t (T → 0)", 0, s.T, s.T // 2, key="rc_step")
 backdrop = ground_truth_gmm().sample(N_BACKDROP, generator=torch.Generator().manual_seed(state.seed))[0].numpy()
 cols = st.columns(2)
-cols[0].plotly_chart(L.fig_chain_step(ex, s, ex.index_of(t_step), "exact (Gaussian mixture)", backdrop),
-                     key="fig_chain_exact")
+chart(L.fig_chain_step(ex, s, ex.index_of(t_step), "exact (Gaussian mixture)", backdrop),
+      key="fig_chain_exact", where=cols[0])
 cols[0].caption(f"Exact chain: {len(ex.ts) - 1} steps of {n} points in {ex.seconds:.2f} s (when first computed).")
 if lr is not None:
     t_l = round(t_step * ck.schedule.T / s.T)
     data_l = points_2d(name, N_BACKDROP, state.seed).numpy()
-    cols[1].plotly_chart(L.fig_chain_step(lr, ck.schedule, lr.index_of(t_l), f"learned ({name})", data_l),
-                         key="fig_chain_learned")
+    chart(L.fig_chain_step(lr, ck.schedule, lr.index_of(t_l), f"learned ({name})", data_l),
+          key="fig_chain_learned", where=cols[1])
     cols[1].caption(f"Learned chain at the same fraction of its T = {ck.schedule.T}: {lr.seconds:.2f} s.")
 st.subheader("Play it (in your browser)")
 cols = st.columns(2)
-cols[0].plotly_chart(exact_animation(state, n), key="anim_exact")
+chart(exact_animation(state, n), key="anim_exact", where=cols[0])
+download("the exact chain as a GIF", chain_gif(ex, "exact", backdrop), f"reverse_exact_T{s.T}_n{n}.gif",
+         key="dl_rc_exact", where=cols[0], help="x_t and x̂_0 at up to 60 steps (1,000 points); made when you click.")
 if lr is not None:
-    cols[1].plotly_chart(learned_animation(name, n, state.seed), key="anim_learned")
+    chart(learned_animation(model, n, state.seed), key="anim_learned", where=cols[1])
+    download("the learned chain as a GIF", chain_gif(lr, f"learned ({name})", data_l),
+             f"reverse_learned_{name}_n{n}.gif", key="dl_rc_learned", where=cols[1])
+sample_arrays = dict(exact_x0=ex.xs[-1], exact_schedule=s.describe(), seed=state.seed)
+if lr is not None:
+    sample_arrays.update(learned_x0=lr.xs[-1], learned_model=name, learned_schedule=ck.schedule.describe())
+download("the samples x_0 as .npz", partial(E.npz_bytes, **sample_arrays), f"reverse_samples_n{n}.npz", key="dl_rc_npz",
+         help="exact_x0" + (" and learned_x0" if lr is not None else "") + f": ({n}, 2) each, with the schedule "
+         "and the seed.")
 st.subheader("Chosen particles, every step")
-idx = st.multiselect("particles to follow", list(range(20)), default=[0, 1, 2], key="rc_idx", max_selections=8)
+idx = url_multi("follow", "particles to follow", range(20), [0, 1, 2], key="rc_idx", max_selections=8)
 cols = st.columns(2)
-cols[0].plotly_chart(L.fig_paths(ex, idx, "exact", backdrop), key="paths_exact")
+chart(L.fig_paths(ex, idx, "exact", backdrop), key="paths_exact", where=cols[0])
 if lr is not None:
-    cols[1].plotly_chart(L.fig_paths(lr, idx, f"learned ({name})", data_l), key="paths_learned")
-st.markdown(L.TRY_CHAIN)
+    chart(L.fig_paths(lr, idx, f"learned ({name})", data_l), key="paths_learned", where=cols[1])
+explain(L.TRY_CHAIN)
 show_source(L.ddpm_chain, sample_ddpm, p_mean_variance, L.mean_drift)
 
 # 4. MNIST ------------------------------------------------------------------------------------------------
 st.header("Digits through the chain")
-st.markdown(L.MNIST_TEXT)
+explain(L.MNIST_TEXT)
 dev = device()
 mk, err = try_checkpoint("mnist", dev)
 if err:
@@ -217,30 +250,38 @@ else:
     st.caption(f"MNIST model: {describe(mk)}; device {dev}.")
     Tm = mk.schedule.T
     c1, c2, c3 = st.columns(3)
-    n_dig = c1.slider("digits", 2, 10, 8, key="rc_ndig")
-    ddim_steps = c2.slider("DDIM steps", 1, min(Tm, 200), min(20, Tm), key="rc_ddim")
-    variance = c3.radio("DDPM variance σ_t²", L.VARIANCE_CHOICES, key="rc_var", horizontal=True,
-                        format_func=lambda v: "β̃_t (posterior)" if v == "beta_tilde" else "β_t")
+    n_dig = url_int("ndig", "digits", 2, 10, 8, key="rc_ndig", widget=c1.slider)
+    ddim_steps = url_int("ddim", "DDIM steps", 1, min(Tm, 200), min(20, Tm), key="rc_ddim", widget=c2.slider)
+    variance = url_choice("variance", "DDPM variance σ_t²", L.VARIANCE_CHOICES, L.VARIANCE_CHOICES[0], key="rc_var",
+                          widget=c3.radio, horizontal=True,
+                          format_func=lambda v: "β̃_t (posterior)" if v == "beta_tilde" else "β_t")
     ddim = digit_chain("ddim", ddim_steps, "beta_tilde", n_dig, state.seed, dev)
-    run_ddpm = st.toggle(f"also run DDPM, all {Tm} steps (slow on a CPU: a progress bar shows it)", key="rc_ddpm")
+    run_ddpm = url_bool("ddpm", f"also run DDPM, all {Tm} steps (slow on a CPU: a progress bar shows it)",
+                        key="rc_ddpm")
     ddpm = None
     if run_ddpm:
         ddpm = ddpm_with_progress(n_dig, variance, state.seed, dev)
     shown = ddpm if ddpm is not None else ddim
     label = "DDPM" if ddpm is not None else f"DDIM ({ddim_steps} steps)"
     rows = L.pick_rows(shown.ts, np.linspace(shown.ts[0], 0, 6))
-    st.plotly_chart(L.fig_digit_grid(shown, rows, f"{label}: x_t and x̂_0 at chosen steps"), key="fig_digits")
-    if st.session_state.get("rc_dstep", 0) > len(shown.ts) - 1:  # the chain shown changed length
-        st.session_state["rc_dstep"] = len(shown.ts) - 1
-    k = st.slider("kept step (T → 0)", 0, len(shown.ts) - 1, key="rc_dstep",
-                  help=f"{len(shown.ts)} kept states (stride keeps memory at {shown.nbytes / 1e6:.1f} MB, uint8)")
-    st.plotly_chart(L.fig_digit_grid(shown, [k], f"{label} at t = {int(round(shown.ts[k]))}"), key="fig_digit_k")
+    chart(L.fig_digit_grid(shown, rows, f"{label}: x_t and x̂_0 at chosen steps"), key="fig_digits")
+    k = url_int("dstep", "kept step (T → 0)", 0, len(shown.ts) - 1, 0, key="rc_dstep",  # clamped if the chain shrank
+                help=f"{len(shown.ts)} kept states (stride keeps memory at {shown.nbytes / 1e6:.1f} MB, uint8)")
+    chart(L.fig_digit_grid(shown, [k], f"{label} at t = {int(round(shown.ts[k]))}"), key="fig_digit_k")
     last = len(ddim.ts) - 1
     compare = [("DDIM", ddim)] + ([("DDPM", ddpm)] if ddpm is not None else [])
     cols = st.columns(len(compare))
     for col, (nm, ch) in zip(cols, compare):
-        col.plotly_chart(L.fig_digit_grid(ch, [len(ch.ts) - 1], f"{nm}: {ch.steps} model calls, {ch.seconds:.2f} s"),
-                         key=f"fig_final_{nm}")
+        chart(L.fig_digit_grid(ch, [len(ch.ts) - 1], f"{nm}: {ch.steps} model calls, {ch.seconds:.2f} s"),
+              key=f"fig_final_{nm}", where=col)
     st.caption("Same seeds (same x_T) for both; times measured when first computed, then cached.")
-    st.markdown(L.TRY_MNIST)
+    c1, c2 = st.columns(2)
+    download(f"the {label} chain as a GIF", partial(digits_gif, shown, label), f"reverse_digits_{shown.sampler}.gif",
+             key="dl_rc_digits_gif", where=c1, help=f"{min(len(shown.ts), E.MAX_FRAMES)} of the {len(shown.ts)} kept "
+             "steps; top row x_t, bottom row x̂_0.")
+    digits = {f"{nm.lower()}_images": L.from_uint8(ch.xs[-1]) for nm, ch in compare}
+    download("the digits as .npz", partial(E.npz_bytes, labels=np.arange(n_dig) % 10, seed=state.seed, **digits),
+             "reverse_digits.npz", key="dl_rc_digits_npz", where=c2,
+             help=", ".join(digits) + f": ({n_dig}, 28, 28) in [-1, 1], and their labels.")
+    explain(L.TRY_MNIST)
     show_source(L.digit_chain, sample_ddim)

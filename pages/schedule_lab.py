@@ -1,7 +1,7 @@
 """Lesson 2 page — the schedule lab. Thin: widgets, cached calls into lessons.schedule_lab, render."""
 import streamlit as st
 
-from app import frame, mnist, show_source, url_int
+from app import chart, equation, explain, frame, mnist, show_source, url_choice, url_int
 from lessons import schedule_lab as L
 from lessons.frame import SCHEDULES, FrameState, build_schedule
 from toy_models.schedules import cosine_betas, linear_betas, sigmoid_betas
@@ -16,7 +16,7 @@ state = frame()
 all_s = schedules(state)
 s = all_s[state.schedule]
 st.title("2 · Schedule lab")
-st.markdown(L.INTRO)
+explain(L.INTRO)
 t = url_int("t", "t (time step)", 0, s.T, max(1, s.T // 2), key="lab_t")
 left = L.signal_left(s, t)
 c = st.columns(4)
@@ -26,25 +26,25 @@ c[2].metric("noise sd sqrt(1−ᾱ_t)", f"{left['noise']:.4f}")
 c[3].metric("log-SNR_t", f"{left['log_snr']:.3f}")
 st.caption(f"Your schedule: {s.describe()}; ᾱ_T = {float(s.alphas_cumprod[s.T]):.6g}. "
            + ", ".join(f"{n}: ᾱ_t = {float(x.alphas_cumprod[t]):.4g}" for n, x in all_s.items()))
-st.plotly_chart(L.fig_schedules(all_s, t, state.schedule), key="fig_schedules")
-st.latex(L.EQ_ABAR)
-st.latex(L.EQ_COSINE)
+chart(L.fig_schedules(all_s, t, state.schedule), key="fig_schedules")
+equation(L.EQ_ABAR)
+equation(L.EQ_COSINE)
 show_source(linear_betas, cosine_betas, sigmoid_betas)
 
 st.header("Two schedules, one digit, one t")
 c1, c2 = st.columns(2)
-a = c1.selectbox("left schedule", SCHEDULES, index=SCHEDULES.index("linear"), key="lab_a")
-b = c2.selectbox("right schedule", SCHEDULES, index=SCHEDULES.index("cosine"), key="lab_b")
+a = url_choice("left", "left schedule", SCHEDULES, "linear", key="lab_a", widget=c1.selectbox)
+b = url_choice("right", "right schedule", SCHEDULES, "cosine", key="lab_b", widget=c2.selectbox)
 try:
     from toy_models.data import mnist_digit
 
     label = url_int("digit", "digit", 0, 9, 3, key="lab_digit")
     img = mnist_digit(mnist(), label, 0)[0]  # (1, 28, 28)
     xa, xb = L.same_digit_two_schedules(img, all_s[a], all_s[b], t, state.seed)
-    st.plotly_chart(L.fig_two_digits(xa, xb, a, b, t, L.signal_left(all_s[a], t)["signal"],
+    chart(L.fig_two_digits(xa, xb, a, b, t, L.signal_left(all_s[a], t)["signal"],
                                      L.signal_left(all_s[b], t)["signal"]), key="fig_two_digits")
 except ImportError as e:
     st.info(f"MNIST is unavailable: {e}")
-st.markdown(L.NARRATIVE)
-st.markdown("**Try this:** at t = T/2 compare linear and cosine: the linear digit is already gone, "
-            "the cosine one is still readable. Then set T = 50 and see the same at a tenth of the cost.")
+explain(L.NARRATIVE)
+explain("**Try this:** at t = T/2 compare linear and cosine: the linear digit is already gone, "
+        "the cosine one is still readable. Then set T = 50 and see the same at a tenth of the cost.")

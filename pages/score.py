@@ -1,10 +1,15 @@
 """Lesson page — noise = score, Langevin dynamics, the probability-flow ODE and likelihood.
 Thin: widgets, cached calls into lessons.score, render."""
+from functools import partial
+
 import numpy as np
 import streamlit as st
 import torch
 
-from app import frame, ground_truth_gmm, mnist, show_source, try_checkpoint, url_int
+from app import (chart, download, equation, explain, frame, ground_truth_gmm, mnist, show_source, try_checkpoint,
+                 url_choice, url_int)
+from app import model_for  # "use my model": the sidebar's choice of a model trained in the training lab
+from lessons import exports as E
 from lessons import score as L
 from lessons.frame import FrameState, build_schedule
 from toy_models.gmm import AnalyticModel
@@ -24,21 +29,23 @@ def weights_present(name: str) -> bool:
 
 
 @st.cache_resource(max_entries=16)
-def _models(state: FrameState, shipped: bool):
+def _models(state: FrameState, shipped: tuple):
     """(the model the page runs, the exact AnalyticModel, its name) on the sidebar's schedule."""
     s = build_schedule(state)
     exact = AnalyticModel(ground_truth_gmm(), s)
-    ck, _ = try_checkpoint("gmm")
+    ck, _ = try_checkpoint(shipped[1])  # "gmm", or the user's own model trained on gmm (app.model_for)
     if ck is None:
         return exact, exact, "exact model (AnalyticModel): the shipped 'gmm' weights are unavailable"
     side = ck.sidecar
-    name = (f"learned: shipped 'gmm' ({ck.recipe.get('network')}, {side.get('steps')} training steps, trained on "
-            f"{ck.schedule.describe()}), unconditional (null label)")
+    whose = "shipped" if shipped[1] == "gmm" else "your model"
+    name = (f"learned: {whose} '{ck.recipe.get('name')}' ({ck.recipe.get('network')}, {side.get('steps')} training "
+            f"steps, trained on {ck.schedule.describe()}), unconditional"
+            f"{' (null label)' if getattr(ck.model, 'num_classes', 0) else ''}")
     return L.OnSchedule(ck.model, ck.schedule, s), exact, name
 
 
 @st.cache_data(max_entries=64)
-def fields(state: FrameState, shipped: bool, t: int):
+def fields(state: FrameState, shipped: tuple, t: int):
     model, exact, _ = _models(state, shipped)
     return L.compare_fields(model, exact, build_schedule(state), t, n_grid=21, n_samples=1000, seed=state.seed)
 
@@ -49,27 +56,27 @@ def backdrop(state: FrameState, t: int):
 
 
 @st.cache_data(max_entries=16)
-def errors_over_t(state: FrameState, shipped: bool):
+def errors_over_t(state: FrameState, shipped: tuple):
     model, exact, _ = _models(state, shipped)
     s = build_schedule(state)
     return L.error_vs_t(model, exact, s, L.log_times(s.T, 16), n=500, seed=state.seed)
 
 
 @st.cache_data(max_entries=64)
-def dsm(state: FrameState, shipped: bool, t: int):
+def dsm(state: FrameState, shipped: tuple, t: int):
     model, exact, _ = _models(state, shipped)
     return L.dsm_check(model, exact, build_schedule(state), t, n=4000, seed=state.seed)
 
 
 @st.cache_data(max_entries=32, show_spinner="Running annealed Langevin dynamics ...")
-def langevin(state: FrameState, shipped: bool, levels: int, n_steps_each: int, step_size: float, rule: str):
+def langevin(state: FrameState, shipped: tuple, levels: int, n_steps_each: int, step_size: float, rule: str):
     model, _, _ = _models(state, shipped)
     return L.langevin_run(model, build_schedule(state), ground_truth_gmm(), n=500, levels=levels,
                           n_steps_each=n_steps_each, step_size=step_size, step_rule=rule, seed=state.seed)
 
 
 @st.cache_data(max_entries=16, show_spinner="Running the ODE and DDPM from the same noise ...")
-def flows(state: FrameState, shipped: bool):
+def flows(state: FrameState, shipped: tuple):
     model, _, _ = _models(state, shipped)
     return L.ode_vs_ddpm(model, build_schedule(state), n=400, seed=state.seed, ode_steps=100)
 
@@ -87,7 +94,7 @@ def _bar(text):
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def likelihoods(state: FrameState, shipped: bool, rtol: float, _progress=None):
+def likelihoods(state: FrameState, shipped: tuple, rtol: float, _progress=None):
     """Points, the N_GRID x N_GRID density grid and the NLL table, for the exact model and (if shipped) the learned one."""
     s = build_schedule(state)
     model, exact, _ = _models(state, shipped)
@@ -136,10 +143,10 @@ def run_flag(key: str, label: str) -> bool:
 
 state = frame()
 s = build_schedule(state)
-SHIPPED = weights_present("gmm")  # cached results are keyed on it: new weights, new results
+SHIPPED = (weights_present("gmm"), model_for("gmm"))  # cache key: new weights or the user's own model, new results
 model, exact, model_name = _models(state, SHIPPED)
 st.title("5 · Noise = score, and likelihood")
-st.markdown(L.INTRO)
+explain(L.INTRO)
 ck, err = try_checkpoint("gmm")
 if err:
     st.warning(f"{err} — meanwhile the page runs the exact model wherever it needs a model.", icon=":material/warning:")
@@ -149,7 +156,7 @@ ode_problem = L.ode_ready(s)
 
 # --- 1. noise = scaled score ------------------------------------------------------------------------------
 st.header("1 · The predicted noise is a scaled score")
-st.latex(L.EQ_SCORE)
+equation(L.EQ_SCORE)
 t = url_int("t", "t (time step)", 1, s.T, max(1, s.T // 10), key="score_t")
 fc = fields(state, SHIPPED, t)
 c = st.columns(4)
@@ -157,23 +164,23 @@ c[0].metric("ᾱ_t", f"{fc.alpha_bar:.4g}")
 c[1].metric("E|s_θ − ∇log q|² on q(x_t)", f"{fc.fisher:.3g}", help=f"± {fc.fisher_se:.2g} (Monte Carlo, 1,000 draws)")
 c[2].metric("relative to E|∇log q|²", f"{fc.relative:.2%}")
 c[3].metric("ε error E|ε̂ − ε*|²", f"{fc.eps_mse:.3g}")
-st.plotly_chart(L.fig_fields(fc, backdrop(state, t)), key="fig_fields")
+chart(L.fig_fields(fc, backdrop(state, t)), key="fig_fields")
 c1, c2 = st.columns(2)
-c1.plotly_chart(L.fig_error_map(fc), key="fig_error_map")
+chart(L.fig_error_map(fc), key="fig_error_map", where=c1)
 c1.caption(f"Median error where q(x_t) is within 10⁻³ of its peak: {fc.error_where(True):.3g}; "
            f"elsewhere (far from the data): {fc.error_where(False):.3g}.")
 e = errors_over_t(state, SHIPPED)
-c2.plotly_chart(L.fig_error_vs_t(e, t), key="fig_error_t")
+chart(L.fig_error_vs_t(e, t), key="fig_error_t", where=c2)
 c2.caption(f"Score error at t = {e['t'][0]:g}: {e['fisher'][0]:.3g}; at t = {e['t'][-1]:g}: {e['fisher'][-1]:.3g} "
            "(500 draws of q(x_t) each).")
-st.markdown(L.WHY_WRONG)
-st.plotly_chart(L.fig_scale(*L.score_scale(s), t_marker=t), key="fig_scale")
+explain(L.WHY_WRONG)
+chart(L.fig_scale(*L.score_scale(s), t_marker=t), key="fig_scale")
 show_source(L.model_score, AnalyticModel.score)
 
 # --- 2. denoising score matching ------------------------------------------------------------------------------
 st.header("2 · Denoising score matching is the ε-loss, reweighted")
-st.latex(L.EQ_DSM)
-st.markdown(L.DSM_TEXT)
+equation(L.EQ_DSM)
+explain(L.DSM_TEXT)
 d = dsm(state, SHIPPED, t)
 st.dataframe([
     {"quantity": "ε-loss E|ε̂ − ε|² (DDPM)", "value": d.eps_loss},
@@ -186,46 +193,63 @@ st.dataframe([
 ], hide_index=True)
 st.caption(f"At t = {t}, 4,000 draws. The excess DSM loss and the Fisher divergence agree up to Monte Carlo "
            f"error (standard error {d.excess_se:.2g}).")
-st.latex(L.EQ_FISHER)
+equation(L.EQ_FISHER)
 show_source(L.dsm_check)
 
 # --- 3. Langevin -------------------------------------------------------------------------------------------------
 st.header("3 · Annealed Langevin dynamics with the score")
-st.latex(L.EQ_LANGEVIN)
-st.markdown(L.LANGEVIN_TEXT)
+equation(L.EQ_LANGEVIN)
+explain(L.LANGEVIN_TEXT)
 c = st.columns(4)
-rule = c[0].radio("step-size rule", L.STEP_RULES, key="score_rule",
+rule = url_choice("rule", "step-size rule", L.STEP_RULES, L.STEP_RULES[0], key="score_rule", widget=c[0].radio,
                   help="sigma: α_i = ε σ_i²/σ_L² (Song & Ermon 2019); snr: α from a target signal-to-noise ratio "
                        "(Song et al. 2021); ε then unused")
-step = c[1].select_slider("step size ε", STEP_SIZES, value=2e-5, key="score_step", format_func=lambda v: f"{v:g}")
-each = c[2].slider("steps per level", 1, 50, 5, key="score_each")
-levels = c[3].slider("noise levels", 1, max(2, min(200, s.T)), min(100, s.T), key="score_levels")
+step = url_choice("eps", "step size ε", STEP_SIZES, 2e-5, key="score_step", widget=c[1].select_slider,
+                  format_func=lambda v: f"{v:g}")
+each = url_int("each", "steps per level", 1, 50, 5, key="score_each", widget=c[2].slider)
+levels = url_int("levels", "noise levels", 1, max(2, min(200, s.T)), min(100, s.T), key="score_levels",
+                 widget=c[3].slider)
 if run_flag("score_run_langevin", "Run Langevin (500 particles)"):
     r = langevin(state, SHIPPED, min(levels, s.T), each, step, rule)
     c1, c2 = st.columns([3, 2])
-    c1.plotly_chart(L.fig_langevin(r, backdrop(state, 1)), key="fig_langevin")
-    c2.plotly_chart(L.fig_weights(r), key="fig_weights")
-    c2.markdown(f"Mean log q(x₀) of the samples: **{r.mean_log_q:.3f} nats** (data: {r.data_log_q:.3f}); "
-                f"{r.escaped:.1%} of the particles left the plot or blew up; {r.nfe} score evaluations.")
+    chart(L.fig_langevin(r, backdrop(state, 1)), key="fig_langevin", where=c1)
+    chart(L.fig_weights(r), key="fig_weights", where=c2)
+    explain(f"Mean log q(x₀) of the samples: **{r.mean_log_q:.3f} nats** (data: {r.data_log_q:.3f}); "
+            f"{r.escaped:.1%} of the particles left the plot or blew up; {r.nfe} score evaluations.", where=c2)
     if r.escaped > 0.05:
         st.warning("The step size is too large for the narrowest features of q(x_t): particles overshoot.")
+    download("the particles' paths as a GIF",
+             partial(E.gif_from_points, r.paths, [f"Langevin: noise level t = {t:.0f}" for t in r.path_t],
+                     label="Langevin particles", role="learned", trails=range(r.paths.shape[1]),
+                     backdrop=backdrop(state, 1), radius=2),
+             "langevin_paths.gif", key="dl_score_langevin",
+             help=f"{r.paths.shape[1]} particles, {min(len(r.path_t), E.MAX_FRAMES)} of {len(r.path_t)} kept steps.")
 show_source(sample_langevin)
 
 # --- 4. the probability-flow ODE ---------------------------------------------------------------------------------
 st.header("4 · The probability-flow ODE: same marginals, no noise")
-st.latex(L.EQ_ODE)
-st.markdown(L.ODE_TEXT)
+equation(L.EQ_ODE)
+explain(L.ODE_TEXT)
 if ode_problem:
     st.info(ode_problem)
 elif run_flag("score_run_flow", "Run the ODE and DDPM from the same noise (400 points)"):
     fp = flows(state, SHIPPED)
-    st.plotly_chart(L.fig_flow(fp), key="fig_flow")
-    tf = st.slider("t at which to compare the clouds", 0, s.T, min(s.T, max(1, s.T // 4)), key="score_flow_t")
+    chart(L.fig_flow(fp), key="fig_flow")
+    c1, c2 = st.columns(2)
+    for col, (nm, ts_f, xs_f, role) in zip((c1, c2), (("ODE", fp.ode_t, fp.ode_x, "truth"),
+                                                      ("DDPM", fp.ddpm_t, fp.ddpm_x, "learned"))):
+        download(f"the {nm} flow as a GIF",
+                 partial(E.gif_from_points, xs_f, [f"{nm}: t = {t:.0f}" for t in ts_f], label=f"{nm} states x_t",
+                         role=role, trails=range(12), backdrop=backdrop(state, 1)),
+                 f"flow_{nm.lower()}.gif", key=f"dl_score_{nm.lower()}", where=col,
+                 help=f"{xs_f.shape[1]} points from the same x_T, 12 paths traced; "
+                      f"{min(len(ts_f), E.MAX_FRAMES)} of {len(ts_f)} kept steps.")
+    tf = url_int("flow_t", "t at which to compare the clouds", 0, s.T, min(s.T, max(1, s.T // 4)), key="score_flow_t")
     to, xo = L.state_at(fp.ode_t, fp.ode_x, tf)
     td, xd = L.state_at(fp.ddpm_t, fp.ddpm_x, tf)
     clouds = {f"ODE states (t = {to:g})": xo, f"DDPM states (t = {td:g})": xd}
     ax, lq = density_at(state, tf)
-    st.plotly_chart(L.fig_density_at_t(ax, lq, clouds, tf), key="fig_density_t")
+    chart(L.fig_density_at_t(ax, lq, clouds, tf), key="fig_density_t")
     mc = L.marginal_check(ground_truth_gmm(), s, tf, clouds, seed=state.seed)
     st.dataframe([{"cloud": k, "mean log q(x_t), nats": v} for k, v in mc.items()], hide_index=True)
     st.caption(f"Both clouds are draws of q(x_t) when their mean log q(x_t) matches the exact one. ODE: {fp.ode_nfe} "
@@ -234,10 +258,10 @@ show_source(pf_ode_drift)
 
 # --- 5. likelihood -----------------------------------------------------------------------------------------------
 st.header("5 · Likelihood by integrating the ODE")
-st.latex(L.EQ_LIK)
-st.markdown(L.LIK_TEXT)
-rtol = st.select_slider("solver tolerance (rtol = atol)", TOLERANCES, value=1e-4, key="score_rtol",
-                        format_func=lambda v: f"{v:g}")
+equation(L.EQ_LIK)
+explain(L.LIK_TEXT)
+rtol = url_choice("rtol", "solver tolerance (rtol = atol)", TOLERANCES, 1e-4, key="score_rtol",
+                  widget=st.select_slider, format_func=lambda v: f"{v:g}")
 if ode_problem:
     st.info(ode_problem)
 elif run_flag("score_run_lik", f"Compute log-likelihoods (256 points and a {N_GRID} × {N_GRID} grid)"):
@@ -255,10 +279,10 @@ elif run_flag("score_run_lik", f"Compute log-likelihoods (256 points and a {N_GR
                + "; " + "; ".join(f"{k}: {v.nfe} for the {N_GRID} × {N_GRID} grid" for k, v in out["grid"].items()) + ".")
     panels = {"true log q(x)": out["true_grid"]}
     panels.update({f"ODE log p, {k}": v.log_px for k, v in out["grid"].items()})
-    st.plotly_chart(L.fig_density_pair(out["axis"], panels), key="fig_density_pair")
+    chart(L.fig_density_pair(out["axis"], panels), key="fig_density_pair")
     table = L.nll_table(ground_truth_gmm(), torch.as_tensor(out["x"]),
                         {k: v.log_px for k, v in out["points"].items()}, out["elbo"])
-    st.plotly_chart(L.fig_nll(table), key="fig_nll")
+    chart(L.fig_nll(table), key="fig_nll")
     bpd = table.bpd()
     st.dataframe([{"route": k, "NLL, nats": v, "bits/dim": bpd[k]} for k, v in table.rows.items()], hide_index=True)
     gap = table.rows["ODE: exact model"] - table.rows["true −log q(x₀) (closed form)"]
@@ -273,8 +297,8 @@ if merr:
     st.info(f"The MNIST model is unavailable: {merr}")
 else:
     c = st.columns(2)
-    n_digits = c[0].slider("held-out digits", 1, 8, 2, key="score_mnist_n")
-    probes = c[1].slider("Hutchinson probes", 1, 4, 1, key="score_mnist_probes")
+    n_digits = url_int("mnist_n", "held-out digits", 1, 8, 2, key="score_mnist_n", widget=c[0].slider)
+    probes = url_int("probes", "Hutchinson probes", 1, 4, 1, key="score_mnist_probes", widget=c[1].slider)
     st.caption(f"Model: shipped 'mnist' ({mk.sidecar.get('steps')} training steps, {mk.schedule.describe()}); "
                "digits from the test split. The ODE takes about a minute per digit on a CPU.")
     if st.button("Compute MNIST bits/dim", key="score_mnist_run"):
@@ -289,4 +313,4 @@ else:
 
 st.header("Try this")
 for tip in L.TRY_THIS:
-    st.markdown(f"- {tip}")
+    explain(f"- {tip}")

@@ -37,6 +37,7 @@ PAGES = [
     ("score", "t (time step)"),
     ("conditional", "guidance scale w"),
     ("inpainting", "known x₁"),
+    ("training_lab", "preview t (the noise level the network sees)"),
 ]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
@@ -61,17 +62,21 @@ def _die_with_parent():
 
 
 class Server:
-    """`streamlit run app.py` on a free port, headless, no usage stats; stopped on exit."""
+    """`streamlit run app.py` on a free port, headless, no usage stats; stopped on exit.
 
-    def __init__(self):
+    `extra_args` are more `streamlit run` options (e.g. "--server.disconnectedSessionTTL", "5");
+    `app` is the script to run (a test may serve a small app of its own).
+    """
+
+    def __init__(self, *extra_args: str, app: Path = ROOT / "app.py"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(self.port),
+            [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(self.port),
              "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+             "--server.fileWatcherType", "none", *extra_args],
+            cwd=app.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         self.up_at = self._wait_up()
 
     def _wait_up(self, timeout: float = TIMEOUT_S) -> float:
@@ -197,4 +202,49 @@ def test_home_and_links_share_settings():
         assert_frame_ok(page, "forward")
         page.wait_for_function("() => window.location.search.includes('schedule=cosine')")
         assert "data=rings" in page.url and "T=200" in page.url, page.url
+        browser.close()
+
+
+def visible_charts(page) -> int:
+    """How many plotly figures are on screen (display: none or detached ones do not count)."""
+    return page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+                         ".filter(g => g.offsetParent !== null).length")
+
+
+def test_presenter_mode():
+    """/forward?present=1 opened first on a fresh server: no sidebar, one figure; moving t (a fragment rerun on
+    this page) redraws that one figure; "next figure" shows another; "leave presenter mode" brings all back."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with Server() as server, sync_api.sync_playwright() as pw:
+        browser = launch(pw)
+        page = new_page(browser)
+        page.goto(f"{server.url}/forward?present=1&T=500", wait_until="domcontentloaded")
+        wait_idle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.get_by_text("Course settings").count() > 0, "the shared frame is missing (legacy mode?)"
+        assert not page.locator('[data-testid="stSidebar"]').first.is_visible(), "the sidebar shows in presenter mode"
+        assert visible_charts(page) == 1
+        assert page.get_by_text("figure 1 of 9").count() == 1
+        assert page.get_by_role("link", name="Schedule lab").count() > 0, "no page navigation in presenter mode"
+        assert "slide=1" in page.url and "present=1" in page.url, page.url
+        page.screenshot(path=str(SHOTS / "presenter_forward_1.png"), full_page=False)
+        first = figure_signature(page)
+        move_slider(page, "t (time step)")
+        moved = wait_changed(page, first)
+        assert moved != first, "moving t did not redraw the figure in presenter mode"
+        assert visible_charts(page) == 1, "a fragment rerun drew more than one figure"
+        page.get_by_role("button", name="next figure").click()
+        page.wait_for_function("() => window.location.search.includes('slide=2')")
+        wait_idle(page)
+        assert page.get_by_text("figure 2 of 9").count() == 1
+        assert visible_charts(page) == 1 and figure_signature(page) != moved, "next did not show another figure"
+        page.screenshot(path=str(SHOTS / "presenter_forward_2.png"), full_page=False)
+        page.get_by_role("button", name="leave presenter mode").click()
+        page.wait_for_function("() => !window.location.search.includes('present=')")
+        wait_idle(page)
+        assert page.locator('[data-testid="stSidebar"]').first.is_visible()
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 9")
+        link = page.locator('[data-testid="stSidebar"] [data-testid="stCode"]').last.inner_text().strip()
+        assert link.startswith(f"{server.url}/forward?") and "T=500" in link and "present" not in link, link
         browser.close()
