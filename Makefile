@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: run test bench weights clean
+.PHONY: run test bench loadtest weights clean
 
 # A local virtual environment with the pinned versions (torch==2.13.0 is a CPU build).
 $(STAMP): requirements.txt requirements-dev.txt
@@ -22,6 +22,9 @@ test: $(STAMP)  ## unit tests, page tests, and the real-browser test (skipped wi
 
 bench: $(STAMP)  ## speed and memory figures (medians), printed
 	$(BIN)/python -m benchmarks
+
+loadtest: $(STAMP)  ## 25 websocket sessions + 100 opened/closed against a local server: latency, errors, memory
+	$(BIN)/python -m benchmarks.loadtest $(LOADTEST_ARGS)
 
 weights: $(STAMP)  ## re-train every shipped checkpoint (slow: MNIST takes tens of minutes on a CPU)
 	$(BIN)/python -m toy_models train-all
