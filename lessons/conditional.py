@@ -16,6 +16,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from lessons.figures import COLORS, compact, equal_axes, finite, image_heatmap, layout
+from toy_models.gmm import ExactNoisyClassifier  # noqa: F401  (the pages use it as L.ExactNoisyClassifier)
 from toy_models.guidance import ClassifierFreeGuidance, ClassifierGuidance, classifier_log_prob_grad
 from toy_models.samplers import run_with_trajectory, sample_ddim
 
@@ -52,42 +53,6 @@ TRY_THIS = ("**Try this:** (1) set w = 0 and see the label ignored; (2) set w = 
             "the green exact density of the class — they match; (3) set w = 8 and watch the cloud shrink into "
             "the densest part of the class while the exact density stays wide: over-sharpening. "
             "(4) On classifier guidance, move t to 900 and see the arrows shrink: the noisy classifier is unsure.")
-
-
-# =============================================================================================
-# The exact noisy classifier of a Gaussian mixture
-# =============================================================================================
-class ExactNoisyClassifier(torch.nn.Module):  # MOVE TO toy_models/gmm.py
-    """log p(y | x_t) of mixture data by Bayes' rule on the noised mixture q_t (exact, differentiable).
-
-    q_t(x_t | k) = N(x_t; sqrt(abar_t) mu_k, abar_t Sigma_k + (1 - abar_t) I), so
-    log p(y | x_t) = logsumexp_{k: c(k) = y} [log w_k + log q_t(x_t | k)] - log q_t(x_t)
-    and grad log p(y | x_t) = grad log q_t(x_t | y) - grad log q_t(x_t) (Dhariwal & Nichol 2021, eq. 10-11).
-    Returns logits (B, C) = log p(y | x_t) (a valid log-softmax input); t real in [0, T].
-    """
-
-    def __init__(self, gmm, schedule, label_map=None):
-        super().__init__()
-        self.gmm, self.schedule = gmm, schedule
-        K = gmm.num_components
-        self.label_map = torch.arange(K) if label_map is None else torch.as_tensor(label_map).long()
-        self.num_classes = int(self.label_map.max()) + 1
-
-    def forward(self, x_t, t, y=None):
-        x = x_t.to(torch.float64)  # (B, D)
-        t = torch.as_tensor(t, dtype=torch.float64).cpu().expand(x.shape[0])
-        a = self.schedule.alpha_bar(t.clamp(0, self.schedule.T)).to(x.device)[:, None, None, None]  # (B,1,1,1)
-        g = self.gmm
-        D = g.dim
-        a = a[:, :, 0, 0]  # (B, 1)
-        # in component k's eigenbasis C_k = U_k diag(v_k) U_k^T, v_k = a lambda_k + 1 - a (cheap and differentiable)
-        v = a[:, :, None] * g.eigvals[None] + (1 - a)[:, :, None]  # (B, K, D)
-        z = torch.einsum("bkd,kde->bke", x[:, None, :] - a.sqrt()[:, :, None] * g.means[None], g.eigvecs)  # (B, K, D)
-        log_n = -0.5 * ((z**2 / v).sum(-1) + torch.log(v).sum(-1) + D * math.log(2 * math.pi))  # (B, K)
-        log_joint = torch.log(g.weights)[None] + log_n  # (B, K)
-        per_class = torch.stack([torch.logsumexp(log_joint[:, self.label_map == c], 1)
-                                 for c in range(self.num_classes)], 1)  # (B, C)
-        return (per_class - torch.logsumexp(log_joint, 1, keepdim=True)).to(x_t.dtype)
 
 
 # =============================================================================================

@@ -18,7 +18,8 @@ import plotly.graph_objects as go
 import torch
 
 from toy_models.diffusion import q_posterior_mean_variance
-from toy_models.gmm import GaussianMixture, gaussian_fit, kl_mixture_to_gaussian, reverse_conditional
+from toy_models.gmm import (GaussianMixture, MixtureEpsModel, gaussian_fit, kl_mixture_to_gaussian,  # noqa: F401
+                            reverse_conditional)
 from toy_models.samplers import run_with_trajectory, sample_ddim, sample_ddpm
 from toy_models.schedules import Schedule, make_schedule
 
@@ -256,77 +257,6 @@ def posterior_view(s: Schedule, x0, x_t, t: int) -> PosteriorView:
 # =============================================================================================
 # 3. The chain, every step
 # =============================================================================================
-class MixtureEpsModel(torch.nn.Module):  # MOVE TO toy_models/gmm.py (a fast AnalyticModel for small mixtures)
-    """The exact eps*(x_t, t) = -sqrt(1 - abar_t) grad log q_t(x_t) of a Gaussian mixture, vectorised.
-
-    Same values as toy_models.gmm.AnalyticModel (tested to 1e-9), but with every component in one
-    batched product and the per-t precisions tabulated once for the integer times, so a 1,000-step
-    chain of 2,000 points takes about a second on a CPU. q_t is the mixture with means
-    sqrt(abar_t) mu_k and covariances C_k = abar_t Sigma_k + (1 - abar_t) I (Ho et al. eq. 4), so
-
-        grad log q_t(x) = -sum_k r_k(x) C_k^{-1} (x - sqrt(abar_t) mu_k),  r_k = posterior of component k.
-
-    Unconditional only (y must be None). Follows the model protocol (parameterization "eps").
-    """
-
-    parameterization = "eps"
-
-    def __init__(self, gmm: GaussianMixture, schedule: Schedule):
-        super().__init__()
-        self.gmm, self.schedule = gmm, schedule
-        self._logw = torch.log(gmm.weights)  # (K,)
-        self._eye = torch.eye(gmm.dim, dtype=torch.float64)
-        # tables for the integer times t = 0..T (the sampler's case), float64 and float32 copies
-        a = schedule.alphas_cumprod
-        P, logdet = self._precisions(a)
-        self._tables = {torch.float64: (P, self._logw - 0.5 * logdet, a.sqrt()[:, None, None] * gmm.means)}
-        self._tables[torch.float32] = tuple(v.float() for v in self._tables[torch.float64])
-        # P (T+1, K, D, D) precisions C^{-1}; c (T+1, K) log w_k - 1/2 log det C_k; m (T+1, K, D) sqrt(abar) mu_k
-
-    def _precisions(self, a: torch.Tensor):
-        """C^{-1} (N, K, D, D) and log det C (N, K) for alpha-bars a (N,)."""
-        C = a[:, None, None, None] * self.gmm.covs[None] + (1 - a)[:, None, None, None] * self._eye
-        return torch.linalg.inv(C), torch.logdet(C)
-
-    @staticmethod
-    def _integer_time(t: torch.Tensor):
-        """The common integer time of the batch, or None."""
-        t0 = float(t[0])
-        return int(t0) if t0.is_integer() and bool((t == t0).all()) else None
-
-    def score(self, x_t: torch.Tensor, t) -> torch.Tensor:
-        """grad log q_t(x_t) for x_t (B, D) at times t (B,); float32 in, float32 out, else float64."""
-        dtype = torch.float32 if x_t.dtype == torch.float32 else torch.float64
-        x = x_t.detach().cpu().to(dtype)
-        t = torch.as_tensor(t, dtype=torch.float64).cpu().expand(x.shape[0])
-        i = self._integer_time(t)
-        if i is not None:  # one integer time for the batch: tabulated
-            P, c, m = (v[i] for v in self._tables[dtype])
-            d = x[:, None, :] - m  # (B, K, D)
-            Pd = torch.einsum("kij,bkj->bki", P, d)  # (B, K, D)
-        else:
-            a = self.schedule.alpha_bar(t)  # (B,)
-            P, logdet = self._precisions(a)  # (B, K, D, D), (B, K)
-            d = x.double()[:, None, :] - a.sqrt()[:, None, None] * self.gmm.means[None]
-            Pd = torch.einsum("bkij,bkj->bki", P, d)
-            c = self._logw - 0.5 * logdet
-        r = torch.softmax(c - 0.5 * (d * Pd).sum(-1), dim=1)  # (B, K) posterior over components
-        return -torch.einsum("bk,bkd->bd", r, Pd).to(dtype)  # (B, D)
-
-    def forward(self, x_t, t, y=None):
-        if y is not None:
-            raise ValueError("MixtureEpsModel is unconditional: call it with y=None (use AnalyticModel for labels)")
-        tt = torch.as_tensor(t, dtype=torch.float64).cpu().expand(x_t.shape[0])
-        if (tt < 0).any() or (tt > self.schedule.T).any():
-            raise ValueError(f"t must lie in [0, T] = [0, {self.schedule.T}]")
-        i = self._integer_time(tt)
-        if i is not None:
-            s1 = float((1 - self.schedule.alphas_cumprod[i]).sqrt())
-        else:
-            s1 = (1 - self.schedule.alpha_bar(tt)).sqrt()[:, None]
-        return (-s1 * self.score(x_t, tt)).to(x_t.dtype).to(x_t.device)
-
-
 @dataclass
 class ChainRun:
     """A DDPM chain of n points kept at every step: exactly what the sampler did."""

@@ -17,6 +17,10 @@ extra, and zero covariances (a finite point set, `GaussianMixture.from_points`) 
 once abar < 1. For many points in high dimension (5,000 MNIST digits, D = 784) use
 `EmpiricalDistribution`, which never builds a D x D matrix.
 
+Models that follow the samplers' protocol: `AnalyticModel` (any mixture or point set, labels, real t),
+`MixtureEpsModel` (an unconditional mixture, precisions tabulated per integer t: a 1,000-step chain of
+2,000 points in about a second) and `ExactNoisyClassifier` (log p(y | x_t) by Bayes' rule, for guidance).
+
 Shapes: x is (B, D) for a `GaussianMixture`; `EmpiricalDistribution` also takes images (B, C, H, W)
 and returns the same shape. alpha_bar is a float or a (B,) tensor (one noise level per example);
 alpha_bar=None means the clean data (abar = 1). Everything is computed in float64.
@@ -600,6 +604,111 @@ DEFAULT_WEIGHTS = (0.35, 0.25, 0.2, 0.12, 0.08)  # unequal on purpose: sampling 
 # (std along, std across, angle in degrees) of each ellipse.
 _RAW_MEANS = ((0.0, 3.0), (2.9, 0.9), (1.8, -2.5), (-1.8, -2.5), (-2.9, 0.9))
 _RAW_SHAPES = ((0.9, 0.35, 0.0), (0.8, 0.3, 60.0), (0.6, 0.4, -30.0), (0.7, 0.25, 30.0), (0.5, 0.3, 90.0))
+
+
+# --- fast exact models for the lessons: a tabulated eps* and Bayes' rule for p(y | x_t) ----------------
+class MixtureEpsModel(torch.nn.Module):
+    """The exact eps*(x_t, t) = -sqrt(1 - abar_t) grad log q_t(x_t) of a Gaussian mixture, vectorised.
+
+    Same values as toy_models.gmm.AnalyticModel (tested to 1e-9), but with every component in one
+    batched product and the per-t precisions tabulated once for the integer times, so a 1,000-step
+    chain of 2,000 points takes about a second on a CPU. q_t is the mixture with means
+    sqrt(abar_t) mu_k and covariances C_k = abar_t Sigma_k + (1 - abar_t) I (Ho et al. eq. 4), so
+
+        grad log q_t(x) = -sum_k r_k(x) C_k^{-1} (x - sqrt(abar_t) mu_k),  r_k = posterior of component k.
+
+    Unconditional only (y must be None). Follows the model protocol (parameterization "eps").
+    """
+
+    parameterization = "eps"
+
+    def __init__(self, gmm: GaussianMixture, schedule: Schedule):
+        super().__init__()
+        self.gmm, self.schedule = gmm, schedule
+        self._logw = torch.log(gmm.weights)  # (K,)
+        self._eye = torch.eye(gmm.dim, dtype=torch.float64)
+        # tables for the integer times t = 0..T (the sampler's case), float64 and float32 copies
+        a = schedule.alphas_cumprod
+        P, logdet = self._precisions(a)
+        self._tables = {torch.float64: (P, self._logw - 0.5 * logdet, a.sqrt()[:, None, None] * gmm.means)}
+        self._tables[torch.float32] = tuple(v.float() for v in self._tables[torch.float64])
+        # P (T+1, K, D, D) precisions C^{-1}; c (T+1, K) log w_k - 1/2 log det C_k; m (T+1, K, D) sqrt(abar) mu_k
+
+    def _precisions(self, a: torch.Tensor):
+        """C^{-1} (N, K, D, D) and log det C (N, K) for alpha-bars a (N,)."""
+        C = a[:, None, None, None] * self.gmm.covs[None] + (1 - a)[:, None, None, None] * self._eye
+        return torch.linalg.inv(C), torch.logdet(C)
+
+    @staticmethod
+    def _integer_time(t: torch.Tensor):
+        """The common integer time of the batch, or None."""
+        t0 = float(t[0])
+        return int(t0) if t0.is_integer() and bool((t == t0).all()) else None
+
+    def score(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        """grad log q_t(x_t) for x_t (B, D) at times t (B,); float32 in, float32 out, else float64."""
+        dtype = torch.float32 if x_t.dtype == torch.float32 else torch.float64
+        x = x_t.detach().cpu().to(dtype)
+        t = torch.as_tensor(t, dtype=torch.float64).cpu().expand(x.shape[0])
+        i = self._integer_time(t)
+        if i is not None:  # one integer time for the batch: tabulated
+            P, c, m = (v[i] for v in self._tables[dtype])
+            d = x[:, None, :] - m  # (B, K, D)
+            Pd = torch.einsum("kij,bkj->bki", P, d)  # (B, K, D)
+        else:
+            a = self.schedule.alpha_bar(t)  # (B,)
+            P, logdet = self._precisions(a)  # (B, K, D, D), (B, K)
+            d = x.double()[:, None, :] - a.sqrt()[:, None, None] * self.gmm.means[None]
+            Pd = torch.einsum("bkij,bkj->bki", P, d)
+            c = self._logw - 0.5 * logdet
+        r = torch.softmax(c - 0.5 * (d * Pd).sum(-1), dim=1)  # (B, K) posterior over components
+        return -torch.einsum("bk,bkd->bd", r, Pd).to(dtype)  # (B, D)
+
+    def forward(self, x_t, t, y=None):
+        if y is not None:
+            raise ValueError("MixtureEpsModel is unconditional: call it with y=None (use AnalyticModel for labels)")
+        tt = torch.as_tensor(t, dtype=torch.float64).cpu().expand(x_t.shape[0])
+        if (tt < 0).any() or (tt > self.schedule.T).any():
+            raise ValueError(f"t must lie in [0, T] = [0, {self.schedule.T}]")
+        i = self._integer_time(tt)
+        if i is not None:
+            s1 = float((1 - self.schedule.alphas_cumprod[i]).sqrt())
+        else:
+            s1 = (1 - self.schedule.alpha_bar(tt)).sqrt()[:, None]
+        return (-s1 * self.score(x_t, tt)).to(x_t.dtype).to(x_t.device)
+
+
+class ExactNoisyClassifier(torch.nn.Module):
+    """log p(y | x_t) of mixture data by Bayes' rule on the noised mixture q_t (exact, differentiable).
+
+    q_t(x_t | k) = N(x_t; sqrt(abar_t) mu_k, abar_t Sigma_k + (1 - abar_t) I), so
+    log p(y | x_t) = logsumexp_{k: c(k) = y} [log w_k + log q_t(x_t | k)] - log q_t(x_t)
+    and grad log p(y | x_t) = grad log q_t(x_t | y) - grad log q_t(x_t) (Dhariwal & Nichol 2021, eq. 10-11).
+    Returns logits (B, C) = log p(y | x_t) (a valid log-softmax input); t real in [0, T].
+    """
+
+    def __init__(self, gmm, schedule, label_map=None):
+        super().__init__()
+        self.gmm, self.schedule = gmm, schedule
+        K = gmm.num_components
+        self.label_map = torch.arange(K) if label_map is None else torch.as_tensor(label_map).long()
+        self.num_classes = int(self.label_map.max()) + 1
+
+    def forward(self, x_t, t, y=None):
+        x = x_t.to(torch.float64)  # (B, D)
+        t = torch.as_tensor(t, dtype=torch.float64).cpu().expand(x.shape[0])
+        a = self.schedule.alpha_bar(t.clamp(0, self.schedule.T)).to(x.device)[:, None, None, None]  # (B,1,1,1)
+        g = self.gmm
+        D = g.dim
+        a = a[:, :, 0, 0]  # (B, 1)
+        # in component k's eigenbasis C_k = U_k diag(v_k) U_k^T, v_k = a lambda_k + 1 - a (cheap and differentiable)
+        v = a[:, :, None] * g.eigvals[None] + (1 - a)[:, :, None]  # (B, K, D)
+        z = torch.einsum("bkd,kde->bke", x[:, None, :] - a.sqrt()[:, :, None] * g.means[None], g.eigvecs)  # (B, K, D)
+        log_n = -0.5 * ((z**2 / v).sum(-1) + torch.log(v).sum(-1) + D * math.log(2 * math.pi))  # (B, K)
+        log_joint = torch.log(g.weights)[None] + log_n  # (B, K)
+        per_class = torch.stack([torch.logsumexp(log_joint[:, self.label_map == c], 1)
+                                 for c in range(self.num_classes)], 1)  # (B, C)
+        return (per_class - torch.logsumexp(log_joint, 1, keepdim=True)).to(x_t.dtype)
 
 
 def default_gmm() -> GaussianMixture:
