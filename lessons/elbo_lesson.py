@@ -165,7 +165,7 @@ def _check_variance(variance: str) -> str:
 
 
 def bound_terms(s: Schedule, model, x0: torch.Tensor, y=None, variance: str = "beta_tilde",
-                data_kind: str = "continuous", seed: int = 0, stride: int = 1, chunk_elements: int = 400_000,
+                data_kind: str = "continuous", seed: int = 0, stride: int = 1, chunk_elements: int = 40_000,
                 progress=None) -> BoundReport:
     """Every term of the bound, L = L_T + sum_{t=2}^T L_{t-1} + L_0  (Ho et al. 2020, eq. 5).
 
@@ -174,6 +174,8 @@ def bound_terms(s: Schedule, model, x0: torch.Tensor, y=None, variance: str = "b
     stride > 1 evaluates L_0 and the KL terms at t = 2, 2 + stride, ... only, each standing for the
     `stride` steps up to the next one (a stratified estimate of the sum, for slow models); stride = 1
     is the exact sum.
+    chunk_elements: numbers per model call (points x dims x times); ~40,000 keeps a 2D MLP's activations
+    in cache: 2,000 points x 1,000 steps took 2.4 s in chunks of 40,000 and 7.1 s in chunks of 400,000.
     progress: optional callable(done, total).
     """
     _check_variance(variance)

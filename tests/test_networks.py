@@ -178,3 +178,22 @@ def test_gaussian_skip_is_the_exact_predictor_for_standard_normal_data():
     assert abs(slope.item() - pred) < 0.01
     with pytest.raises(ValueError, match="needs the schedule"):
         N.build_network("mlp2d", {"gaussian_skip": True})
+
+
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_mlp2d_shared_time_rows_give_the_same_outputs_as_one_example_at_a_time(num_classes):
+    """MLP2D embeds each distinct t once and gathers it (a batch-wide t; a block of t values in the bound).
+    Every path must give what the network gives one example at a time."""
+    torch.manual_seed(0)
+    s = make_schedule("linear", 100)
+    net = N.MLP2D(N.MLPConfig(width=32, n_blocks=2, time_embed_dim=16, num_classes=num_classes,
+                              gaussian_skip=True), schedule=s)
+    for p in net.parameters():  # the output layer starts at zero: make every path visible
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randn(60, 2)
+    y = None if num_classes == 0 else torch.randint(0, num_classes + 1, (60,))
+    for t in (torch.full((60,), 37.0), torch.tensor([5.0, 90.0, 37.5]).repeat_interleave(20),  # few distinct: shared
+              torch.rand(60) * 100):  # all distinct: per example
+        out = net(x, t, y)
+        one = torch.cat([net(x[i:i + 1], t[i:i + 1], None if y is None else y[i:i + 1]) for i in range(60)])
+        assert out.abs().max() > 0.1 and torch.allclose(out, one, atol=1e-5), t[:3]

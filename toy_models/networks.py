@@ -111,8 +111,10 @@ class ResidualMLPBlock(nn.Module):
         self.cond = nn.Linear(cond_dim, width)
         self.fc2 = nn.Linear(width, width)
 
-    def forward(self, h, c):
-        z = self.fc1(F.silu(self.norm(h))) + self.cond(c)
+    def forward(self, h, c, index=None):
+        """h (B, width); c (B or 1 or U, width), with index (B,) picking each example's row of c when given."""
+        e = self.cond(c)
+        z = self.fc1(F.silu(self.norm(h))) + (e if index is None else e[index])
         return h + self.fc2(F.silu(z))
 
 
@@ -162,25 +164,34 @@ class MLP2D(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def embed(self, x, t, y):
-        """The conditioning vector c = MLP(emb(t)) + E[y]: (B, width), or (1, width) when one t and no label
-        serve the whole batch (a sampler, a grid): the blocks then broadcast it instead of repeating work."""
+        """The conditioning c = silu(MLP(emb(t)) + E[y]) as (rows, index): c[index] is each example's vector.
+
+        Few distinct times serve a whole batch in the samplers (one t), the grids and the bound (a block of
+        t values per call): their rows are computed once and each block projects only those rows, so a
+        batch of 200,000 points at 100 times pays for 100 embeddings. index is None when the rows are
+        already (B, width), or (1, width) and broadcast.
+        """
         t = _check_t(t, x.shape[0], x.device)
-        if t.numel() > 1 and bool((t == t[0]).all()):  # one t for the batch: embed it once
-            c = self.time_mlp(timestep_embedding(t[:1], self.config.time_embed_dim))  # (1, width)
+        if t.numel() > 1 and bool((t == t[0]).all()):  # one t for the batch
+            t_rows, index = t[:1], None
         else:
-            c = self.time_mlp(timestep_embedding(t, self.config.time_embed_dim))
+            t_rows, index = torch.unique(t, return_inverse=True)
+            if t_rows.numel() * 4 > t.numel():  # mostly distinct times: no gain from sharing
+                t_rows, index = t, None
+        c = self.time_mlp(timestep_embedding(t_rows, self.config.time_embed_dim))  # (rows, width)
         if self.label is not None:
-            c = c + self.label(y, x.shape[0], x.device)
+            c = (c if index is None else c[index]) + self.label(y, x.shape[0], x.device)  # (B, width)
+            index = None
         elif y is not None:
             raise ValueError("this network is unconditional (num_classes = 0); call it with y=None")
-        return c
+        return F.silu(c), index
 
     def forward(self, x_t, t, y=None):
         _check_points(x_t, self.config.data_dim, "MLP2D")
-        c = F.silu(self.embed(x_t, t, y))
+        c, index = self.embed(x_t, t, y)
         h = self.inp(fourier_features(x_t.float(), self.config.fourier_features, self.config.fourier_max_freq))
         for block in self.blocks:
-            h = block(h, c)
+            h = block(h, c, index)
         out = self.out(F.silu(self.out_norm(h)))  # (B, D)
         if self.config.gaussian_skip:
             t = _check_t(t, x_t.shape[0], x_t.device)
