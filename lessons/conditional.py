@@ -135,6 +135,16 @@ def fidelity_diversity_2d(x0: np.ndarray, label: int, gmm, exact_classifier) -> 
                 log_lik=float(comp.log_prob(x).mean()))
 
 
+def nearest_label_share(x0: np.ndarray, data_x: np.ndarray, data_y: np.ndarray, label) -> dict:
+    """For data without an exact density (two moons): the share of samples whose nearest data point carries
+    `label` (a 1-nearest-neighbour classifier that needs no training), and each class's share.
+    x0 (N, 2) samples; data_x (M, 2), data_y (M,) labelled data. label None: only the shares."""
+    d = torch.cdist(torch.as_tensor(finite(x0), dtype=torch.float64), torch.as_tensor(data_x, dtype=torch.float64))
+    nearest = np.asarray(data_y)[d.argmin(1).numpy()]  # (N,)
+    shares = {int(c): float((nearest == c).mean()) for c in np.unique(data_y)}
+    return {"share": None if label is None else shares.get(int(label), 0.0), "shares": shares}
+
+
 def cfg_sweep_2d(model, s, gmm, exact_classifier, label: int, scales, n: int, seed: int, steps: int,
                  null_label: int, progress=None) -> dict:
     """Fidelity and diversity (fidelity_diversity_2d) of classifier-free-guided samples at each scale, same seeds."""

@@ -148,3 +148,13 @@ def test_mnist_cfg_scale_zero_is_unconditional():
     a = L.mnist_samples(L.cfg_model(ld.model, 0.0, 10), ld.schedule, labels, seed=1, steps=5)
     b = L.mnist_samples(L.cfg_model(ld.model, 0.0, 10), ld.schedule, torch.full((4,), 10), seed=1, steps=5)
     assert torch.equal(a, b)
+
+
+def test_nearest_label_share_counts_the_nearest_data_points_class():
+    data_x = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
+    data_y = np.array([0, 0, 1, 1])
+    x0 = np.array([[0.05, 0.01], [4.9, 5.2], [5.0, 4.9], [-0.2, 0.1]])
+    r = L.nearest_label_share(x0, data_x, data_y, 1)
+    assert r["share"] == 0.5 and r["shares"] == {0: 0.5, 1: 0.5}
+    assert L.nearest_label_share(x0[:1], data_x, data_y, 1)["share"] == 0.0
+    assert L.nearest_label_share(x0, data_x, data_y, None)["share"] is None

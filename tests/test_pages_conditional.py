@@ -65,6 +65,28 @@ def test_scale_extremes(at):
     _check_figures(at)
 
 
+def _moon_shares(at) -> dict[int, float]:
+    cap = next(c.value for c in at.caption if "Nearest data point" in c.value)
+    return {int(m): int(v) / 100 for m, v in re.findall(r"moon (\d): \*\*(\d+)%\*\*", cap)}
+
+
+def test_two_moons_label_input(at):
+    """The shipped label-conditional two-moons model: the asked-for moon, the other one, and both for ∅."""
+    at.slider(key="cond_steps").set_value(40)  # the default (an earlier test may have left 5)
+    at.radio(key="cond_moon").set_value(0)
+    at.run()
+    assert _moon_shares(at)[0] > 0.9  # default y = 0: nearly every sample on the upper moon
+    at.radio(key="cond_moon").set_value(1)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert _moon_shares(at)[1] > 0.9
+    at.radio(key="cond_moon").set_value("∅")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    both = _moon_shares(at)
+    assert 0.3 < both[0] < 0.7 and abs(both[0] + both[1] - 1) < 0.02  # the null label samples both moons
+
+
 def test_null_label_and_t_extremes(at):
     at.selectbox(key="cond_label").set_value("∅")
     at.slider(key="cond_t").set_value(0)

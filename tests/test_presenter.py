@@ -162,6 +162,7 @@ DEEP = {
     "conditional": {
         "model": ("radio", "cond_source", "learned (weights/gmm)", "learned (weights/gmm)"),
         "y": ("selectbox", "cond_label", "2", 2), "steps": ("slider", "cond_steps", "10", 10),
+        "moon": ("radio", "cond_moon", "1", 1),
         "t": ("slider", "cond_t", "30", 30), "cg_s": ("slider", "cond_s", "1.5", 1.5),
         "w": ("slider", "cond_w", "2.5", 2.5), "digit": ("selectbox", "cond_digit", "5", 5),
         "w_mnist": ("slider", "cond_w_mnist", "1", 1.0), "full": ("checkbox", "cond_full", "0", False),

@@ -25,13 +25,15 @@ def test_get_recipe_unknown_lists_names():
 
 def test_required_recipes_exist_and_build():
     for name in ("moons", "swissroll", "rings", "checkerboard", "gmm", "gmm-classifier", "mnist",
-                 "mnist-classifier", "mnist-inpaint", "tiny", "moons-vlb", "moons-hybrid"):
+                 "mnist-classifier", "mnist-inpaint", "tiny", "moons-vlb", "moons-hybrid", "moons-cond"):
         r = resolve_recipe(name)
         assert Recipe.from_dict(r.to_dict()) == r
         net = networks.build_network(r.network, r.network_config, schedule_from_dict(r.schedule))
         if r.kind != "classifier":
             assert r.objective in ("simple", "vlb", "hybrid") and r.schedule["name"]
             assert net.parameterization == "eps"
+    mc = resolve_recipe("moons-cond")  # conditioning by input on two moons: label = which moon, plus the null label
+    assert mc.conditional and mc.network_config["num_classes"] == 2 and mc.p_uncond > 0
     gmm = resolve_recipe("gmm")
     assert gmm.conditional and 0.1 <= gmm.p_uncond <= 0.2 and gmm.network_config["num_classes"] >= 2
     m = RECIPES["mnist"]

@@ -135,6 +135,9 @@ _LIST = [
     _toy("gmm", "The ground-truth Gaussian mixture, label-conditional with a null label "
          "(classifier-free guidance), so its score can be checked against the exact one.",
          network_config={**_MLP, "num_classes": -1}, conditional=True, p_uncond=0.15),
+    _toy("moons-cond", "Two moons, label-conditional (which moon) with a null label, so one network samples "
+         "either moon or both (conditioning by input, classifier-free guidance).", data="moons",
+         network_config={**_MLP, "num_classes": -1}, conditional=True, p_uncond=0.15, steps=1500, batch_size=512),
     Recipe(name="gmm-classifier", description="A noisy classifier p(y | x_t, t) of the Gaussian mixture's "
            "components, for classifier guidance.", kind="classifier", data="gmm", network="classifier2d",
            network_config={"width": 128, "n_blocks": 2, "num_classes": -1}, objective="ce", steps=1000,
