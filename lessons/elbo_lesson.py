@@ -110,14 +110,23 @@ class BoundReport:
     """The bound of a model on a batch, term by term (means over the batch, nats per example)."""
 
     prior: float  # L_T
-    terms: np.ndarray  # (T,) row t-1 = L_{t-1}: row 0 is L_0, rows 1.. are the KL terms at t = 2..T
+    terms: np.ndarray  # (rows,) row 0 is L_0 (t = 1), then the KL terms L_{t-1} at t = times[1:] (all t = 2..T
+    #                    for the exact sum)
     per_example: np.ndarray  # (B,) the bound of each example, L_T + sum_t L_{t-1}
     dims: int  # D, dimensions per example
     weights: np.ndarray | None = None  # (T,) how many steps each row stands for (strided estimate); None = 1
 
     @property
     def T(self) -> int:
-        return int(self.terms.shape[0])
+        """The number of diffusion steps the rows cover (rows = T for the exact sum)."""
+        return int(self.terms.shape[0] if self.weights is None else round(float(self.weights.sum())))
+
+    @property
+    def times(self) -> np.ndarray:
+        """(rows,) the t of each row: 1..T, or the evaluated times of a strided estimate."""
+        if self.weights is None:
+            return np.arange(1, self.T + 1)
+        return 1 + np.concatenate([[0], np.cumsum(self.weights[:-1])]).astype(int)
 
     @property
     def weighted_terms(self) -> np.ndarray:
@@ -155,7 +164,8 @@ class BoundReport:
         kl = self.weighted_terms[1:]
         if kl.size == 0 or kl.sum() <= 0:
             return 1
-        return int(np.searchsorted(np.cumsum(kl) / kl.sum(), fraction) + 2)
+        i = int(np.searchsorted(np.cumsum(kl) / kl.sum(), fraction))
+        return int(self.times[1:][min(i, kl.size - 1)])
 
 
 def _check_variance(variance: str) -> str:
@@ -166,14 +176,17 @@ def _check_variance(variance: str) -> str:
 
 def bound_terms(s: Schedule, model, x0: torch.Tensor, y=None, variance: str = "beta_tilde",
                 data_kind: str = "continuous", seed: int = 0, stride: int = 1, chunk_elements: int = 40_000,
-                progress=None) -> BoundReport:
+                progress=None, exact_head: int = 50) -> BoundReport:
     """Every term of the bound, L = L_T + sum_{t=2}^T L_{t-1} + L_0  (Ho et al. 2020, eq. 5).
 
     The same sum as toy_models.elbo.elbo_terms (one x_t ~ q(x_t | x_0) per example and t), but
     many t go through the model in one batch, so 2,000 points x 1,000 steps take seconds.
-    stride > 1 evaluates L_0 and the KL terms at t = 2, 2 + stride, ... only, each standing for the
-    `stride` steps up to the next one (a stratified estimate of the sum, for slow models); stride = 1
-    is the exact sum.
+    stride > 1 (for slow models) evaluates every t <= exact_head, where the terms are large and change
+    fast, and above it only t = exact_head + 1, + 1 + stride, ..., each standing for the `stride` steps up
+    to the next (a stratified estimate of the sum); stride = 1 is the exact sum. For the shipped MNIST
+    model on 16 digits the exact sum is 1.978 bits/dim; every 20th t with the first 50 exact gives 2.008
+    (98 model calls instead of 1,000), while every 10th t with no exact head gave 3.42: the t = 2 term
+    (103 nats) standing for ten steps.
     chunk_elements: numbers per model call (points x dims x times); ~40,000 keeps a 2D MLP's activations
     in cache: 2,000 points x 1,000 steps took 2.4 s in chunks of 40,000 and 7.1 s in chunks of 400,000.
     progress: optional callable(done, total).
@@ -184,8 +197,8 @@ def bound_terms(s: Schedule, model, x0: torch.Tensor, y=None, variance: str = "b
     if x0.ndim < 2 or x0.shape[0] < 1:
         raise ValueError(f"x0 must be a non-empty batch shaped (B, ...); got {tuple(x0.shape)}")
     B, D = x0.shape[0], x0[0].numel()
-    # t = 1 (L_0) always on its own; then t = 2, 2 + stride, ... (all t when stride = 1)
-    ts_all = torch.cat([torch.tensor([1]), torch.arange(2, s.T + 1, int(stride))])
+    head = s.T if int(stride) == 1 else min(s.T, max(1, int(exact_head)))  # t = 1 .. head: every one
+    ts_all = torch.cat([torch.arange(1, head + 1), torch.arange(head + 1, s.T + 1, int(stride))])
     g = torch.Generator().manual_seed(int(seed))
     k = max(1, int(chunk_elements) // (B * D))  # how many t per model call
     rows = []
@@ -445,7 +458,7 @@ def fig_terms(reports: dict[str, BoundReport], colors: dict[str, str] | None = N
     palette = [COLORS["truth"], COLORS["learned"], COLORS["x_t"], COLORS["pred_x0"]]
     for i, (name, r) in enumerate(reports.items()):
         c = (colors or {}).get(name, palette[i % len(palette)])
-        t = np.arange(1, r.T + 1) if r.weights is None else 1 + np.concatenate([[0], np.cumsum(r.weights[:-1])])
+        t = r.times
         kl = np.maximum(finite(r.terms[1:]), 1e-12)
         fig.add_trace(go.Scatter(x=compact(t[1:]), y=compact(kl, 9), mode="lines", name=f"{name}: L_(t−1), t ≥ 2",
                                  line=dict(color=c)))

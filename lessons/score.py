@@ -470,36 +470,12 @@ def nll_table(gmm, x0: torch.Tensor, ode: dict[str, np.ndarray], elbo: dict[str,
 
 def elbo_nll(model, s: Schedule, x0: torch.Tensor, data_kind: str = "continuous", stride: int = 1, seed: int = 0,
              progress=None, y=None, chunk_elements: int = 40_000, exact_head: int = 100) -> np.ndarray:
-    """The variational bound L = L_T + L_0 + sum_{t=2}^T L_{t-1} (Ho et al. 2020, eq. 5) per example, nats.
+    """The variational bound L = L_T + L_0 + sum_{t=2}^T L_{t-1} (Ho et al. 2020, eq. 5) per example, nats:
+    the ELBO lesson's `bound_terms` (every t <= exact_head, then every `stride`-th t), per example."""
+    from lessons.elbo_lesson import bound_terms
 
-    Every t <= exact_head is computed (L_0 and the fast-changing small-t terms); above it the terms at
-    t = exact_head + 1, + 1 + stride, ... each stand for `stride` steps (a stratified estimate; stride = 1
-    is the plain sum). One x_t ~ q(x_t | x_0) per example and t, via
-    toy_models.elbo.vb_term, many t per model call.
-    # Not lessons.elbo_lesson.bound_terms: with stride > 1 it weights the L_0 row by `stride` too.
-    """
-    from toy_models.elbo import prior_kl, vb_term
-
-    if int(stride) < 1:
-        raise ValueError(f"stride must be a positive integer; got {stride}")
-    B, D = x0.shape[0], x0[0].numel()
-    head = min(s.T, exact_head)  # t = 1..head every one: the terms change fastest at small t
-    ts = torch.cat([torch.arange(1, head + 1), torch.arange(head + 1, s.T + 1, int(stride))])  # (n,)
-    w = torch.diff(torch.cat([ts, torch.tensor([s.T + 1])])).to(torch.float64)  # steps each row stands for
-    g = torch.Generator().manual_seed(int(seed))
-    k = max(1, int(chunk_elements) // (B * D))
-    total = prior_kl(s, x0).double().cpu()
-    with torch.no_grad():
-        for i in range(0, len(ts), k):
-            tt = ts[i:i + k]
-            xr = x0.repeat(len(tt), *([1] * (x0.ndim - 1)))  # (k B, ...)
-            yr = None if y is None else y.repeat(len(tt))
-            noise = torch.randn(xr.shape, generator=g, dtype=xr.dtype)
-            terms = vb_term(s, model, xr, tt.repeat_interleave(B), yr, data_kind=data_kind, noise=noise)
-            total += (terms.double().cpu().reshape(len(tt), B) * w[i:i + k, None]).sum(0)
-            if progress is not None:
-                progress(min(i + k, len(ts)), len(ts))
-    return total.numpy()
+    return bound_terms(s, model, x0, y=y, data_kind=data_kind, seed=seed, stride=stride, chunk_elements=chunk_elements,
+                       progress=progress, exact_head=exact_head).per_example
 
 
 @dataclass

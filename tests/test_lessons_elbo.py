@@ -35,8 +35,10 @@ def test_terms_shown_sum_to_the_total_shown(gmm):
 
 def test_strided_terms_sum_to_their_weighted_total(gmm):
     s = make_schedule("linear", 50, beta_start=1e-3, beta_end=0.2)
-    r = L.bound_terms(s, AnalyticModel(gmm, s), points(gmm, 100), stride=7)
-    assert r.weights.sum() == s.T and r.terms.shape == (8,)
+    r = L.bound_terms(s, AnalyticModel(gmm, s), points(gmm, 100), stride=7, exact_head=5)
+    assert r.weights.sum() == s.T and r.terms.shape == (12,) and r.T == s.T  # t = 1..5, then 6, 13, ..., 48
+    assert r.times.tolist() == [1, 2, 3, 4, 5, 6, 13, 20, 27, 34, 41, 48] and r.weights[:6].tolist() == [1] * 5 + [7]
+    assert r.dominant_steps() in r.times[1:]
     assert r.prior + (r.terms * r.weights).sum() == pytest.approx(r.total, rel=1e-12)
 
 

@@ -152,7 +152,7 @@ DEEP = {
         "learned_stride": ("select_slider", "elbo_learned_stride", "20", 20),
         "learned": ("toggle", "elbo_learned_go", "1", True), "ode": ("toggle", "elbo_ode", "0", False),
         "mnist_n": ("select_slider", "elbo_mnist_n", "8", 8),
-        "mnist_stride": ("select_slider", "elbo_mnist_stride", "20", 20),
+        "mnist_stride": ("select_slider", "elbo_mnist_stride", "10", 10),
         "point": ("slider", "elbo_point", "7", 7), "t_est": ("slider", "elbo_t_est", "3", 3)},
     "score": {
         "t": ("slider", "score_t", "50", 50), "rule": ("radio", "score_rule", "snr", "snr"),
