@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [("forward", "pages/forward.py", "t (time step)"), ("schedule_lab", "pages/schedule_lab.py", "t (time step)")]
+PAGES = [("forward", "pages/forward.py", "t (time step)"), ("schedule_lab", "pages/schedule_lab.py", "t (time step)"),
+         ("reverse_chain", "pages/reverse_chain.py", "reverse step t (T → 0)")]
 REPEATS = 7
 
 

@@ -203,18 +203,25 @@ else:
     st.caption(f"Learned model: {describe(ck)}. It runs with its own schedule; the exact model follows the "
                f"sidebar ({s.describe()}).")
     lr = learned_chain(model, n, state.seed)
-t_step = url_int("step", "reverse step t (T → 0)", 0, s.T, s.T // 2, key="rc_step")
 backdrop = ground_truth_gmm().sample(N_BACKDROP, generator=torch.Generator().manual_seed(state.seed))[0].numpy()
-cols = st.columns(2)
-chart(L.fig_chain_step(ex, s, ex.index_of(t_step), "exact (Gaussian mixture)", backdrop),
-      key="fig_chain_exact", where=cols[0])
-cols[0].caption(f"Exact chain: {len(ex.ts) - 1} steps of {n} points in {ex.seconds:.2f} s (when first computed).")
-if lr is not None:
-    t_l = round(t_step * ck.schedule.T / s.T)
-    data_l = points_2d(name, N_BACKDROP, state.seed).numpy()
-    chart(L.fig_chain_step(lr, ck.schedule, lr.index_of(t_l), f"learned ({name})", data_l),
-          key="fig_chain_learned", where=cols[1])
-    cols[1].caption(f"Learned chain at the same fraction of its T = {ck.schedule.T}: {lr.seconds:.2f} s.")
+data_l = points_2d(name, N_BACKDROP, state.seed).numpy()
+
+
+@st.fragment  # moving the step reruns only these two figures: the animations below are not re-sent
+def chain_at_step():
+    t_step = url_int("step", "reverse step t (T → 0)", 0, s.T, s.T // 2, key="rc_step")
+    cols = st.columns(2)
+    chart(L.fig_chain_step(ex, s, ex.index_of(t_step), "exact (Gaussian mixture)", backdrop),
+          key="fig_chain_exact", where=cols[0])
+    cols[0].caption(f"Exact chain: {len(ex.ts) - 1} steps of {n} points in {ex.seconds:.2f} s (when first computed).")
+    if lr is not None:
+        t_l = round(t_step * ck.schedule.T / s.T)
+        chart(L.fig_chain_step(lr, ck.schedule, lr.index_of(t_l), f"learned ({name})", data_l),
+              key="fig_chain_learned", where=cols[1])
+        cols[1].caption(f"Learned chain at the same fraction of its T = {ck.schedule.T}: {lr.seconds:.2f} s.")
+
+
+chain_at_step()
 st.subheader("Play it (in your browser)")
 cols = st.columns(2)
 chart(exact_animation(state, n), key="anim_exact", where=cols[0])
