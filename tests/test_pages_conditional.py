@@ -112,36 +112,6 @@ def test_learned_source_falls_back_or_runs(at):
         assert _share(at, "y = 0") > 0.9
 
 
-@pytest.fixture(scope="module")
-def random_mnist_weights(tmp_path_factory):
-    """Random-init networks of the shipped MNIST recipes in a temporary weights dir (the code path, not quality)."""
-    import torch
-
-    from toy_models import checkpoints as C
-    from toy_models.networks import build_network
-    from toy_models.recipes import RECIPES
-    from toy_models.schedules import make_schedule
-
-    d = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    for name in ("mnist", "mnist-classifier", "mnist-inpaint"):
-        r = RECIPES[name]
-        sched = r.schedule if isinstance(r.schedule, dict) else {}
-        s = make_schedule(sched.get("name", "linear"), sched.get("T", 1000), **sched.get("params", {}))
-        C.save_checkpoint(build_network(r.network, dict(r.network_config)).eval(), recipe=r, path_stem=d / name,
-                          schedule=s)
-    import streamlit as st
-
-    old = C.WEIGHTS_DIR
-    C.WEIGHTS_DIR = d
-    st.cache_resource.clear()  # pages cache the checkpoints they loaded (or failed to load)
-    st.cache_data.clear()
-    yield d
-    C.WEIGHTS_DIR = old
-    st.cache_resource.clear()
-    st.cache_data.clear()
-
-
 def test_mnist_section_runs_with_random_weights(random_mnist_weights):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.run()

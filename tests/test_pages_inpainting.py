@@ -71,36 +71,6 @@ def test_masks_empty_full_and_presets(preset):
         assert known.value.startswith("336 ")
 
 
-@pytest.fixture(scope="module")
-def random_mnist_weights(tmp_path_factory):
-    """Random-init networks of the shipped MNIST recipes in a temporary weights dir (the code path, not quality)."""
-    import torch
-
-    from toy_models import checkpoints as C
-    from toy_models.networks import build_network
-    from toy_models.recipes import RECIPES
-    from toy_models.schedules import make_schedule
-
-    d = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    for name in ("mnist", "mnist-inpaint"):
-        r = RECIPES[name]
-        sched = r.schedule if isinstance(r.schedule, dict) else {}
-        s = make_schedule(sched.get("name", "linear"), sched.get("T", 1000), **sched.get("params", {}))
-        C.save_checkpoint(build_network(r.network, dict(r.network_config)).eval(), recipe=r, path_stem=d / name,
-                          schedule=s)
-    import streamlit as st
-
-    old = C.WEIGHTS_DIR
-    C.WEIGHTS_DIR = d
-    st.cache_resource.clear()  # pages cache the checkpoints they loaded (or failed to load)
-    st.cache_data.clear()
-    yield d
-    C.WEIGHTS_DIR = old
-    st.cache_resource.clear()
-    st.cache_data.clear()
-
-
 def _known_rmse(at, which: int) -> float:
     caps = [c.value for c in at.caption if c.value.startswith("Known-pixel RMS error")]
     return float(re.search(r"\*\*([\d.]+)\*\*", caps[which]).group(1))
