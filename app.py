@@ -90,16 +90,38 @@ MODEL_KEY = "frame_model"  # the sidebar's "model" choice: SHIPPED or a session 
 SHIPPED = "shipped"
 
 
-@st.cache_resource(scope="session", on_release=lambda lab: lab.release(), show_spinner=False)
+def _lab_keeper():
+    """Holds a disconnected session's lab for server.disconnectedSessionTTL seconds (lessons.jobs.LabKeeper)."""
+    from lessons.jobs import default_keeper
+
+    return default_keeper(float(st.get_option("server.disconnectedSessionTTL")))
+
+
+def _session_id() -> str:
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "bare"
+
+
+def _hold_lab(lab) -> None:
+    """Streamlit releases session resources on every disconnect: hold the lab instead of ending it."""
+    _lab_keeper().hold(lab.owner, lab)
+
+
+@st.cache_resource(scope="session", on_release=_hold_lab, show_spinner=False)
 def _session_lab():
     from lessons.jobs import SessionLab
 
-    return SessionLab()
+    sid = _session_id()
+    return _lab_keeper().adopt(sid) or SessionLab(owner=sid)
 
 
 def session_lab():
-    """This session's training jobs and trained models (lessons.jobs.SessionLab). When the session ends,
-    streamlit releases it: its jobs stop and its models are freed."""
+    """This session's training jobs and trained models (lessons.jobs.SessionLab). A disconnect holds them
+    for server.disconnectedSessionTTL seconds (a reconnect finds its job still running); after that the
+    session is gone, its jobs stop and its models are freed."""
+    _lab_keeper().reap()
     return _session_lab()
 
 

@@ -464,9 +464,11 @@ def checkpoint_zip(loaded: Loaded) -> bytes:
 @dataclass
 class SessionLab:
     """One browser session's jobs and models. `release()` (the session ended) stops its jobs and frees its
-    models; app.session_lab wires it to st.cache_resource(scope="session", on_release=...)."""
+    models; app.session_lab wires it to st.cache_resource(scope="session", on_release=...) through a
+    LabKeeper, which holds it through a disconnect for the session's reconnect grace period."""
 
     queue: JobQueue = field(default_factory=default_queue)
+    owner: str = ""  # the browser session it belongs to (app.py: the streamlit session id)
     models: ModelRegistry = field(default_factory=ModelRegistry)
     jobs: list = field(default_factory=list)
     released: bool = False
@@ -517,3 +519,70 @@ class SessionLab:
             j.stop()
         self.models.clear()
         self._zips.clear()
+
+
+class LabKeeper:
+    """Keeps a disconnected session's lab for a grace period, so a network blip does not end its training.
+
+    Streamlit releases a session's session-scoped resources on every websocket disconnect, but keeps the
+    session itself for `server.disconnectedSessionTTL` seconds so that a reconnecting browser finds it.
+    So: on disconnect the lab is `hold`-ed (its jobs keep running); a reconnect within the grace period
+    `adopt`s it back; `reap` releases (stops jobs, frees models) every lab held longer than the grace
+    period: the session is gone for good.
+    """
+
+    def __init__(self, grace_s: float, clock=time.monotonic):
+        self.grace_s = float(grace_s)
+        self._clock = clock
+        self._held: dict[str, tuple[float, SessionLab]] = {}  # session id -> (when held, lab)
+        self._lock = threading.Lock()
+
+    def hold(self, session_id: str, lab: SessionLab) -> None:
+        if lab.released:
+            return
+        with self._lock:
+            self._held[session_id] = (self._clock(), lab)
+        timer = threading.Timer(self.grace_s + 1.0, self.reap)  # nobody may call reap again: do it ourselves
+        timer.daemon = True
+        timer.start()
+
+    def adopt(self, session_id: str) -> SessionLab | None:
+        """The lab this session left behind, if still held (and then no longer held)."""
+        with self._lock:
+            held = self._held.pop(session_id, None)
+        return None if held is None else held[1]
+
+    def reap(self) -> int:
+        """Release every lab held longer than the grace period; return how many."""
+        now = self._clock()
+        with self._lock:
+            old = [sid for sid, (t0, _) in self._held.items() if now - t0 >= self.grace_s]
+            labs = [self._held.pop(sid)[1] for sid in old]
+        for lab in labs:
+            lab.release()
+        return len(labs)
+
+    def held(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def end(self, session_id: str) -> bool:
+        """Release the lab held for this session now (no grace period left); True if there was one."""
+        lab = self.adopt(session_id)
+        if lab is not None:
+            lab.release()
+        return lab is not None
+
+
+_KEEPER: LabKeeper | None = None
+
+
+def default_keeper(grace_s: float | None = None) -> LabKeeper:
+    """The one process-wide LabKeeper; grace_s (the server's session TTL) updates its grace period."""
+    global _KEEPER
+    with _DEFAULT_LOCK:
+        if _KEEPER is None:
+            _KEEPER = LabKeeper(grace_s=120.0 if grace_s is None else grace_s)
+        elif grace_s is not None:
+            _KEEPER.grace_s = float(grace_s)
+        return _KEEPER

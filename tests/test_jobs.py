@@ -256,3 +256,19 @@ def test_training_threads_use_one_torch_thread_and_leave_the_caller_alone(monkey
     finally:
         torch.set_num_threads(1)
     assert seen == [1, 1, 1]
+
+
+def test_lab_keeper_holds_a_disconnected_lab_for_its_grace_period():
+    now = [0.0]
+    keeper = J.LabKeeper(grace_s=10.0, clock=lambda: now[0])
+    a, b = J.SessionLab(queue=J.JobQueue(1), owner="a"), J.SessionLab(queue=J.JobQueue(1), owner="b")
+    keeper.hold("a", a)
+    now[0] = 5.0
+    keeper.hold("b", b)
+    assert keeper.reap() == 0 and keeper.held() == 2  # within the grace period: nothing released
+    assert keeper.adopt("a") is a and keeper.adopt("a") is None  # a reconnect takes its lab back, once
+    now[0] = 15.5
+    assert keeper.reap() == 1 and b.released and not a.released  # b's session is gone: released
+    keeper.hold("a", a)
+    assert keeper.end("a") and a.released and keeper.held() == 0
+    assert not keeper.end("nobody")

@@ -24,10 +24,17 @@ WAIT_S = 180  # the first optimiser of a process imports torch._dynamo: seconds 
 pytestmark = pytest.mark.slow
 
 
-def end_session() -> None:
-    """What streamlit does when a browser session disconnects: clear its session caches (on_release runs).
-    Every AppTest uses the same session id, so this also gives each test a fresh session."""
+def disconnect() -> None:
+    """What streamlit does when a browser session disconnects: clear its session caches (on_release runs,
+    and the lab is held for the reconnect grace period)."""
     clear_session_resource_cache(SESSION_ID)
+
+
+def end_session() -> None:
+    """The session is gone for good (its grace period is over). Every AppTest uses the same session id, so
+    this also gives each test a fresh session."""
+    disconnect()
+    J.default_keeper().end(SESSION_ID)
 
 
 @pytest.fixture(autouse=True)
@@ -159,7 +166,7 @@ def test_my_model_appears_and_the_reverse_chain_names_it():
     assert all(s.key != "frame_model" for s in at.sidebar.selectbox)  # removed: no more "model" choice
 
 
-def test_ending_the_session_stops_its_job_and_frees_its_models(monkeypatch):
+def test_a_disconnect_keeps_the_job_and_ending_the_session_stops_it_and_frees_its_models(monkeypatch):
     labs = []
     submit = J.SessionLab.submit
     monkeypatch.setattr(J.SessionLab, "submit", lambda self, job: (labs.append(self), submit(self, job))[1])
@@ -179,7 +186,13 @@ def test_ending_the_session_stops_its_job_and_frees_its_models(monkeypatch):
     assert labs == [lab, lab]  # both jobs went to this session's one lab
     running, done = lab.jobs[-1], lab.jobs[0]
     assert len(lab.models) == 1 and not running.finished
-    end_session()
+    disconnect()  # a network blip: the job trains on, and the reconnected tab finds it
+    time.sleep(1.0)
+    assert not running.finished and J.default_keeper().held() == 1
+    run(at)
+    assert J.default_keeper().held() == 0 and len(lab.models) == 1
+    assert progress(at)[0] == "running" and not lab.released
+    end_session()  # gone for good
     assert running.wait(30) and running.view().status == "stopped"
     assert len(lab.models) == 0 and lab.released  # the models are freed with the session
     assert done.key not in lab.models and running.key not in lab.models
