@@ -65,7 +65,7 @@ def _mnist_lines() -> list[str]:
         ck = load_checkpoint("mnist")
     except CheckpointError as e:
         return [f"elbo: MNIST skipped ({e})"]
-    x0, y = load_mnist().x_test[:64], torch.full((64,), 10)  # the null label: the unconditional p(x)
+    x0, y = load_mnist().held_out(64)[0], torch.full((64,), 10)  # the null label: the unconditional p(x)
     r = None
 
     def bound():

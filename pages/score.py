@@ -130,7 +130,7 @@ def likelihoods(state: FrameState, shipped: tuple, rtol: float, _progress=None):
 def mnist_bpd(n_digits: int, n_probes: int, seed: int, _progress=None):
     ck, _ = try_checkpoint("mnist")
     d = mnist()
-    return L.mnist_bits_per_dim(ck.model, ck.schedule, d.x_test[:n_digits], y=None, n_probes=n_probes, rtol=1e-4,
+    return L.mnist_bits_per_dim(ck.model, ck.schedule, d.held_out(n_digits)[0], y=None, n_probes=n_probes, rtol=1e-4,
                                 elbo_stride=10, seed=seed, progress=_progress)
 
 

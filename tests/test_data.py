@@ -460,3 +460,14 @@ def test_real_embedded_subset(tmp_path, monkeypatch):
     d2 = load_mnist()
     assert calls == [1]  # cache hit
     assert torch.equal(d.x_test, d2.x_test) and torch.equal(d.y_train, d2.y_train)
+
+
+def test_held_out_digits_take_the_classes_in_turn():
+    d = load_mnist()
+    x, y = d.held_out(25)
+    assert y.tolist() == list(range(10)) * 2 + list(range(5))
+    for k in (0, 13, 24):  # each is the test digit it claims to be, in class order within its class
+        c, rank = int(y[k]), k // 10
+        assert torch.equal(x[k], d.x_test[d.y_test == c][rank])
+    with pytest.raises(ValueError, match="held-out"):
+        d.held_out(0)

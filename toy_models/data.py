@@ -319,6 +319,20 @@ class MnistData:
     message: str = ""  # why it fell back to the embedded subset, or ""
     num_classes: int = 10  # digits 0..9
 
+    def held_out(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images (n, 1, 28, 28), labels (n,)): n held-out test digits with the classes taken in turn
+        (0, 1, ..., 9, 0, 1, ...). The embedded test split is stored sorted by class, so its first 64
+        digits are fifty 0s and fourteen 1s: never evaluate on x_test[:n]."""
+        if not 1 <= int(n) <= len(self.y_test):
+            raise ValueError(f"n must be from 1 to {len(self.y_test)} (the held-out digits); got {n}")
+        y = self.y_test
+        rank = torch.empty_like(y)  # position of each digit among the test digits of its class
+        for c in range(self.num_classes):
+            where = (y == c).nonzero().flatten()
+            rank[where] = torch.arange(len(where))
+        idx = torch.argsort(rank * self.num_classes + y, stable=True)[: int(n)]
+        return self.x_test[idx], y[idx]
+
 
 def cache_dir() -> Path:
     """$DIFFUSION_COURSE_CACHE, or ~/.cache/diffusion-course."""
