@@ -143,7 +143,7 @@ def test_sample_tiny_reproducible(tiny, tmp_path):
 @pytest.mark.slow
 def test_evaluate_tiny_json_and_write(tiny):
     from toy_models import data, metrics
-    from toy_models.cli import HELD_OUT_SEED, SW_REPEATS
+    from toy_models.cli import FLOOR_DRAWS, HELD_OUT_SEED
 
     r = cli("evaluate", tiny, "--n", 200, "--seed", 3, "--write")
     assert r.returncode == 0, r.stderr
@@ -153,7 +153,7 @@ def test_evaluate_tiny_json_and_write(tiny):
     assert np.isfinite(res["ode_nll_bits_per_dim"])
     assert res["sliced_wasserstein"] > 0 and res["sw_over_floor"] == pytest.approx(
         res["sliced_wasserstein"] / res["noise_floor"])
-    seeds = [HELD_OUT_SEED + 3 + k for k in range(1, SW_REPEATS + 2)]
+    seeds = [HELD_OUT_SEED + 3 + k for k in range(1, FLOOR_DRAWS + 1)]
     floor = metrics.noise_floor(lambda m, s: data.sample_2d("moons", m, seed=s)[0], 200, seeds)
     assert res["noise_floor"] == pytest.approx(floor, rel=1e-12)  # independent recomputation
     side = json.loads(tiny.with_suffix(".json").read_text())
