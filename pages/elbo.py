@@ -7,7 +7,7 @@ from app import (chart, equation, explain, frame, ground_truth_gmm, mnist, point
                  url_bool, url_choice, url_int)
 from app import model_for  # "use my model": the sidebar's choice of a model trained in the training lab
 from lessons import elbo_lesson as L
-from lessons.frame import DATA_2D, FrameState, build_schedule
+from lessons.frame import FrameState, build_schedule
 from toy_models.diffusion import predict_eps_from_x0, predict_x0_from_eps, predict_x0_from_mean
 from toy_models.elbo import prior_kl, vb_term, vb_weights
 

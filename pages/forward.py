@@ -1,9 +1,7 @@
 """Lesson 1 page — forward noising. Thin: widgets, cached calls into lessons.forward, render."""
 from functools import partial
 
-import numpy as np
 import streamlit as st
-import torch
 
 from app import chart, download, equation, explain, frame, ground_truth_gmm, mnist, points_2d, show_source, url_int
 from lessons import exports as E

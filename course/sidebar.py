@@ -1,0 +1,95 @@
+"""The shared sidebar (data, schedule, T, betas or s, seed, presenter mode, model) and its round trip
+through the URL; `frame()` is what every page calls first."""
+from __future__ import annotations
+
+import streamlit as st
+
+from lessons import frame as F
+
+from .my_models import model_sidebar
+from .present import PRESENT
+from .resources import device
+
+KEYS = {name: f"frame_{name}" for name in ("data", "schedule", "T", "beta_1", "beta_T", "s", "seed")}
+EXPORTS_NOTE = ("Exports: the camera icon on a figure (top right) saves it as a PNG; the GIF and .npz buttons "
+                "under a figure save its animation or its samples.")
+
+
+def _legacy_mode() -> bool:
+    """True when streamlit runs a page in the legacy pages/-folder mode (no shared frame).
+
+    On a freshly started server, the first visitor who deep-links to a page is served by the
+    v1 pages-folder runner until some session calls st.navigation (see DESIGN.md).
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    return bool(PagesManager.uses_pages_directory)
+
+
+def _leave_legacy_mode() -> None:
+    """Switch the server to st.navigation mode and rerun: the same URL then runs app.py first."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+    st.rerun()
+
+
+def init_from_url() -> None:
+    """Once per session: sidebar widgets start from the URL, every repair shown as a warning."""
+    if st.session_state.get("_frame_ready"):
+        return
+    state, notices = F.parse_params(st.query_params.to_dict())
+    for name, key in KEYS.items():
+        st.session_state[key] = getattr(state, name)
+    st.session_state[PRESENT] = F.parse_bool_param("present", st.query_params.get("present"), False, notices)
+    st.session_state["_frame_notices"] = notices
+    st.session_state["_frame_ready"] = True
+
+
+def render_sidebar() -> F.FrameState:
+    """The shared sidebar controls; returns the current FrameState and writes it to the URL."""
+    init_from_url()
+    sb = st.sidebar
+    sb.header("Course settings")
+    sb.selectbox("data", F.DATA_CHOICES, key=KEYS["data"],
+                 help="A 2D toy (points) or MNIST digits. The 2D figures use a 2D set; MNIST figures a digit.")
+    sb.selectbox("schedule", F.SCHEDULES, key=KEYS["schedule"], help="How beta_t grows with t.")
+    sb.number_input("T (number of steps)", F.T_MIN, F.T_MAX, step=50, key=KEYS["T"])
+    if st.session_state[KEYS["schedule"]] == "cosine":
+        sb.number_input("s (cosine offset)", F.S_MIN, F.S_MAX, step=0.001, format="%.4f", key=KEYS["s"])
+    else:
+        sb.number_input("beta_1", F.BETA_MIN, F.BETA_MAX, step=1e-4, format="%.5f", key=KEYS["beta_1"])
+        sb.number_input("beta_T", F.BETA_MIN, F.BETA_MAX, step=1e-3, format="%.4f", key=KEYS["beta_T"])
+    sb.number_input("seed", 0, F.SEED_MAX, step=1, key=KEYS["seed"])
+    sb.toggle("presenter mode", key=PRESENT, help="Large type, one figure at a time with step buttons, no "
+              "sidebar or explanations: for projecting. The URL gets present=1&slide=i.")
+    state = F.FrameState(**{name: st.session_state[key] for name, key in KEYS.items()})
+    model_sidebar(sb)
+    sb.caption(f"device: **{F.device_label(device())}**")
+    sb.caption("The URL holds these settings: copy it to share this exact view.")
+    sb.caption(EXPORTS_NOTE)
+    params = F.to_params(state)
+    for k in ("beta_1", "beta_T", "s"):
+        if k not in params and k in st.query_params:
+            del st.query_params[k]
+    st.query_params.update(params)
+    return state
+
+
+def show_notices() -> None:
+    """Show (once) what was repaired in a hand-edited URL."""
+    for note in st.session_state.pop("_frame_notices", []) or []:
+        st.warning(note, icon=":material/link_off:")
+    for note in st.session_state.pop("_page_notices", []) or []:
+        st.warning(note, icon=":material/link_off:")
+
+
+def frame() -> F.FrameState:
+    """For pages: the shared state set up by app.py in this run (leaves legacy mode if needed)."""
+    if _legacy_mode():
+        _leave_legacy_mode()
+    state = st.session_state.get("_frame_state")
+    if state is None:  # a page run without the frame (should not happen): build it here
+        state = render_sidebar()
+    show_notices()
+    return state
