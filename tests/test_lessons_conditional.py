@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from lessons import conditional as L
+from tests.helpers import shipped_or_skip
 from toy_models.gmm import AnalyticModel, default_gmm
 from toy_models.schedules import make_schedule
 
@@ -118,19 +119,10 @@ def test_figures_have_no_nan(setup):
 
 
 # --- MNIST: runs when the shipped weights exist ------------------------------------------------------
-def _load(name):
-    from toy_models.checkpoints import CheckpointError, load_checkpoint
-
-    try:
-        return load_checkpoint(name)
-    except CheckpointError as e:
-        pytest.skip(f"weights/{name} not available: {str(e).splitlines()[0]}")
-
-
 @pytest.mark.slow
 def test_mnist_cfg_raises_judge_accuracy():
     """On a fixed seed set, w = 3 beats w = 0 on the independent judge's accuracy."""
-    ld = _load("mnist")
+    ld = shipped_or_skip("mnist")
     from toy_models.metrics import JudgeError, load_judge
 
     try:
@@ -143,7 +135,7 @@ def test_mnist_cfg_raises_judge_accuracy():
 
 @pytest.mark.slow
 def test_mnist_cfg_scale_zero_is_unconditional():
-    ld = _load("mnist")
+    ld = shipped_or_skip("mnist")
     labels = torch.arange(4)
     a = L.mnist_samples(L.cfg_model(ld.model, 0.0, 10), ld.schedule, labels, seed=1, steps=5)
     b = L.mnist_samples(L.cfg_model(ld.model, 0.0, 10), ld.schedule, torch.full((4,), 10), seed=1, steps=5)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from lessons import inpainting as L
+from tests.helpers import shipped_or_skip
 from toy_models.gmm import AnalyticModel, GaussianMixture, default_gmm
 from toy_models.inpainting import coordinate_mask, gmm_condition_on, renoise, sample_replacement
 from toy_models.samplers import sample_ddim
@@ -153,20 +154,11 @@ def test_fig_2d_no_nan():
 
 
 # --- MNIST with the shipped weights ---------------------------------------------------------------
-def _load(name):
-    from toy_models.checkpoints import CheckpointError, load_checkpoint
-
-    try:
-        return load_checkpoint(name)
-    except CheckpointError as e:
-        pytest.skip(f"weights/{name} not available: {str(e).splitlines()[0]}")
-
-
 @pytest.mark.slow
 def test_mnist_replacement_and_finetuned_measured():
     from toy_models.data import load_mnist, mnist_digit
 
-    ld, li = _load("mnist"), _load("mnist-inpaint")
+    ld, li = shipped_or_skip("mnist"), shipped_or_skip("mnist-inpaint")
     x0 = mnist_digit(load_mnist(), 3, 0)
     mask = L.preset_mask("top half")
     rep = L.inpaint_replacement(ld.model, ld.schedule, x0, mask, 4, 0, steps=20).x0

@@ -252,3 +252,13 @@ def test_digit_grid_figure():
 def test_bad_inputs_raise_value_error(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_q_t_cloud_has_the_noised_mixtures_moments():
+    s = make_schedule("linear", 1000)
+    x, a = L.q_t_cloud(GMM, s, 0.3, 40_000, seed=1)
+    assert a == pytest.approx(float(s.alpha_bar(torch.tensor(300.0))))
+    mean = math.sqrt(a) * GMM.mean()  # E[x_t] = sqrt(abar) E[x_0]
+    cov = a * GMM.cov() + (1 - a) * torch.eye(2, dtype=torch.float64)  # Cov[x_t] = abar Cov[x_0] + (1 - abar) I
+    assert np.allclose(x.mean(0), mean.numpy(), atol=0.02)
+    assert np.allclose(np.cov(x.T), cov.numpy(), atol=0.03)

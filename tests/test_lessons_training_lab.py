@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lessons import training_lab as L
-from lessons.figures import assert_no_nan
+from lessons.figures import assert_no_nan, tile_images
 from toy_models.schedules import make_schedule
 from toy_models.training import build_model
 
@@ -162,7 +162,7 @@ def test_snapshot_figures():
     assert len(fig.data) == 8 and fig.layout.xaxis.title.text == "x₁" and fig.layout.yaxis.title.text == "x₂"
     assert_no_nan(fig)
     digits = np.zeros((16, 1, 28, 28), np.float32)
-    m = L.digit_mosaic(digits, cols=8)
+    m = tile_images(digits, cols=8)
     assert m.shape == (2 * 30, 8 * 30)
     fig = L.fig_snapshot_digits(digits, 40)
     assert "step 40" in fig.layout.title.text and fig.layout.xaxis.title.text

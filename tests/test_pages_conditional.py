@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers import open_page
+
 from lessons.figures import MAX_PAYLOAD_BYTES
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "conditional.py")
@@ -35,10 +37,7 @@ def _share(at, prefix: str) -> float:
 
 @pytest.fixture(scope="module")
 def at():
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(script=PAGE, timeout=TIMEOUT)
 
 
 def test_defaults(at):

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests import helpers
+
 from lessons import elbo_lesson as L
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,12 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def open_page(**params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params.update({k: str(v) for k, v in params.items()})
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return helpers.open_page(PAGE, timeout=TIMEOUT, **params)
 
 
 def metric(at: AppTest, label_start: str) -> str:

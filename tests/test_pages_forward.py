@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests import helpers
+
 from lessons import frame as F
 from lessons.figures import MAX_PAYLOAD_BYTES
 from toy_models.schedules import make_schedule
@@ -26,13 +28,7 @@ pytestmark = pytest.mark.slow
 
 def open_page(page: str, **params) -> AppTest:
     """A fresh session on `page` (a key of PAGES) with URL query parameters `params`."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params.update({k: str(v) for k, v in params.items()})
-    if PAGES[page]:
-        at.switch_page(PAGES[page])
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return helpers.open_page(PAGES[page], timeout=TIMEOUT, **params)
 
 
 def _arrays(obj):

@@ -13,6 +13,8 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
+from tests import helpers
+
 from lessons import reverse_chain as L
 from lessons.frame import FrameState, build_schedule
 from tests.test_pages_forward import check_figures
@@ -65,11 +67,7 @@ def fake_weights(tmp_path, monkeypatch):
 
 
 def open_page(**params) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.query_params.update({k: str(v) for k, v in params.items()})
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return helpers.open_page(script=PAGE, timeout=TIMEOUT, **params)
 
 
 def rerun(at: AppTest) -> AppTest:

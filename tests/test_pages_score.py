@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests import helpers
+
 from lessons import frame as F
 from tests.test_pages_forward import check_figures
 from toy_models.checkpoints import CheckpointError, load_checkpoint
@@ -29,11 +31,7 @@ def has(name: str) -> bool:
 
 
 def open_page(**params) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.query_params.update({k: str(v) for k, v in params.items()})
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return helpers.open_page(script=PAGE, timeout=TIMEOUT, **params)
 
 
 def metric(at: AppTest, label_start: str) -> float:

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests import helpers
+
 from lessons import forward as LF
 from lessons import frame as F
 from lessons import reverse_chain as LR
@@ -25,13 +27,7 @@ pytestmark = pytest.mark.slow
 
 def open_page(page: str, **params) -> AppTest:
     """A fresh session on pages/<page>.py (or the home page) with URL query parameters `params`."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params.update({k: str(v) for k, v in params.items()})
-    if page != "home":
-        at.switch_page(f"pages/{page}.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return helpers.open_page(None if page == "home" else f"pages/{page}.py", timeout=TIMEOUT, **params)
 
 
 def chart_keys(at: AppTest) -> list[str]:
