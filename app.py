@@ -114,8 +114,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     # `streamlit run app.py` executes this file as __main__, while pages `import app`: two module objects,
-    # and every st.cache_* function above would exist (and cache, and hold models) twice. Run the frame
-    # from the imported module, so the home page, the sidebar and the pages share one set of caches.
+    # and the home page's cached figures above would be cached twice. Run from the imported module.
     import app
 
     app.main()

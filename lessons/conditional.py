@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from lessons.figures import COLORS, compact, equal_axes, finite, image_heatmap, layout
+from lessons.figures import COLORS, compact, equal_axes, finite, image_heatmap, layout, tile_images
 from toy_models.gmm import ExactNoisyClassifier  # noqa: F401  (the pages use it as L.ExactNoisyClassifier)
 from toy_models.guidance import ClassifierFreeGuidance, ClassifierGuidance, classifier_log_prob_grad
 from toy_models.samplers import run_with_trajectory, sample_ddim
@@ -276,14 +276,7 @@ def fig_sweep(sweep: dict, current: float | None = None, fidelity_label="accurac
 
 def tile_digits(images, cols: int = 8) -> np.ndarray:
     """(N, 1, 28, 28) -> one (rows*29-1, cols*29-1) image with 1-pixel black gaps, row-major."""
-    x = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28)
-    n = len(x)
-    rows = max(1, math.ceil(n / cols))
-    out = np.full((rows * 29 - 1, cols * 29 - 1), -1.0, dtype=np.float32)
-    for k in range(n):
-        r, c = divmod(k, cols)
-        out[r * 29:r * 29 + 28, c * 29:c * 29 + 28] = x[k]
-    return out
+    return tile_images(images, cols, pad=1)[:-1, :-1]  # no gutter after the last row and column
 
 
 def fig_digit_grid(images, title: str, cols: int = 8, height: int = 320) -> go.Figure:

@@ -582,6 +582,10 @@ class ModelSummary:
     bound: float  # mean bound on the data points, nats per example
     swd: float  # sliced Wasserstein-2 distance between samples and data
 
+    @property
+    def bound_bits_per_dim(self) -> float:
+        return self.bound / (self.samples.shape[1] * LN2)
+
 
 def model_summary(model, s: Schedule, data: str, variance: str = "beta_tilde", seed: int = 0,
                   n_samples: int = 1000, n_points: int = 500, stride: int = 10, sample_steps: int = 100) -> ModelSummary:

@@ -6,6 +6,8 @@ throughout the course.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -154,6 +156,20 @@ def marked_t(t: float, label: str | None = None) -> dict:
                             line=dict(color=COLORS["marker"], dash="dash"))],
             "annotations": [dict(text=label or f"t = {t}", x=t, y=1, xref="x", yref="paper", xanchor="left",
                                  yanchor="bottom", showarrow=False)]}
+
+
+def tile_images(images, cols: int = 8, pad: int = 2) -> np.ndarray:
+    """(N, H, W) or (N, 1, H, W) images -> one (rows * (H + pad), cols * (W + pad)) array, row-major, with
+    blank (-1, black) gutters after every image: a grid of digits drawn as one heatmap."""
+    imgs = np.asarray(images, dtype=np.float32)
+    imgs = imgs.reshape(-1, *imgs.shape[-2:])  # (N, H, W)
+    n, H, W = imgs.shape
+    rows = max(1, math.ceil(n / cols))
+    out = np.full((rows * (H + pad), cols * (W + pad)), -1.0, dtype=np.float32)
+    for k in range(n):
+        r, c = divmod(k, cols)
+        out[r * (H + pad): r * (H + pad) + H, c * (W + pad): c * (W + pad) + W] = imgs[k]
+    return out
 
 
 def payload_bytes(fig: go.Figure) -> int:

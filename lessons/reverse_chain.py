@@ -23,7 +23,7 @@ from toy_models.gmm import (GaussianMixture, MixtureEpsModel, gaussian_fit, kl_m
 from toy_models.samplers import run_with_trajectory, sample_ddim, sample_ddpm
 from toy_models.schedules import Schedule, make_schedule
 
-from .figures import COLORS, compact, equal_axes, finite, layout, scatter2d
+from .figures import COLORS, compact, equal_axes, finite, layout, scatter2d, tile_images
 
 # --- narrative ------------------------------------------------------------------------------------
 INTRO = (
@@ -257,6 +257,16 @@ def posterior_view(s: Schedule, x0, x_t, t: int) -> PosteriorView:
 # =============================================================================================
 # 3. The chain, every step
 # =============================================================================================
+def q_t_cloud(gmm: GaussianMixture, s: Schedule, level: float, n: int, seed: int = 0) -> tuple[np.ndarray, float]:
+    """(n draws of q(x_t) (n, D), alpha-bar) for the mixture at the real time t = level * T:
+    x_t = sqrt(abar) x_0 + sqrt(1 - abar) eps  (Ho et al. eq. 4, abar interpolated as in Schedule.alpha_bar)."""
+    a = float(s.alpha_bar(torch.tensor(level * s.T)))
+    g = torch.Generator().manual_seed(int(seed))
+    x0, _ = gmm.sample(n, generator=g)
+    eps = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    return (math.sqrt(a) * x0 + math.sqrt(1 - a) * eps).numpy(), a
+
+
 @dataclass
 class ChainRun:
     """A DDPM chain of n points kept at every step: exactly what the sampler did."""
@@ -379,11 +389,7 @@ def pick_rows(ts: np.ndarray, wanted) -> list[int]:
 def mosaic(imgs: np.ndarray, pad: int = 2) -> np.ndarray:
     """(R, C, 28, 28) images -> one (R*(28+pad), C*(28+pad)) array with blank (-1) gutters."""
     R, C, H, W = imgs.shape
-    out = np.full((R * (H + pad), C * (W + pad)), -1.0, dtype=np.float32)
-    for r in range(R):
-        for c in range(C):
-            out[r * (H + pad): r * (H + pad) + H, c * (W + pad): c * (W + pad) + W] = imgs[r, c]
-    return out
+    return tile_images(imgs.reshape(R * C, H, W), cols=C, pad=pad)
 
 
 # =============================================================================================

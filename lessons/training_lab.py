@@ -20,7 +20,7 @@ from plotly.subplots import make_subplots
 from toy_models.recipes import Recipe, get_recipe
 from toy_models.schedules import Schedule, schedule_to_dict
 
-from .figures import COLORS, compact, equal_axes, finite, layout, scatter2d
+from .figures import COLORS, compact, equal_axes, finite, layout, scatter2d, tile_images
 from .frame import DATA_2D
 
 # --- narrative ------------------------------------------------------------------------------------
@@ -354,21 +354,9 @@ def fig_snapshots_2d(snapshots, data: np.ndarray | None = None, k: int = 4, half
     return fig
 
 
-def digit_mosaic(samples: np.ndarray, cols: int = 8, pad: int = 2) -> np.ndarray:
-    """(n, 1, 28, 28) images -> one mosaic (rows of `cols`) with blank (-1) gutters."""
-    imgs = np.asarray(samples, dtype=np.float32).reshape(-1, 28, 28)
-    n = imgs.shape[0]
-    rows = max(1, math.ceil(n / cols))
-    out = np.full((rows * (28 + pad), cols * (28 + pad)), -1.0, dtype=np.float32)
-    for i in range(n):
-        r, c = divmod(i, cols)
-        out[r * (28 + pad): r * (28 + pad) + 28, c * (28 + pad): c * (28 + pad) + 28] = imgs[i]
-    return out
-
-
 def fig_snapshot_digits(samples: np.ndarray, step: int | None, title: str | None = None) -> go.Figure:
     """A grid of digits (a snapshot, or training digits) as one grey heatmap."""
-    m = digit_mosaic(np.clip(finite(samples), -1, 1), cols=10)
+    m = tile_images(np.clip(finite(samples), -1, 1), cols=10)
     fig = go.Figure(go.Heatmap(z=compact(m[::-1], 2), zmin=-1, zmax=1, colorscale="gray", showscale=False,
                                hovertemplate="pixel value %{z:.2f}<extra></extra>"))
     layout(fig, title or f"Samples at step {step} (20-step DDIM; column k asks for the digit k)",

@@ -249,7 +249,7 @@ if summaries:
     ref = points_2d("moons", 1000, state.seed).numpy()
     chart(L.fig_samples({k: v.samples for k, v in summaries.items()}, ref), key="fig_samples")
     chart(L.fig_per_t({k: v.per_t for k, v in summaries.items()}), key="fig_per_t")
-    st.dataframe([{"model": k, "bound (nats)": v.bound, "bits/dim": v.bound / (2 * np.log(2)),
+    st.dataframe([{"model": k, "bound (nats)": v.bound, "bits/dim": v.bound_bits_per_dim,
                    "sliced W2 to data": v.swd} for k, v in summaries.items()], hide_index=True)
     st.caption("Bounds on the same 500 moons points (every 10th t), σ_t² = " + VAR_LABELS[variance] + ". The L_vlb model "
                "should win on the bound and the per-t loss at small t; L_simple usually on the samples.")

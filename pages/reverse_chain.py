@@ -33,11 +33,7 @@ def kl_curve(state: FrameState, level: float, x1: float, x2: float):
 
 @st.cache_data(max_entries=32)
 def q_t_samples(state: FrameState, level: float):
-    s = build_schedule(state)
-    a = float(s.alpha_bar(torch.tensor(level * s.T)))
-    g = torch.Generator().manual_seed(state.seed)
-    x0, _ = ground_truth_gmm().sample(N_PICK, generator=g)
-    return (a**0.5 * x0 + (1 - a) ** 0.5 * torch.randn(x0.shape, generator=g, dtype=torch.float64)).numpy(), a
+    return L.q_t_cloud(ground_truth_gmm(), build_schedule(state), level, N_PICK, state.seed)
 
 
 @st.cache_data(max_entries=4, show_spinner="Running the exact chain (every step) ...")
