@@ -504,7 +504,7 @@ def fig_chain_step(run: ChainRun, s: Schedule, k: int, title: str, data: np.ndar
         traces.append(_arrow_heads(x[:n_arrows], d, arrow_scale, f"mean drift μ_θ − x_t, arrowhead at ×{arrow_scale:g}"))
     traces.append(scatter2d(finite(x, -50, 50), f"x_t (t = {t})", "x_t", 4, 0.7))
     fig = go.Figure(traces)
-    layout(fig, f"{title}: t = {t}", "first coordinate", "second coordinate", height=470)
+    layout(fig, f"{title}: t = {t}", "first coordinate", "second coordinate", height=520, legend_below=True)
     return equal_axes(fig, half_width)
 
 
