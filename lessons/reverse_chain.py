@@ -20,6 +20,7 @@ import torch
 from toy_models.diffusion import q_posterior_mean_variance
 from toy_models.gmm import (GaussianMixture, MixtureEpsModel, gaussian_fit, kl_mixture_to_gaussian,  # noqa: F401
                             reverse_conditional)
+from toy_models.networks import fast_inference
 from toy_models.samplers import run_with_trajectory, sample_ddim, sample_ddpm
 from toy_models.schedules import Schedule, make_schedule
 
@@ -369,7 +370,7 @@ def digit_chain(model, s: Schedule, labels, seed: int = 0, sampler: str = "ddim"
     kw = dict(variance=variance) if sampler == "ddpm" else dict(steps=n_steps)
     fn = sample_ddpm if sampler == "ddpm" else sample_ddim
     t0 = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), fast_inference(device):  # bfloat16 convolutions where native: half the time
         tr = run_with_trajectory(fn, model, s, x_T, stride=stride, y=y, clip_x0=(-1.0, 1.0), callback=cb,
                                  generator=_device_generator(device, int(seed) + 1), store_dtype=torch.float16, **kw)
     secs = time.perf_counter() - t0

@@ -20,6 +20,7 @@ import json
 import math
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -317,6 +318,7 @@ def draw_samples(loaded, n: int, sampler: str = "ddim", steps=None, label=None, 
     import torch
 
     from .guidance import ClassifierFreeGuidance
+    from .networks import fast_inference
     from .samplers import SAMPLERS
 
     r = _recipe_dict(loaded)
@@ -346,7 +348,7 @@ def draw_samples(loaded, n: int, sampler: str = "ddim", steps=None, label=None, 
         raise CliError(f"ddpm runs all T = {s.T} steps; drop --steps or use --sampler ddim")
     if steps is not None and steps > s.T:
         raise CliError(f"--steps must be at most T = {s.T}")
-    with torch.no_grad():
+    with torch.no_grad(), (fast_inference(x_T.device) if is_image else nullcontext()):
         x = SAMPLERS[sampler](model, s, x_T, steps=steps, y=y, generator=g, **kw)
     return x, (None if label is None else y)
 
@@ -523,12 +525,13 @@ def _sample_labels(loaded, labels, w: float, seed: int):
     import torch
 
     from .guidance import ClassifierFreeGuidance
+    from .networks import fast_inference
     from .samplers import sample_ddim
 
     g = _generator(seed)
     x_T = torch.randn((len(labels), 1, 28, 28), generator=g)
     model = ClassifierFreeGuidance(loaded.model, w, _null_label(loaded))
-    with torch.no_grad():
+    with torch.no_grad(), fast_inference(x_T.device):
         return sample_ddim(model, loaded.schedule, x_T, steps=min(DEFAULT_STEPS["ddim"], loaded.schedule.T), y=labels, generator=g,
                            clip_x0=(-1.0, 1.0))
 

@@ -10,12 +10,49 @@ and y=None means the null label for every example. Classifiers return logits (B,
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+import os
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 import torch.nn.functional as F
+
+
+# --- precision ----------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def _cpu_has_native_bf16() -> bool:
+    """True where the CPU multiplies bfloat16 in hardware (x86 AVX512-BF16 or AMX); read from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:  # not Linux: no way to tell cheaply, so full precision
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def bf16_is_native(device) -> bool:
+    """Whether bfloat16 autocast is a hardware speed-up on this device (not an emulation)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and _cpu_has_native_bf16()
+
+
+def fast_inference(device):
+    """Autocast the U-Nets' convolutions to bfloat16 for *sampling*, where the hardware does it natively.
+
+    It halves the time of a U-Net forward pass on a CPU with AVX512-BF16 (the course's benchmark machine);
+    the output is cast back to float32, and samples agree with full precision to within a few grey levels
+    (tests/test_networks.py). Not for the bound or likelihoods: their small-t terms resolve noise of
+    size 0.01, below bfloat16's resolution, so those paths stay in float32. COURSE_PRECISION=fp32 turns
+    it off everywhere; elsewhere it is a no-op.
+    """
+    if os.environ.get("COURSE_PRECISION", "auto") == "fp32" or not bf16_is_native(device):
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
 
 # --- embeddings ---------------------------------------------------------------------------------
@@ -114,8 +151,12 @@ class ResidualMLPBlock(nn.Module):
     def forward(self, h, c, index=None):
         """h (B, width); c (B or 1 or U, width), with index (B,) picking each example's row of c when given."""
         e = self.cond(c)
-        z = self.fc1(F.silu(self.norm(h))) + (e if index is None else e[index])
-        return h + self.fc2(F.silu(z))
+        a = F.silu(self.norm(h))
+        if index is None and e.shape[0] == 1:  # one t for the batch (the samplers): E c joins fc1's bias
+            z = F.linear(a, self.fc1.weight, self.fc1.bias + e[0])
+        else:
+            z = self.fc1(a) + (e if index is None else e[index])
+        return self.fc2(F.silu(z)).add_(h)
 
 
 def _check_points(x, dim: int, who: str):
@@ -195,7 +236,10 @@ class MLP2D(nn.Module):
         out = self.out(F.silu(self.out_norm(h)))  # (B, D)
         if self.config.gaussian_skip:
             t = _check_t(t, x_t.shape[0], x_t.device)
-            out = out + sqrt_one_minus_alpha_bar(self.log_alphas_cumprod, t)[:, None] * x_t.float()
+            if index is None and c.shape[0] == 1:  # one t for the batch: one coefficient
+                out = out.add_(x_t.float(), alpha=sqrt_one_minus_alpha_bar(self.log_alphas_cumprod, t[:1]).item())
+            else:
+                out = out + sqrt_one_minus_alpha_bar(self.log_alphas_cumprod, t)[:, None] * x_t.float()
         return out.to(x_t.dtype)  # (B, D)
 
 

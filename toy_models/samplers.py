@@ -518,5 +518,6 @@ def run_with_trajectory(sampler_fn, model, s: Schedule, x_T, stride: int = 1, st
     x0 = sampler_fn(model, s, x_T, callback=cb, **kw)
     ts.append(float(last_t[0]))
     xs.append(keep(x0))
-    return Trajectory(ts=torch.tensor(ts, dtype=torch.float64), xs=torch.stack(xs), pred_x0=torch.stack(px0),
-                      pred_eps=torch.stack(peps))
+    with torch.autocast("cpu", enabled=False):  # bookkeeping: a float16 store_dtype under bfloat16 autocast fails
+        return Trajectory(ts=torch.tensor(ts, dtype=torch.float64), xs=torch.stack(xs), pred_x0=torch.stack(px0),
+                          pred_eps=torch.stack(peps))

@@ -27,7 +27,7 @@ def as_timesteps(t, batch: int, device=None) -> torch.Tensor:
 
 
 def extract(coef: torch.Tensor, t, x: torch.Tensor) -> torch.Tensor:
-    """coef[t] for each example, shaped (B, 1, ..., 1) to broadcast against x.
+    """coef[t] for each example, shaped (B, 1, ..., 1) to broadcast against x ((1, ..., 1) for an int t).
 
     coef: (T + 1,) float64 table indexed by the integer time t (see schedules.py).
     t:    int or (B,) integer tensor, with B == x.shape[0].
@@ -35,6 +35,10 @@ def extract(coef: torch.Tensor, t, x: torch.Tensor) -> torch.Tensor:
     """
     if x.ndim < 1:
         raise ValueError("x must have a batch dimension: shape (B, ...)")
+    if isinstance(t, int) and not isinstance(t, bool):  # one t for the batch (the samplers): a (1, ..., 1) tensor
+        if not 0 <= t < coef.shape[0]:
+            raise ValueError(f"timesteps must lie in 0..{coef.shape[0] - 1}; got {t}")
+        return coef[t].to(device=x.device, dtype=x.dtype).reshape([1] * x.ndim)
     t = as_timesteps(t, x.shape[0])
     if t.is_floating_point():
         if not torch.equal(t, t.round()):
