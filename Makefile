@@ -15,7 +15,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $@
 
 run: $(STAMP)  ## start the app on the embedded data and shipped weights
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/python -m course.serve --server.port $(PORT)
 
 test: $(STAMP)  ## unit tests, page tests, and the real-browser test (skipped without Chromium)
 	$(BIN)/python -m pytest

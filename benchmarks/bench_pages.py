@@ -1,7 +1,8 @@
 """Page speed and payload figures (medians of repeated runs), printed by `python -m benchmarks`.
 
 - first paint: seconds from the server answering /_stcore/health to the first plotly figure
-  drawn, for a deep link on a freshly started server (Chromium; skipped without it);
+  drawn, for a deep link on a freshly started server (`python -m course.serve`, as `make run`),
+  in a Chromium started before the server (skipped without it);
 - slider -> updated figure: milliseconds from a key press on the t slider to a changed figure in
   the browser, median over repeats;
 - payload: the largest serialized plotly figure of one rerun, and the sum over a page (AppTest).
@@ -45,27 +46,28 @@ def browser_lines() -> list[str]:
 
     lines = []
     for name, _, slider_label in PAGES:
-        with Server() as server, sync_playwright() as pw:
-            browser = launch(pw)
+        with sync_playwright() as pw:
+            browser = launch(pw)  # before the server: starting Chromium is not the page's first paint
             page = new_page(browser)
-            page.goto(f"{server.url}/{name}", wait_until="domcontentloaded")
-            page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
-                                   timeout=120_000, polling=20)
-            first_paint = time.time() - server.up_at
-            wait_idle(page)
-            slider = page.get_by_role("slider", name=slider_label).first
-            times = []
-            for i in range(REPEATS + 1):
-                before = figure_signature(page)
-                slider.focus()
-                t0 = time.perf_counter()
-                slider.press("ArrowRight")
-                while figure_signature(page) == before and time.perf_counter() - t0 < 20:
-                    page.wait_for_timeout(5)
-                if i:  # the first move warms the caches
-                    times.append(time.perf_counter() - t0)
+            with Server() as server:
+                page.goto(f"{server.url}/{name}", wait_until="domcontentloaded")
+                page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
+                                       timeout=120_000, polling=20)
+                first_paint = time.time() - server.up_at
                 wait_idle(page)
-            browser.close()
+                slider = page.get_by_role("slider", name=slider_label).first
+                times = []
+                for i in range(REPEATS + 1):
+                    before = figure_signature(page)
+                    slider.focus()
+                    t0 = time.perf_counter()
+                    slider.press("ArrowRight")
+                    while figure_signature(page) == before and time.perf_counter() - t0 < 20:
+                        page.wait_for_timeout(5)
+                    if i:  # the first move warms the caches
+                        times.append(time.perf_counter() - t0)
+                    wait_idle(page)
+                browser.close()
         lines.append(f"pages/{name}: first paint {first_paint:.2f} s after the server is up (target <= 3 s); "
                      f"slider -> updated figure median {1e3 * statistics.median(times):.0f} ms over {REPEATS} "
                      f"(min {1e3 * min(times):.0f}, max {1e3 * max(times):.0f}; target <= 250 ms)")

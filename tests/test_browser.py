@@ -62,7 +62,8 @@ def _die_with_parent():
 
 
 class Server:
-    """`streamlit run app.py` on a free port, headless, no usage stats; stopped on exit.
+    """`python -m course.serve` (`streamlit run app.py`, imports first) on a free port, headless, no usage
+    stats; stopped on exit.
 
     `extra_args` are more `streamlit run` options (e.g. "--server.disconnectedSessionTTL", "5");
     `app` is the script to run (a test may serve a small app of its own).
@@ -72,8 +73,10 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+        # the course's own app starts as `make run` does (course.serve: imports first); a test's small app plainly
+        start = ["course.serve"] if app == ROOT / "app.py" else ["streamlit", "run", str(app)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(self.port),
+            [sys.executable, "-m", *start, "--server.port", str(self.port),
              "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
              "--server.fileWatcherType", "none", *extra_args],
             cwd=app.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
