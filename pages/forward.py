@@ -78,9 +78,15 @@ if not state.is_2d:
     st.info("The data setting is MNIST: the 2D figures use the Gaussian mixture (gmm); the digit is further down.")
 
 
-@st.fragment  # moving t reruns only this part: the animation below is not re-sent
+# Three sections, each an st.fragment with its own t slider: moving one redraws only its own figures (a
+# third of the page), which is what a slider costs the server and the browser on every move.
+def t_slider(name: str, key: str, label: str = "t (time step)") -> int:
+    return url_int(name, label, 0, s.T, max(1, s.T // 10), key=key)
+
+
+@st.fragment
 def at_time_t():
-    t = url_int("t", "t (time step)", 0, s.T, max(1, s.T // 10), key="forward_t")
+    t = t_slider("t", "forward_t")
     abar_t = float(s.alphas_cumprod[t])
     c = st.columns(3)
     c[0].metric("ᾱ_t at this t", f"{abar_t:.6g}", help="from make_schedule: alphas_cumprod[t]")
@@ -105,10 +111,16 @@ def at_time_t():
     equation(L.EQ_KL)
     show_source(L.gmm_kl_curve)
 
+
+@st.fragment
+def steps_vs_jump():
     st.header("Many small steps = one jump")
     explain("Send 1,000 copies of **one** point to time t two ways: t Markov steps (q_chain) or one jump "
             "with the closed form (q_sample). The clouds, their means and their variances agree.")
-    idx = url_int("point", "which data point", 0, N_POINTS - 1, 0, key="forward_point")
+    c1, c2 = st.columns(2)
+    with c1:
+        t = t_slider("t_chain", "forward_t_chain")
+    idx = url_int("point", "which data point", 0, N_POINTS - 1, 0, key="forward_point", widget=c2.slider)
     r = L.chain_vs_closed(s, points_2d(data, N_POINTS, state.seed)[idx], t, 1000, state.seed,
                           chain=chain_copies(state, data, idx))
     chart(L.fig_chain_vs_closed(r), key="fig_chain")
@@ -117,6 +129,9 @@ def at_time_t():
     st.dataframe(rows, hide_index=True)
     show_source(q_chain, q_step_sample)
 
+
+@st.fragment
+def a_digit():
     st.header("A digit")
     try:
         from toy_models.data import mnist_digit
@@ -125,11 +140,13 @@ def at_time_t():
     except ImportError as e:
         st.info(f"MNIST is unavailable: {e}")
         return
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
     label = url_int("digit", "digit", 0, 9, 3, key="forward_digit", widget=c1.slider)
     n_of_class = int((digits.y_test == label).sum())
     which = url_int("which", f"which {label} (of {n_of_class})", 0, n_of_class - 1, 0, key="forward_which",
                     widget=c2.slider)
+    with c3:
+        t = t_slider("t_digit", "forward_t_digit")
     img = mnist_digit(digits, label, which)[0]  # (1, 28, 28)
     chart(digit_row_fig(state, label, which), key="fig_digit_row")
     xt_img = L.noised(s, img[None], t, state.seed)[0, 0]  # (28, 28)
@@ -140,6 +157,8 @@ def at_time_t():
 
 
 at_time_t()
+steps_vs_jump()
+a_digit()
 
 st.header("Play it: t from 0 to T in your browser")
 chart(animation_fig(state, data), key="fig_anim")

@@ -17,34 +17,41 @@ all_s = schedules(state)
 s = all_s[state.schedule]
 st.title("2 · Schedule lab")
 explain(L.INTRO)
-t = url_int("t", "t (time step)", 0, s.T, max(1, s.T // 2), key="lab_t")
-left = L.signal_left(s, t)
-c = st.columns(4)
-c[0].metric("ᾱ_t", f"{left['abar']:.6g}")
-c[1].metric("signal left sqrt(ᾱ_t)", f"{left['signal']:.4f}")
-c[2].metric("noise sd sqrt(1−ᾱ_t)", f"{left['noise']:.4f}")
-c[3].metric("log-SNR_t", f"{left['log_snr']:.3f}")
-st.caption(f"Your schedule: {s.describe()}; ᾱ_T = {float(s.alphas_cumprod[s.T]):.6g}. "
-           + ", ".join(f"{n}: ᾱ_t = {float(x.alphas_cumprod[t]):.4g}" for n, x in all_s.items()))
-chart(L.fig_schedules(all_s, t, state.schedule), key="fig_schedules")
-equation(L.EQ_ABAR)
-equation(L.EQ_COSINE)
-show_source(linear_betas, cosine_betas, sigmoid_betas)
 
-st.header("Two schedules, one digit, one t")
-c1, c2 = st.columns(2)
-a = url_choice("left", "left schedule", SCHEDULES, "linear", key="lab_a", widget=c1.selectbox)
-b = url_choice("right", "right schedule", SCHEDULES, "cosine", key="lab_b", widget=c2.selectbox)
-try:
-    from toy_models.data import mnist_digit
 
-    label = url_int("digit", "digit", 0, 9, 3, key="lab_digit")
-    img = mnist_digit(mnist(), label, 0)[0]  # (1, 28, 28)
-    xa, xb = L.same_digit_two_schedules(img, all_s[a], all_s[b], t, state.seed)
-    chart(L.fig_two_digits(xa, xb, a, b, t, L.signal_left(all_s[a], t)["signal"],
-                                     L.signal_left(all_s[b], t)["signal"]), key="fig_two_digits")
-except ImportError as e:
-    st.info(f"MNIST is unavailable: {e}")
+@st.fragment  # moving t (or the digit section's choices) reruns only this part, not the sidebar
+def at_time_t():
+    t = url_int("t", "t (time step)", 0, s.T, max(1, s.T // 2), key="lab_t")
+    left = L.signal_left(s, t)
+    c = st.columns(4)
+    c[0].metric("ᾱ_t", f"{left['abar']:.6g}")
+    c[1].metric("signal left sqrt(ᾱ_t)", f"{left['signal']:.4f}")
+    c[2].metric("noise sd sqrt(1−ᾱ_t)", f"{left['noise']:.4f}")
+    c[3].metric("log-SNR_t", f"{left['log_snr']:.3f}")
+    st.caption(f"Your schedule: {s.describe()}; ᾱ_T = {float(s.alphas_cumprod[s.T]):.6g}. "
+               + ", ".join(f"{n}: ᾱ_t = {float(x.alphas_cumprod[t]):.4g}" for n, x in all_s.items()))
+    chart(L.fig_schedules(all_s, t, state.schedule), key="fig_schedules")
+    equation(L.EQ_ABAR)
+    equation(L.EQ_COSINE)
+    show_source(linear_betas, cosine_betas, sigmoid_betas)
+
+    st.header("Two schedules, one digit, one t")
+    c1, c2 = st.columns(2)
+    a = url_choice("left", "left schedule", SCHEDULES, "linear", key="lab_a", widget=c1.selectbox)
+    b = url_choice("right", "right schedule", SCHEDULES, "cosine", key="lab_b", widget=c2.selectbox)
+    try:
+        from toy_models.data import mnist_digit
+
+        label = url_int("digit", "digit", 0, 9, 3, key="lab_digit")
+        img = mnist_digit(mnist(), label, 0)[0]  # (1, 28, 28)
+        xa, xb = L.same_digit_two_schedules(img, all_s[a], all_s[b], t, state.seed)
+        chart(L.fig_two_digits(xa, xb, a, b, t, L.signal_left(all_s[a], t)["signal"],
+                               L.signal_left(all_s[b], t)["signal"]), key="fig_two_digits")
+    except ImportError as e:
+        st.info(f"MNIST is unavailable: {e}")
+
+
+at_time_t()
 explain(L.NARRATIVE)
 explain("**Try this:** at t = T/2 compare linear and cosine: the linear digit is already gone, "
         "the cosine one is still readable. Then set T = 50 and see the same at a tenth of the cost.")

@@ -162,11 +162,11 @@ def test_home_with_other_data(data):
 
 # --- widgets ----------------------------------------------------------------------------------------
 def test_changing_T_clamps_t_and_updates_the_url():
-    at = open_page("forward", T=1000, t=900)
-    assert at.slider(key="forward_t").value == 900
+    at = open_page("forward", T=1000, t=900, t_chain=800, t_digit=700)
+    assert [at.slider(key=k).value for k in ("forward_t", "forward_t_chain", "forward_t_digit")] == [900, 800, 700]
     at.sidebar.number_input(key="frame_T").set_value(10).run()
     assert not at.exception
-    assert at.slider(key="forward_t").value == 10
+    assert [at.slider(key=k).value for k in ("forward_t", "forward_t_chain", "forward_t_digit")] == [10, 10, 10]
     assert at.query_params["T"] in ("10", ["10"]) and at.query_params["t"] in ("10", ["10"])
     at.sidebar.selectbox(key="frame_schedule").set_value("cosine").run()
     assert not at.exception

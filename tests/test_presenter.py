@@ -128,6 +128,7 @@ def test_copy_link_holds_the_current_view():
 DEEP = {
     "forward": {
         "t": ("slider", "forward_t", "37", 37), "point": ("slider", "forward_point", "5", 5),
+        "t_chain": ("slider", "forward_t_chain", "41", 41), "t_digit": ("slider", "forward_t_digit", "43", 43),
         "digit": ("slider", "forward_digit", "7", 7), "which": ("slider", "forward_which", "2", 2),
         "chains": ("slider", "forward_n_traj", "6", 6)},
     "schedule_lab": {
