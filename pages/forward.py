@@ -119,7 +119,7 @@ def steps_vs_jump():
             "with the closed form (q_sample). The clouds, their means and their variances agree.")
     c1, c2 = st.columns(2)
     with c1:
-        t = t_slider("t_chain", "forward_t_chain")
+        t = t_slider("t_chain", "forward_t_chain", "t of the two routes")
     idx = url_int("point", "which data point", 0, N_POINTS - 1, 0, key="forward_point", widget=c2.slider)
     r = L.chain_vs_closed(s, points_2d(data, N_POINTS, state.seed)[idx], t, 1000, state.seed,
                           chain=chain_copies(state, data, idx))
@@ -146,7 +146,7 @@ def a_digit():
     which = url_int("which", f"which {label} (of {n_of_class})", 0, n_of_class - 1, 0, key="forward_which",
                     widget=c2.slider)
     with c3:
-        t = t_slider("t_digit", "forward_t_digit")
+        t = t_slider("t_digit", "forward_t_digit", "t of the digit")
     img = mnist_digit(digits, label, which)[0]  # (1, 28, 28)
     chart(digit_row_fig(state, label, which), key="fig_digit_row")
     xt_img = L.noised(s, img[None], t, state.seed)[0, 0]  # (28, 28)
