@@ -229,7 +229,9 @@ for name in COMPARED:
     if ckc is None:
         missing.append((name, m))
     else:
-        summaries[f"{name} (shipped, {ckc.recipe.get('objective')})"] = shipped_comparison(name, variance, state.seed)
+        width = ckc.recipe.get("network_config", {}).get("width")  # L_vlb keeps width 64 (recipes.py says why)
+        summaries[f"{name} (shipped, {ckc.recipe.get('objective')}, width {width})"] = shipped_comparison(
+            name, variance, state.seed)
 trained = st.session_state.setdefault("elbo_trained", {})
 if missing:
     st.info("Not shipped here: " + "; ".join(f"**{n}** — {m}" for n, m in missing))

@@ -119,6 +119,10 @@ def test_every_shipped_file_loads_and_matches_its_sidecar(name):
         # data, over a floor from 16 data draws (fewer read the exact mixture model itself at 1.4-1.55x)
         assert sc["metrics"]["sw_repeats"] >= 8 and sc["metrics"]["sw_floor_draws"] >= 16
         assert sc["metrics"]["sw_over_floor"] <= 1.3
+    if name == "mnist":
+        # `python -m toy_models evaluate mnist --write`: the judge on 200 class-conditional samples at the default
+        # guidance scale, and the bound on held-out digits (the targets: >= 95%, <= 2.0 bits/dim)
+        assert sc["metrics"]["judge_accuracy"] >= 0.95 and sc["metrics"]["elbo_bits_per_dim"] <= 2.0
     if sc["recipe"]["kind"] == "classifier":
         # `python -m toy_models evaluate NAME --write`: held-out accuracy of p(y | x_t, t) at small t
         assert sc["metrics"]["accuracy_t1"] >= 0.95
