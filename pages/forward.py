@@ -101,15 +101,12 @@ def at_time_t():
     chart(L.fig_marginals(xt, t), key="fig_marginals", where=c2)
     c2.caption(f"Sample mean of x_t: ({xt[:, 0].mean():.3f}, {xt[:, 1].mean():.3f}); sample variance: "
                f"({xt[:, 0].var():.3f}, {xt[:, 1].var():.3f}). They head to 0 and 1 as t grows.")
-    show_source(q_sample)
 
     st.subheader("How far is q(x_t) from N(0, I)?")
     times, kl = kl_curve(state)
     chart(L.fig_kl_curve(times, kl, t), key="fig_kl")
     explain(f"For the Gaussian mixture (its density is exact), **KL(q(x_{{{t}}}) ‖ N(0, I)) = "
             f"{kl_at(state, t):.4g} nats**; at t = T it is {kl[-1]:.3g} nats — the prior term L_T of the bound.")
-    equation(L.EQ_KL)
-    show_source(L.gmm_kl_curve)
 
 
 @st.fragment
@@ -127,7 +124,6 @@ def steps_vs_jump():
     rows = [{"route": k, "mean x₁": v["mean"][0], "mean x₂": v["mean"][1], "var x₁": v["var"][0],
              "var x₂": v["var"][1]} for k, v in r.moments().items()]
     st.dataframe(rows, hide_index=True)
-    show_source(q_chain, q_step_sample)
 
 
 @st.fragment
@@ -157,7 +153,10 @@ def a_digit():
 
 
 at_time_t()
+equation(L.EQ_KL)  # what does not move with t stays outside the fragments: a move does not re-send it
+show_source(q_sample, L.gmm_kl_curve)
 steps_vs_jump()
+show_source(q_chain, q_step_sample)
 a_digit()
 
 st.header("Play it: t from 0 to T in your browser")

@@ -31,9 +31,6 @@ def at_time_t():
     st.caption(f"Your schedule: {s.describe()}; ᾱ_T = {float(s.alphas_cumprod[s.T]):.6g}. "
                + ", ".join(f"{n}: ᾱ_t = {float(x.alphas_cumprod[t]):.4g}" for n, x in all_s.items()))
     chart(L.fig_schedules(all_s, t, state.schedule), key="fig_schedules")
-    equation(L.EQ_ABAR)
-    equation(L.EQ_COSINE)
-    show_source(linear_betas, cosine_betas, sigmoid_betas)
 
     st.header("Two schedules, one digit, one t")
     c1, c2 = st.columns(2)
@@ -52,6 +49,9 @@ def at_time_t():
 
 
 at_time_t()
+equation(L.EQ_ABAR)  # outside the fragment: a move of t does not re-send it
+equation(L.EQ_COSINE)
+show_source(linear_betas, cosine_betas, sigmoid_betas)
 explain(L.NARRATIVE)
 explain("**Try this:** at t = T/2 compare linear and cosine: the linear digit is already gone, "
         "the cosine one is still readable. Then set T = 50 and see the same at a tenth of the cost.")
