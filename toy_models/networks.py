@@ -125,15 +125,20 @@ class MLPConfig:
     parameterization: str = "eps"  # what the output means: "eps", "x0" or "mean" (diffusion.py)
 
 
-def fourier_features(x: torch.Tensor, n: int, max_freq: float) -> torch.Tensor:
+def fourier_frequencies(n: int, max_freq: float, device=None) -> torch.Tensor:
+    """w_k = exp(linspace(0, log max_freq, n)): n frequencies, geometric from 1 to max_freq. (n,)"""
+    return torch.exp(torch.linspace(0.0, math.log(max_freq), n, device=device))
+
+
+def fourier_features(x: torch.Tensor, n: int, max_freq: float, w: torch.Tensor | None = None) -> torch.Tensor:
     """[x, sin(w_k x), cos(w_k x)] per coordinate, w_k geometric from 1 to max_freq (Tancik et al. 2020).
 
     Lets an MLP represent the sharp denoiser that thin data (two moons) needs at small t.
-    x: (B, D) -> (B, D * (1 + 2 n)).
+    x: (B, D) -> (B, D * (1 + 2 n)). w: the frequencies when already made (fourier_frequencies).
     """
     if n == 0:
         return x
-    w = torch.exp(torch.linspace(0.0, math.log(max_freq), n, device=x.device))  # (n,)
+    w = fourier_frequencies(n, max_freq, x.device) if w is None else w  # (n,)
     a = (x[:, :, None] * w).flatten(1)  # (B, D n)
     return torch.cat([x, torch.sin(a), torch.cos(a)], dim=1)
 
@@ -191,6 +196,10 @@ class MLP2D(nn.Module):
             if schedule is None:
                 raise ValueError("MLPConfig(gaussian_skip=True) needs the schedule: MLP2D(config, schedule)")
             self.register_buffer("log_alphas_cumprod", torch.log(schedule.alphas_cumprod).float(), persistent=False)
+            t_all = torch.arange(schedule.T + 1, dtype=torch.float32)  # the skip's coefficient at each integer t
+            self.register_buffer("skip_coef", sqrt_one_minus_alpha_bar(self.log_alphas_cumprod, t_all), persistent=False)
+        # made once (not per call); not saved: they follow from the config
+        self.register_buffer("fourier_w", fourier_frequencies(c.fourier_features, c.fourier_max_freq), persistent=False)
         if c.parameterization not in ("eps", "x0", "mean"):
             raise ValueError(f"parameterization must be 'eps', 'x0' or 'mean'; got {c.parameterization!r}")
         self.parameterization = c.parameterization
@@ -230,14 +239,18 @@ class MLP2D(nn.Module):
     def forward(self, x_t, t, y=None):
         _check_points(x_t, self.config.data_dim, "MLP2D")
         c, index = self.embed(x_t, t, y)
-        h = self.inp(fourier_features(x_t.float(), self.config.fourier_features, self.config.fourier_max_freq))
+        h = self.inp(fourier_features(x_t.float(), self.config.fourier_features, self.config.fourier_max_freq,
+                                      self.fourier_w))
         for block in self.blocks:
             h = block(h, c, index)
         out = self.out(F.silu(self.out_norm(h)))  # (B, D)
         if self.config.gaussian_skip:
             t = _check_t(t, x_t.shape[0], x_t.device)
-            if index is None and c.shape[0] == 1:  # one t for the batch: one coefficient
-                out = out.add_(x_t.float(), alpha=sqrt_one_minus_alpha_bar(self.log_alphas_cumprod, t[:1]).item())
+            if index is None and c.shape[0] == 1:  # one t for the batch: one coefficient (a table's, at an integer t)
+                t0 = float(t[0])
+                coef = (float(self.skip_coef[int(t0)]) if t0 == int(t0) and 0 <= t0 < len(self.skip_coef)
+                        else sqrt_one_minus_alpha_bar(self.log_alphas_cumprod, t[:1]).item())
+                out = out.add_(x_t.float(), alpha=coef)
             else:
                 out = out + sqrt_one_minus_alpha_bar(self.log_alphas_cumprod, t)[:, None] * x_t.float()
         return out.to(x_t.dtype)  # (B, D)
