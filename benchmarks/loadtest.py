@@ -1,4 +1,4 @@
-"""Load test: many headless sessions against one local `streamlit run app.py` (issue 9, item 4).
+"""Load test: many headless sessions against one local server, started as `make run` starts it (issue 9, item 4).
 
 Loading `/` over HTTP creates no Streamlit session, so each simulated student here speaks the
 app's own websocket protocol (`ws://host:port/_stcore/stream`, the protobuf classes that ship
