@@ -40,7 +40,6 @@ import math
 import os
 import queue
 import random
-import statistics
 import sys
 import threading
 import time
