@@ -170,9 +170,33 @@ def page_link() -> str:
     return f"{base}?{query}" if query else base
 
 
+# A button that copies the address bar's URL when clicked. The link box below is drawn by the full run; a
+# slider inside a section (an st.fragment) updates only the address bar, so the box can lag behind it and
+# this button cannot. Static HTML (no user input goes in): the iframe is same-origin, with clipboard-write.
+COPY_LINK_HTML = """<style>body { margin: 0; }</style><button id="copy" style="font: 14px 'Source Sans Pro', sans-serif; padding: 5px 12px; cursor: pointer;
+ border: 1px solid rgba(49, 51, 63, 0.2); border-radius: 8px; background: #fff; color: rgb(49, 51, 63);">
+ Copy the link of this view</button>
+<script>
+const b = document.getElementById("copy");
+b.onclick = async () => {
+  const url = window.parent.location.href;
+  try { await navigator.clipboard.writeText(url); b.textContent = "Copied"; }
+  catch (e) { window.prompt("Copy this link:", url); }
+  window.copiedLink = url;
+  setTimeout(() => { b.textContent = "Copy the link of this view"; }, 1500);
+};
+</script>"""
+
+
 def show_link() -> None:
-    """The copy-link control: the link of this view in st.code (which has a copy button), in the sidebar."""
-    st.sidebar.caption("Link to this view (the copy button is on the right):")
+    """The copy-link controls, in the sidebar: a button that copies the address bar's URL (always current),
+    and the link as of this run in st.code (readable, with its own copy button)."""
+    import streamlit.components.v1 as components
+
+    with st.sidebar:
+        components.html(COPY_LINK_HTML, height=42)
+    st.sidebar.caption("The link as of the last full run (a slider inside a section updates only the "
+                       "address bar and the button above):")
     st.sidebar.code(page_link(), language=None, wrap_lines=True)
 
 

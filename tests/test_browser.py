@@ -208,6 +208,31 @@ def test_home_and_links_share_settings():
         browser.close()
 
 
+def test_copy_link_button_copies_the_current_view():
+    """The forward lesson's t lives in a fragment: moving it updates the address bar but not the full run's
+    link box. The sidebar's copy button must copy the address bar, new t included."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with Server() as server, sync_api.sync_playwright() as pw:
+        browser = launch(pw)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                      permissions=["clipboard-read", "clipboard-write"])
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_S * 1000)
+        page.goto(f"{server.url}/forward?T=500&t=40", wait_until="domcontentloaded")
+        wait_idle(page)
+        before = figure_signature(page)
+        move_slider(page, "t (time step)")  # 40 -> 45, a fragment rerun
+        wait_changed(page, before)
+        page.wait_for_function("() => /[?&]t=45(&|$)/.test(window.location.search)")
+        assert "t=40" in page.locator('[data-testid="stSidebar"] [data-testid="stCode"]').inner_text()  # the box lags
+        button = page.frame_locator('[data-testid="stSidebar"] iframe').get_by_role(
+            "button", name="Copy the link of this view")
+        button.click()
+        copied = page.evaluate("() => navigator.clipboard.readText()")
+        assert copied == page.url and "t=45" in copied and "T=500" in copied, (copied, page.url)
+        browser.close()
+
+
 def visible_charts(page) -> int:
     """How many plotly figures are on screen (display: none or detached ones do not count)."""
     return page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
