@@ -91,11 +91,20 @@ def validated(fig: go.Figure) -> go.Figure:
 
 
 def layout_dict(title: str = "", x: str = "", y: str = "", height: int = 380, legend_below: bool = False,
-                **kw) -> dict:
-    """`layout()` as a dict: title, labelled axes, compact margins, legend on top (or below)."""
+                fixed_margins: bool = False, **kw) -> dict:
+    """`layout()` as a dict: title, labelled axes, compact margins, legend on top (or below).
+
+    fixed_margins: margins sized for the legend and not grown by plotly (autoexpand off). A figure a slider
+    redraws has a legend whose text changes with t; plotly then re-measures the margins and draws the
+    figure a second time on every move."""
     legend = (dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0) if legend_below
               else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0))
-    return {"title": {"text": title}, "height": height, "margin": dict(l=50, r=20, t=70, b=45), "legend": legend,
+    margin = dict(l=50, r=20, t=70, b=45)
+    if fixed_margins:
+        margin.update(l=60, b=100 if legend_below else 50, autoexpand=False)
+        if legend_below:
+            legend["y"] = -0.3  # below the x-axis title, inside the fixed bottom margin
+    return {"title": {"text": title}, "height": height, "margin": margin, "legend": legend,
             "xaxis": {"title": {"text": x}}, "yaxis": {"title": {"text": y}}, **kw}
 
 

@@ -223,7 +223,7 @@ def gmm_kl_curve(gmm, s: Schedule, times: list[int], nodes: int = 20) -> np.ndar
 def fig_xt(x0: np.ndarray, xt: np.ndarray, t: int, abar_t: float, half_width: float = 4.0) -> go.Figure:
     """x_t at time t over the clean data drawn faint behind it (rebuilt on every t: plain dicts)."""
     lay = layout_dict(f"x_t at t = {t}: signal sqrt(ᾱ_t) = {math.sqrt(abar_t):.3f}, noise sd sqrt(1−ᾱ_t) = "
-                      f"{math.sqrt(1 - abar_t):.3f}", "x₁", "x₂", height=460)
+                      f"{math.sqrt(1 - abar_t):.3f}", "x₁", "x₂", height=460, fixed_margins=True)
     lay["xaxis"].update(range=[-half_width, half_width], constrain="domain")
     lay["yaxis"].update(range=[-half_width, half_width], scaleanchor="x", scaleratio=1)
     return fast_figure([points(x0, "data x_0", "data", 3, 0.25), points(xt, f"x_t (t = {t})", "x_t")], lay)
@@ -288,7 +288,7 @@ def fig_marginals(xt: np.ndarray, t: int) -> go.Figure:
                            marker=dict(color=COLORS["x_t"]), opacity=0.7, name=f"x_t (t = {t})",
                            showlegend=j == 0, **ax))
         traces.append(normal_pdf_line(showlegend=j == 0, **ax))
-    lay = layout_dict(f"Marginals of x_t at t = {t} vs N(0, 1)", height=380, legend_below=True)
+    lay = layout_dict(f"Marginals of x_t at t = {t} vs N(0, 1)", height=380, legend_below=True, fixed_margins=True)
     lay.update(panels(2, ["first coordinate", "second coordinate"]))
     for j, name in enumerate(("xaxis", "xaxis2")):
         lay[name].update(range=[-4.5, 4.5], title={"text": "value"})
@@ -301,7 +301,8 @@ def fig_kl_curve(times: list[int], kl: np.ndarray, t: int) -> go.Figure:
     ok = np.isfinite(kl) & (kl > 0)
     trace = dict(type="scatter", x=np.asarray(times)[ok], y=kl[ok], mode="lines+markers", name="exact KL (grid)",
                  line=dict(color=COLORS["truth"]))
-    lay = layout_dict("How far q(x_t) is from N(0, I)", "t", "KL(q(x_t) ‖ N(0, I))  [nats]", height=340)
+    lay = layout_dict("How far q(x_t) is from N(0, I)", "t", "KL(q(x_t) ‖ N(0, I))  [nats]", height=340,
+                      fixed_margins=True)
     lay["yaxis"]["type"] = "log"
     lay.update(marked_t(t))
     return fast_figure([trace], lay)

@@ -281,6 +281,9 @@ def test_dict_built_figures_are_valid_plotly_and_keep_their_labels():
     assert m.layout.xaxis.domain[1] < m.layout.xaxis2.domain[0]  # side by side, not overlapping
     k = figs["kl"]
     assert k.layout.yaxis.type == "log" and k.layout.shapes[0].x0 == 40
+    for name in ("xt", "marginals", "kl"):  # what the t slider redraws: margins fixed, so plotly draws once a move
+        assert figs[name].layout.margin.autoexpand is False, name
+    assert m.layout.legend.y < 0 and m.layout.margin.b >= 100  # the legend below, inside the fixed margin
     c = figs["chain"]
     assert c.data[0].xaxis == "x" and c.data[3].xaxis == "x2" and c.layout.yaxis2.matches == "y"
     assert np.allclose(c.data[3].x, r.closed[:, 0], atol=1e-3)
