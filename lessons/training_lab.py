@@ -34,7 +34,7 @@ small t (almost clean x_t) is where the noise is hardest to guess, so that bar s
 same points move as the model learns.
 """
 TRY_THIS = (
-    "Train two moons with width 16 and depth 1, then with the default width 64 and depth 2 (the shipped "
+    "Train two moons with width 16 and depth 1, then with the default width 32 and depth 2 (the shipped "
     "models' size): the thin moons need the bigger net.",
     "Set the learning rate to 1: the loss curve spikes while the warm-up raises the rate, then the cosine decay "
     "brings it back down.",

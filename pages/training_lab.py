@@ -36,7 +36,7 @@ objective = url_choice("lab_objective", "objective", L.OBJECTIVES, "simple", key
                        widget=c[1].selectbox, format_func=L.OBJECTIVE_LABELS.get)
 steps = url_choice("lab_steps", "training steps", L.STEPS, 1000, key="lab_steps", widget=c[2].select_slider)
 c = st.columns(4)
-width = url_choice("lab_width", "network width", L.WIDTHS, 64 if data != "mnist" else 32, key="lab_width",
+width = url_choice("lab_width", "network width", L.WIDTHS, 32, key="lab_width",
                    widget=c[0].select_slider, help="2D: the MLP's hidden width. MNIST: the U-Net's first channels.")
 depth = url_choice("lab_depth", "network depth", L.DEPTHS, 2, key="lab_depth", widget=c[1].select_slider,
                    help="2D: residual blocks. MNIST: resolution levels (28, 14, 7), at most 3.")

@@ -196,8 +196,6 @@ class MLP2D(nn.Module):
             if schedule is None:
                 raise ValueError("MLPConfig(gaussian_skip=True) needs the schedule: MLP2D(config, schedule)")
             self.register_buffer("log_alphas_cumprod", torch.log(schedule.alphas_cumprod).float(), persistent=False)
-            t_all = torch.arange(schedule.T + 1, dtype=torch.float32)  # the skip's coefficient at each integer t
-            self.register_buffer("skip_coef", sqrt_one_minus_alpha_bar(self.log_alphas_cumprod, t_all), persistent=False)
         # made once (not per call); not saved: they follow from the config
         self.register_buffer("fourier_w", fourier_frequencies(c.fourier_features, c.fourier_max_freq), persistent=False)
         if c.parameterization not in ("eps", "x0", "mean"):
@@ -246,13 +244,8 @@ class MLP2D(nn.Module):
         out = self.out(F.silu(self.out_norm(h)))  # (B, D)
         if self.config.gaussian_skip:
             t = _check_t(t, x_t.shape[0], x_t.device)
-            if index is None and c.shape[0] == 1:  # one t for the batch: one coefficient (a table's, at an integer t)
-                t0 = float(t[0])
-                coef = (float(self.skip_coef[int(t0)]) if t0 == int(t0) and 0 <= t0 < len(self.skip_coef)
-                        else sqrt_one_minus_alpha_bar(self.log_alphas_cumprod, t[:1]).item())
-                out = out.add_(x_t.float(), alpha=coef)
-            else:
-                out = out + sqrt_one_minus_alpha_bar(self.log_alphas_cumprod, t)[:, None] * x_t.float()
+            one_t = index is None and c.shape[0] == 1  # one t for the batch: one coefficient, broadcast
+            out = out + sqrt_one_minus_alpha_bar(self.log_alphas_cumprod, t[:1] if one_t else t)[:, None] * x_t.float()
         return out.to(x_t.dtype)  # (B, D)
 
 

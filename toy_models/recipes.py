@@ -154,8 +154,8 @@ _LIST = [
     _toy("moons-hybrid", "Two moons trained on L_simple + 0.001 L_vlb (Nichol & Dhariwal), for the objective "
          "lesson.", data="moons", objective="hybrid", vlb_weight=0.001, steps=1500, batch_size=512),
     # --- MNIST: trained with `python -m toy_models train mnist` (8,000 steps: ~30 min on 2 CPU cores) ---
-    # The U-Net keeps only 16 channels at 28x28, where most of its arithmetic is: [32, 64, 64] cost 2x the
-    # time per step for a bound within ~0.1 bit/dim (see the closing note of the speed issue).
+    # The U-Net keeps only 16 channels at 28x28, where most of its arithmetic is: [32, 64, 64] took 0.81 s a
+    # training step at batch 128 (this one 0.45 s) for a held-out bound of 1.80 bits/dim (this one 1.88).
     Recipe(name="mnist", description="MNIST digits: a small U-Net, label-conditional with a null label "
            "(p_uncond 0.1) for classifier-free guidance.", kind="diffusion", data="mnist", network="unet",
            network_config={"channels": _MNIST_CHANNELS, "attention": True, "num_classes": 10},
