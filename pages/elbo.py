@@ -163,7 +163,7 @@ if ckm is None:
 else:
     c1, c2 = st.columns(2)
     n_dig = url_choice("mnist_n", "held-out digits", [8, 16, 32, 64], 64, key="elbo_mnist_n", widget=c1.select_slider)
-    stride = url_choice("mnist_stride", "above t = 50, evaluate every k-th t (1 = every step, exact sum)",
+    stride = url_choice("mnist_stride", f"above t = {L.EXACT_HEAD}, evaluate every k-th t (1 = every step, exact sum)",
                         [1, 2, 5, 10, 20], 20, key="elbo_mnist_stride", widget=c2.select_slider)
     key = ("mnist", n_dig, stride, variance, state.seed)
     done = st.session_state.setdefault("elbo_mnist_done", {})
@@ -180,7 +180,7 @@ else:
         chart(L.fig_terms({"MNIST model": rm}), key="fig_terms_mnist")
         explain(f"Bound on {n_dig} held-out digits: **{rm.total:.1f} nats = {rm.bits_per_dim(rm.total):.3f} "
                 f"bits/dim** (L_T {rm.prior:.3g}, KL terms {rm.kl_sum:.1f}, L_0 {rm.l0:.1f} nats; discretized "
-                f"8-bit likelihood at t = 1{'' if stride == 1 else f'; every t up to 50, then every {stride}-th t, each standing for {stride} steps'}).")
+                f"8-bit likelihood at t = 1{'' if stride == 1 else f'; every t up to {L.EXACT_HEAD}, then every {stride}-th t, each standing for {stride} steps'}).")
 
 st.header("3 · Schedules move the bound")
 explain("Every number above follows the sidebar's schedule and T. Below, the same diffusion (the sidebar "
