@@ -199,6 +199,50 @@ def test_mlp2d_shared_time_rows_give_the_same_outputs_as_one_example_at_a_time(n
         assert out.abs().max() > 0.1 and torch.allclose(out, one, atol=1e-5), t[:3]
 
 
+
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_mlp2d_time_table_gives_the_full_networks_outputs(num_classes):
+    """A sampler's step (one integer t, one label, no autograd) reads its conditioning from time_table().
+    It must equal the full path (run with autograd on, which never uses the table), at t = 0, 1, T and
+    between, for y = None (the null label) and for a batch-wide label; and per-example labels or a
+    fractional t fall back to the full path."""
+    torch.manual_seed(0)
+    s = make_schedule("linear", 100)
+    net = N.MLP2D(N.MLPConfig(width=32, n_blocks=2, time_embed_dim=16, num_classes=num_classes,
+                              gaussian_skip=True), schedule=s)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randn(40, 2)
+    labels = [None] if num_classes == 0 else [None, torch.full((40,), 2), torch.randint(0, 4, (40,))]
+    for y in labels:
+        for t in (0.0, 1.0, 37.0, 100.0, 37.5):
+            tt = torch.full((40,), t)
+            full = net(x, tt, y)  # autograd on: the full path
+            with torch.no_grad():
+                fast = net(x, tt, y)
+            assert full.abs().max() > 0.1 and torch.allclose(fast, full, atol=1e-5), (t, y)
+
+
+def test_mlp2d_time_table_follows_the_weights():
+    """The table is rebuilt when a weight changes in place (an optimiser step): no stale conditioning."""
+    s = make_schedule("linear", 50)
+    net = _randomise(N.MLP2D(N.MLPConfig(width=16, n_blocks=1, gaussian_skip=True), schedule=s))
+    x, t = torch.randn(8, 2), torch.full((8,), 20.0)
+    with torch.no_grad():
+        before = net(x, t)
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    net.time_mlp[0].weight.grad = torch.randn_like(net.time_mlp[0].weight)  # only the time embedding moves
+    opt.step()
+    with torch.no_grad():
+        after = net(x, t)
+    full = net(x, t)
+    assert (after - before).abs().max() > 1e-3 and torch.allclose(after, full, atol=1e-6)
+    net.load_state_dict({k: v * 0.5 for k, v in net.state_dict().items()})  # load_state_dict copies in place
+    with torch.no_grad():
+        loaded = net(x, t)
+    assert (loaded - after).abs().max() > 1e-3 and torch.allclose(loaded, net(x, t), atol=1e-6)
+
+
 # --- fast_inference: bfloat16 convolutions for sampling, only where the hardware has them ----------------
 def _unet_out(model, x, t, y):
     with torch.no_grad():
