@@ -214,6 +214,7 @@ class MLP2D(nn.Module):
         nn.init.zeros_(self.out.bias)
         self.T = None if schedule is None else schedule.T  # the integer times of time_table (None: no table)
         self._time_table = None  # (weights' version key, TimeTable), made by time_table()
+        self._weights = tuple(self.parameters())  # listed once: walking the modules costs ~0.1 ms a step
 
     def embed(self, x, t, y):
         """The conditioning c = silu(MLP(emb(t)) + E[y]) as (rows, index): c[index] is each example's vector.
@@ -266,7 +267,7 @@ class MLP2D(nn.Module):
         Kept until a weight changes: the key holds every parameter's version counter, which each in-place
         update (an optimiser step, load_state_dict) bumps.
         """
-        key = (tuple(p._version for p in self.parameters()), self._device_dtype())
+        key = (tuple(p._version for p in self._weights), self._device_dtype())
         if self._time_table is None or self._time_table[0] != key:
             with torch.no_grad():
                 self._time_table = (key, self._build_time_table())
