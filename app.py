@@ -24,8 +24,8 @@ from pathlib import Path
 import streamlit as st
 
 from course.my_models import model_for, session_lab
-from course.present import (PRESENT_CSS, chart, download, equation, explain, finish_deck, presenting, show_link,
-                            show_source, start_deck)
+from course.present import (FRAME_CSS, PRESENT_CSS, chart, download, equation, explain, finish_deck, presenting,
+                            show_link, show_source, start_deck)
 from course.resources import checkpoint, device, ground_truth_gmm, mnist, points_2d, try_checkpoint
 from course.sidebar import frame, init_from_url, render_sidebar
 from course.widgets import url_bool, url_choice, url_float, url_int, url_multi
@@ -103,6 +103,7 @@ def main() -> None:
     nav = st.navigation(pages, position="top" if presenting() else "sidebar")  # the sidebar is hidden then
     st.session_state["_frame_state"] = render_sidebar()
     bar = None
+    st.html(FRAME_CSS)
     if presenting():
         st.html(PRESENT_CSS)
         bar = st.container()

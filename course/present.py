@@ -32,6 +32,12 @@ html { font-size: 22px; }
 [data-testid="stHorizontalBlock"]:has(.stPlotlyChart) > [data-testid="stColumn"] { width: 100% !important;
   flex: 1 1 auto !important; }
 </style>"""
+# Every page: a figure out of view is not styled, laid out or painted (content-visibility: auto). A slider
+# move redraws a few figures, and on a long page the browser otherwise re-styled every figure's thousands of
+# SVG nodes each time: on the forward lesson that was half of a move (503 -> ~340 ms, bench_pages).
+FRAME_CSS = """<style>
+[data-testid="stMain"] [data-testid="stPlotlyChart"] { content-visibility: auto; contain-intrinsic-size: auto 450px; }
+</style>"""
 PRESENT_FONT = 20  # plotly font size of the figure on a slide (the course's figures use 12-14)
 
 

@@ -221,12 +221,37 @@ def gmm_kl_curve(gmm, s: Schedule, times: list[int], nodes: int = 20) -> np.ndar
 
 # --- figures -----------------------------------------------------------------------------------
 def fig_xt(x0: np.ndarray, xt: np.ndarray, t: int, abar_t: float, half_width: float = 4.0) -> go.Figure:
-    """x_t at time t over the clean data drawn faint behind it (rebuilt on every t: plain dicts)."""
+    """x_t at time t over the clean data drawn faint behind it, with each coordinate's histogram against the
+    N(0, 1) density on the top and right edges: where the cloud is, and how close its marginals are to the
+    prior. One figure (plain dicts), so a move of t redraws one plot instead of two.
+
+    Axes: the scatter on (x, y); the histogram of x_1 on (x, y2) above it, of x_2 on (x2, y) beside it.
+    """
+    split = 0.76  # the scatter's share of the width and the height; the marginals get the rest
     lay = layout_dict(f"x_t at t = {t}: signal sqrt(ᾱ_t) = {math.sqrt(abar_t):.3f}, noise sd sqrt(1−ᾱ_t) = "
-                      f"{math.sqrt(1 - abar_t):.3f}", "x₁", "x₂", height=460, fixed_margins=True)
-    lay["xaxis"].update(range=[-half_width, half_width], constrain="domain")
-    lay["yaxis"].update(range=[-half_width, half_width], scaleanchor="x", scaleratio=1)
-    return fast_figure([points(x0, "data x_0", "data", 3, 0.25), points(xt, f"x_t (t = {t})", "x_t")], lay)
+                      f"{math.sqrt(1 - abar_t):.3f}", "x₁", "x₂", height=560, fixed_margins=True, bargap=0.05)
+    lay["xaxis"].update(range=[-half_width, half_width], domain=[0, split])
+    lay["yaxis"].update(range=[-half_width, half_width], domain=[0, split], scaleanchor="x", scaleratio=1,
+                        constrain="range")  # a round cloud looks round; the ranges give, not the panels
+    lay["yaxis2"] = {"domain": [split + 0.03, 1], "anchor": "x", "title": {"text": "density"}, "rangemode": "tozero"}
+    lay["xaxis2"] = {"domain": [split + 0.03, 1], "anchor": "y", "title": {"text": "density"}, "rangemode": "tozero"}
+    grid = np.linspace(-half_width, half_width, 161)
+    pdf = compact(np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi), 4)
+    bins = {"start": -half_width, "end": half_width, "size": 2 * half_width / 50}
+    hist = dict(type="histogram", histnorm="probability density", marker=dict(color=COLORS["x_t"]), opacity=0.6,
+                showlegend=False, hoverinfo="skip")
+    xt_c = compact(xt)
+    traces = [
+        points(x0, "data x_0", "data", 3, 0.25),
+        points(xt, f"x_t (t = {t})", "x_t"),
+        dict(hist, x=xt_c[:, 0], xbins=bins, xaxis="x", yaxis="y2", name="histogram of x₁"),
+        dict(hist, y=xt_c[:, 1], ybins=bins, xaxis="x2", yaxis="y", name="histogram of x₂"),
+        dict(type="scatter", x=grid, y=pdf, mode="lines", name="N(0, 1) density", xaxis="x", yaxis="y2",
+             line=dict(color=COLORS["noise"], width=2)),
+        dict(type="scatter", x=pdf, y=grid, mode="lines", name="N(0, 1)", xaxis="x2", yaxis="y", showlegend=False,
+             line=dict(color=COLORS["noise"], width=2)),
+    ]
+    return fast_figure(traces, lay)
 
 
 def fig_animation(x0: np.ndarray, frames: np.ndarray, times: list[int], abar: np.ndarray,
@@ -277,23 +302,6 @@ def fig_trajectories(ts: np.ndarray, xs: np.ndarray, abar: np.ndarray, x0: np.nd
         fig.add_trace(go.Scatter(x=ts, y=compact(xs[:, i, 0]), mode="lines", line=dict(color=COLORS["x_t"], width=1.5),
                                  name="one Markov chain", showlegend=show))
     return layout(fig, "Markov-chain paths (first coordinate) inside the closed-form band", "t", "x₁ of x_t")
-
-
-def fig_marginals(xt: np.ndarray, t: int) -> go.Figure:
-    """Histograms of each coordinate of x_t against the N(0, 1) density."""
-    traces = []
-    for j in range(2):
-        ax = panel_axes(j)
-        traces.append(dict(type="histogram", x=compact(xt[:, j]), histnorm="probability density", nbinsx=50,
-                           marker=dict(color=COLORS["x_t"]), opacity=0.7, name=f"x_t (t = {t})",
-                           showlegend=j == 0, **ax))
-        traces.append(normal_pdf_line(showlegend=j == 0, **ax))
-    lay = layout_dict(f"Marginals of x_t at t = {t} vs N(0, 1)", height=380, legend_below=True, fixed_margins=True)
-    lay.update(panels(2, ["first coordinate", "second coordinate"]))
-    for j, name in enumerate(("xaxis", "xaxis2")):
-        lay[name].update(range=[-4.5, 4.5], title={"text": "value"})
-    lay["yaxis"]["title"] = {"text": "density"}
-    return fast_figure(traces, lay)
 
 
 def fig_kl_curve(times: list[int], kl: np.ndarray, t: int) -> go.Figure:

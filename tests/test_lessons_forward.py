@@ -163,8 +163,7 @@ def test_figures_have_no_nan_at_extremes():
     s = make_schedule("linear", 5, beta_start=0.999, beta_end=0.999)  # abar_T ~ 1e-15
     x0 = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
     xt = L.noised(s, x0, 5)
-    for fig in (L.fig_xt(x0.numpy(), xt, 5, float(s.alphas_cumprod[5])), L.fig_marginals(xt, 5)):
-        assert_no_nan(fig)
+    assert_no_nan(L.fig_xt(x0.numpy(), xt, 5, float(s.alphas_cumprod[5])))
     ts, xs = L.chain_paths(s, x0[:3])
     assert list(ts) == [0, 1, 2, 3, 4, 5]
     assert_no_nan(L.fig_trajectories(ts, xs, s.alphas_cumprod[ts].numpy()))
@@ -262,7 +261,6 @@ def test_dict_built_figures_are_valid_plotly_and_keep_their_labels():
     r = L.chain_vs_closed(s, x0[0], 40, 200)
     figs = {
         "xt": L.fig_xt(x0.numpy(), xt, 40, float(s.alphas_cumprod[40])),
-        "marginals": L.fig_marginals(xt, 40),
         "kl": L.fig_kl_curve([1, 10, 100], np.array([5.0, 1.0, 0.01]), 40),
         "chain": L.fig_chain_vs_closed(r),
         "digit": L.fig_digit(xt_img, 40),
@@ -274,16 +272,19 @@ def test_dict_built_figures_are_valid_plotly_and_keep_their_labels():
     xt_fig = figs["xt"]
     assert xt_fig.layout.xaxis.title.text == "x₁" and xt_fig.layout.yaxis.title.text == "x₂"
     assert np.allclose(xt_fig.data[1].x, xt[:, 0], atol=1e-3)  # x_t drawn where it is
-    m = figs["marginals"]
-    assert [tr.type for tr in m.data] == ["histogram", "scatter", "histogram", "scatter"]
-    assert m.data[2].xaxis == "x2" and m.layout.xaxis2.title.text == "value"
-    assert [a.text for a in m.layout.annotations] == ["first coordinate", "second coordinate"]
-    assert m.layout.xaxis.domain[1] < m.layout.xaxis2.domain[0]  # side by side, not overlapping
+    # the marginals on the edges: x_1's histogram above the scatter (same x axis), x_2's beside it (same y axis)
+    h1, h2 = xt_fig.data[2], xt_fig.data[3]
+    assert (h1.type, h1.xaxis, h1.yaxis) == ("histogram", "x", "y2") and np.allclose(h1.x, xt[:, 0], atol=1e-3)
+    assert (h2.type, h2.xaxis, h2.yaxis) == ("histogram", "x2", "y") and np.allclose(h2.y, xt[:, 1], atol=1e-3)
+    assert xt_fig.layout.yaxis.domain[1] < xt_fig.layout.yaxis2.domain[0]  # above, not overlapping
+    assert xt_fig.layout.xaxis.domain[1] < xt_fig.layout.xaxis2.domain[0]  # beside, not overlapping
+    pdf_top, pdf_side = xt_fig.data[4], xt_fig.data[5]  # the N(0, 1) density on both edges, integrating to ~1
+    assert np.trapezoid(pdf_top.y, pdf_top.x) == pytest.approx(1, abs=1e-3)
+    assert np.allclose(pdf_side.x, pdf_top.y) and np.allclose(pdf_side.y, pdf_top.x)
     k = figs["kl"]
     assert k.layout.yaxis.type == "log" and k.layout.shapes[0].x0 == 40
-    for name in ("xt", "marginals", "kl"):  # what the t slider redraws: margins fixed, so plotly draws once a move
+    for name in ("xt", "kl"):  # what the t slider redraws: margins fixed, so plotly draws once a move
         assert figs[name].layout.margin.autoexpand is False, name
-    assert m.layout.legend.y < 0 and m.layout.margin.b >= 100  # the legend below, inside the fixed margin
     c = figs["chain"]
     assert c.data[0].xaxis == "x" and c.data[3].xaxis == "x2" and c.layout.yaxis2.matches == "y"
     assert np.allclose(c.data[3].x, r.closed[:, 0], atol=1e-3)
