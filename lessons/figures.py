@@ -102,8 +102,8 @@ def layout_dict(title: str = "", x: str = "", y: str = "", height: int = 380, le
     margin = dict(l=50, r=20, t=70, b=45)
     if fixed_margins:
         margin.update(l=60, b=100 if legend_below else 50, autoexpand=False)
-        if legend_below:
-            legend["y"] = -0.3  # below the x-axis title, inside the fixed bottom margin
+        if legend_below:  # at the foot of the figure, inside the fixed bottom margin, whatever the height
+            legend.update(yref="container", y=0, yanchor="bottom")
     return {"title": {"text": title}, "height": height, "margin": margin, "legend": legend,
             "xaxis": {"title": {"text": x}}, "yaxis": {"title": {"text": y}}, **kw}
 

@@ -24,7 +24,8 @@ from toy_models.networks import fast_inference
 from toy_models.samplers import run_with_trajectory, sample_ddim, sample_ddpm
 from toy_models.schedules import Schedule, make_schedule
 
-from .figures import COLORS, compact, equal_axes, finite, layout, scatter2d, tile_images
+from .figures import (COLORS, compact, equal_axes, fast_figure, finite, layout, layout_dict, panel_axes, panels,
+                      points, scatter2d, tile_images)
 
 # --- narrative ------------------------------------------------------------------------------------
 INTRO = (
@@ -476,37 +477,73 @@ def fig_posterior(p: PosteriorView, half_width: float = 3.5) -> go.Figure:
     return equal_axes(fig, half_width)
 
 
-def _arrow_heads(x: np.ndarray, d: np.ndarray, scale: float, name: str) -> go.Scatter:
+def _arrow_heads(x: np.ndarray, d: np.ndarray, scale: float, name: str, axes: dict, showlegend: bool) -> dict:
     """Arrowheads at x + scale d pointing along d: where each point's mean step is heading (no NaN gaps)."""
     head = compact(x + scale * d)
     angle = np.degrees(np.arctan2(d[:, 0], d[:, 1]))  # plotly: clockwise from "up"
-    return go.Scatter(x=head[:, 0], y=head[:, 1], mode="markers", name=name,
-                      marker=dict(symbol="arrow", angle=compact(angle, 1), size=9, color=COLORS["truth"],
-                                  line=dict(width=0)),
-                      hovertemplate="drift ×%{customdata:.0f}<extra></extra>", customdata=np.full(len(x), scale))
+    return dict(type="scatter", x=head[:, 0], y=head[:, 1], mode="markers", name=name, legendgroup="drift",
+                showlegend=showlegend, hovertemplate=f"drift ×{scale:g}<extra></extra>", **axes,
+                marker=dict(symbol="arrow", angle=compact(angle, 1), size=9, color=COLORS["truth"], line=dict(width=0)))
+
+
+@dataclass
+class StepView:
+    """One panel of `fig_chain_steps`: a chain at its kept row k."""
+
+    run: ChainRun
+    s: Schedule  # the schedule the chain ran with (the mean drift needs it)
+    k: int  # row of run.ts to show
+    title: str  # "exact (Gaussian mixture)", "learned (moons)", ...
+    data: np.ndarray | None = None  # (N, 2) clean data drawn faint behind, or None
+
+
+def fig_chain_steps(views: list[StepView], n_arrows: int = 100, n_pred: int = 300, half_width: float = 3.5,
+                    arrow_scale: float | None = None) -> go.Figure:
+    """Chains at their kept rows, side by side: x_t, the predicted x_0 and the mean-drift arrows mu_theta - x_t.
+
+    Every particle's x_t is drawn; the predicted x_0 of the first n_pred and the arrows of the first n_arrows
+    (the particles are independent, so the first ones are a fair sample). An arrowhead sits at
+    x_t + arrow_scale (mu_theta - x_t), pointing along the drift; arrow_scale defaults to T / 100 (at least
+    1), since one step moves a point about 1/T. The step slider redraws this on every move and each plot and
+    each SVG marker costs the browser, so: one figure for all panels, plain dicts, no more markers than the
+    picture needs.
+    """
+    titles, traces = [], []
+    for j, v in enumerate(views):
+        run, ax, first = v.run, panel_axes(j), j == 0
+        k = int(min(max(v.k, 0), len(run.ts) - 1))
+        t = int(round(run.ts[k]))
+        scale = float(arrow_scale or max(1.0, round((len(run.ts) - 1) / 100)))
+        notes = [f"t = {t}"]
+        if v.data is not None:
+            traces.append(points(v.data, "data", "data", 3, 0.2, legendgroup="data", showlegend=first, **ax))
+        x = run.xs[k]
+        if k < len(run.pred_x0) and t >= 1:
+            px0 = run.pred_x0[k]
+            traces.append(points(finite(px0[:n_pred], -50, 50), "predicted x̂_0", "pred_x0", 3, 0.35,
+                                 legendgroup="pred_x0", showlegend=first, **ax))
+            d = finite(mean_drift(v.s, x[:n_arrows], px0[:n_arrows], t), -50, 50)
+            traces.append(_arrow_heads(x[:n_arrows], d, scale, "mean drift μ_θ − x_t (arrowheads)", ax, first))
+            notes.append(f"arrows ×{scale:g}")
+            if len(px0) > n_pred:
+                notes.append(f"x̂_0 of {n_pred} of {len(px0)}")
+        traces.append(points(finite(x, -50, 50), "x_t", "x_t", 4, 0.7, legendgroup="x_t", showlegend=first, **ax))
+        titles.append(f"{v.title}: " + ", ".join(notes))
+    lay = layout_dict("", height=540, legend_below=True, fixed_margins=True)
+    lay.update(panels(len(views), titles, gap=0.08))
+    for j in range(len(views)):
+        sfx = "" if j == 0 else str(j + 1)
+        lay[f"xaxis{sfx}"].update(range=[-half_width, half_width], constrain="domain",
+                                  title={"text": "first coordinate"})
+        lay[f"yaxis{sfx}"].update(range=[-half_width, half_width], scaleanchor=f"x{sfx}", scaleratio=1)
+    lay["yaxis"]["title"] = {"text": "second coordinate"}
+    return fast_figure(traces, lay)
 
 
 def fig_chain_step(run: ChainRun, s: Schedule, k: int, title: str, data: np.ndarray | None = None,
-                   n_arrows: int = 150, half_width: float = 3.5, arrow_scale: float | None = None) -> go.Figure:
-    """The chain at kept row k: x_t, the predicted x_0 and the mean-drift arrows mu_theta - x_t.
-
-    For n_arrows points an arrowhead sits at x_t + arrow_scale (mu_theta - x_t), pointing along the
-    drift; arrow_scale defaults to T / 100 (at least 1), since one step moves a point about 1/T.
-    """
-    arrow_scale = float(arrow_scale or max(1.0, round((len(run.ts) - 1) / 100)))
-    k = int(min(max(k, 0), len(run.ts) - 1))
-    t = int(round(run.ts[k]))
-    traces = [] if data is None else [scatter2d(data, "data", "data", 3, 0.2)]
-    x = run.xs[k]
-    if k < len(run.pred_x0) and t >= 1:
-        px0 = run.pred_x0[k]
-        traces.append(scatter2d(finite(px0, -50, 50), "predicted x̂_0", "pred_x0", 3, 0.35))
-        d = finite(mean_drift(s, x[:n_arrows], px0[:n_arrows], t), -50, 50)
-        traces.append(_arrow_heads(x[:n_arrows], d, arrow_scale, f"mean drift μ_θ − x_t, arrowhead at ×{arrow_scale:g}"))
-    traces.append(scatter2d(finite(x, -50, 50), f"x_t (t = {t})", "x_t", 4, 0.7))
-    fig = go.Figure(traces)
-    layout(fig, f"{title}: t = {t}", "first coordinate", "second coordinate", height=520, legend_below=True)
-    return equal_axes(fig, half_width)
+                   **kw) -> go.Figure:
+    """One chain at kept row k (`fig_chain_steps` with one panel)."""
+    return fig_chain_steps([StepView(run, s, k, title, data)], **kw)
 
 
 def animation_rows(K: int, n_frames: int = 40) -> list[int]:

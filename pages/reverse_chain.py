@@ -16,7 +16,7 @@ from toy_models.gmm import kl_mixture_to_gaussian, reverse_conditional
 from toy_models.samplers import sample_ddim, sample_ddpm
 
 N_PICK = 400  # samples of q(x_t) drawn in the picking figure
-N_BACKDROP = 600  # data points drawn faint behind the chain
+N_BACKDROP = 300  # data points drawn faint behind the chain (each SVG marker costs a slider move)
 PARTICLES = (500, 1000, 2000)  # choices of chain size
 
 
@@ -188,7 +188,7 @@ st.header("The chain, every step: exact vs learned")
 explain(L.CHAIN)
 equation(L.EQ_MEAN)
 name = state.data if state.is_2d else "gmm"
-n = url_choice("particles", "particles", PARTICLES, 1000, key="rc_n", widget=st.select_slider)
+n = url_choice("particles", "particles", PARTICLES, 500, key="rc_n", widget=st.select_slider)
 ex = exact_chain(state, n)
 model = model_for(name)  # the shipped model, or the user's own trained on the same data
 ck, err = try_checkpoint(model)
@@ -206,15 +206,14 @@ data_l = points_2d(name, N_BACKDROP, state.seed).numpy()
 @st.fragment  # moving the step reruns only these two figures: the animations below are not re-sent
 def chain_at_step():
     t_step = url_int("step", "reverse step t (T → 0)", 0, s.T, s.T // 2, key="rc_step")
-    cols = st.columns(2)
-    chart(L.fig_chain_step(ex, s, ex.index_of(t_step), "exact (Gaussian mixture)", backdrop),
-          key="fig_chain_exact", where=cols[0])
-    cols[0].caption(f"Exact chain: {len(ex.ts) - 1} steps of {n} points in {ex.seconds:.2f} s (when first computed).")
+    views = [L.StepView(ex, s, ex.index_of(t_step), "exact (Gaussian mixture)", backdrop)]
+    note = f"Exact chain: {len(ex.ts) - 1} steps of {n} points in {ex.seconds:.2f} s (when first computed)."
     if lr is not None:
         t_l = round(t_step * ck.schedule.T / s.T)
-        chart(L.fig_chain_step(lr, ck.schedule, lr.index_of(t_l), f"learned ({name})", data_l),
-              key="fig_chain_learned", where=cols[1])
-        cols[1].caption(f"Learned chain at the same fraction of its T = {ck.schedule.T}: {lr.seconds:.2f} s.")
+        views.append(L.StepView(lr, ck.schedule, lr.index_of(t_l), f"learned ({name})", data_l))
+        note += f" Learned chain, at the same fraction of its T = {ck.schedule.T}: {lr.seconds:.2f} s."
+    chart(L.fig_chain_steps(views), key="fig_chain_step")
+    st.caption(note)
 
 
 chain_at_step()

@@ -116,10 +116,13 @@ def test_defaults_without_weights(no_weights):
     r = L.reverse_step(default_gmm(), build_schedule(FrameState()), 2, 0.5, [0.0, 0.0])
     text = " ".join(m.value for m in at.markdown)
     assert f"KL(exact ‖ best Gaussian) = {r.kl:.3g} nats" in text
-    # the chain drawn is the sampler's own: x_t at the default step t = T/2, 1000 particles, seed 0
+    # the chain drawn is the sampler's own: x_t at the default step t = T/2, 500 particles, seed 0
     s = build_schedule(FrameState())
-    run = L.ddpm_chain(L.MixtureEpsModel(default_gmm(), s), s, 1000, 0)
-    shown = trace_xy(chart(at, "fig_chain_exact"), "x_t (t = 500)")
+    run = L.ddpm_chain(L.MixtureEpsModel(default_gmm(), s), s, 500, 0)
+    fig = chart(at, "fig_chain_step")
+    assert [a["text"] for a in fig["layout"]["annotations"]] == [
+        "exact (Gaussian mixture): t = 500, arrows ×10, x̂_0 of 300 of 500"]
+    shown = trace_xy(fig, "x_t")
     assert np.allclose(shown, run.xs[run.index_of(500)], atol=1e-3)
 
 

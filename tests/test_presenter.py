@@ -140,7 +140,7 @@ DEEP = {
         "x2": ("slider", "rc_x2", "-0.7", -0.7), "x0_1": ("slider", "rc_x0a", "-2", -2.0),
         "x0_2": ("slider", "rc_x0b", "0.5", 0.5), "xt_1": ("slider", "rc_xta", "2.5", 2.5),
         "xt_2": ("slider", "rc_xtb", "0.3", 0.3), "tpost": ("slider", "rc_tpost", "40", 40),
-        "particles": ("select_slider", "rc_n", "500", 500), "step": ("slider", "rc_step", "25", 25),
+        "particles": ("select_slider", "rc_n", "1000", 1000), "step": ("slider", "rc_step", "25", 25),
         "follow": ("multiselect", "rc_idx", "5,7", [5, 7]), "ndig": ("slider", "rc_ndig", "4", 4),
         "ddim": ("slider", "rc_ddim", "10", 10), "variance": ("radio", "rc_var", "beta", "beta"),
         "ddpm": ("toggle", "rc_ddpm", "0", False), "dstep": ("slider", "rc_dstep", "3", 3)},
@@ -203,6 +203,6 @@ def test_bad_page_parameters_are_repaired_with_a_notice():
     text = " ".join(w.value for w in at.warning)
     for name in ("particles", "follow", "level", "ddpm", "variance"):
         assert name in text, (name, text)
-    assert at.select_slider(key="rc_n").value == 1000 and at.multiselect(key="rc_idx").value == [3]
+    assert at.select_slider(key="rc_n").value == 500 and at.multiselect(key="rc_idx").value == [3]
     assert at.slider(key="rc_level").value == 1.0 and at.toggle(key="rc_ddpm").value is False
-    assert query(at, "particles") == "1000" and query(at, "follow") == "3" and query(at, "level") == "1"
+    assert query(at, "particles") == "500" and query(at, "follow") == "3" and query(at, "level") == "1"
