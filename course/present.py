@@ -196,25 +196,35 @@ b.onclick = async () => {
 
 def show_link() -> None:
     """The copy-link controls, in the sidebar: a button that copies the address bar's URL (always current),
-    and the link as of this run in st.code (readable, with its own copy button)."""
+    and the link as of this run as inline code (readable; not st.code, whose highlighter the browser would
+    load for every page, ~0.2 s of its first paint)."""
     import streamlit.components.v1 as components
 
     with st.sidebar:
         components.html(COPY_LINK_HTML, height=42)
     st.sidebar.caption("The link as of the last full run (a slider inside a section updates only the "
                        "address bar and the button above):")
-    st.sidebar.code(page_link(), language=None, wrap_lines=True)
+    st.sidebar.container(key="page_link").markdown(f"`{page_link()}`")
 
 
 def show_source(*functions, label: str | None = None) -> None:
     """An expander with the real source (inspect.getsource) of the functions a figure runs
-    (left out in presenter mode)."""
+    (left out in presenter mode).
+
+    The code is sent only once the expander is open (on_change="rerun"): a closed expander's code was
+    still highlighted by the browser, ~0.2 s of a page's first paint on the forward lesson."""
     if presenting():
         return
-    names = ", ".join(f.__name__ for f in functions)
-    with st.expander(label or f"Show the code that runs: {names}", icon=":material/code:"):
-        for f in functions:
-            st.code(_source(f), language="python")
+    label = label or f"Show the code that runs: {', '.join(f.__name__ for f in functions)}"
+    with st.expander(label, icon=":material/code:", key=source_key(functions, label), on_change="rerun") as box:
+        if box.open:
+            for f in functions:
+                st.code(_source(f), language="python")
+
+
+def source_key(functions, label: str) -> str:
+    """The widget key of show_source's expander (its open state): the functions and the label."""
+    return "source_" + "_".join(f"{f.__module__}.{f.__qualname__}" for f in functions) + f"_{label}"
 
 
 @functools.lru_cache(maxsize=256)

@@ -224,7 +224,7 @@ def test_copy_link_button_copies_the_current_view():
         move_slider(page, "t (time step)")  # 40 -> 45, a fragment rerun
         wait_changed(page, before)
         page.wait_for_function("() => /[?&]t=45(&|$)/.test(window.location.search)")
-        assert "t=40" in page.locator('[data-testid="stSidebar"] [data-testid="stCode"]').inner_text()  # the box lags
+        assert "t=40" in page.locator('.st-key-page_link').inner_text()  # the box lags
         button = page.frame_locator('[data-testid="stSidebar"] iframe').get_by_role(
             "button", name="Copy the link of this view")
         button.click()
@@ -273,6 +273,6 @@ def test_presenter_mode():
         wait_idle(page)
         assert page.locator('[data-testid="stSidebar"]').first.is_visible()
         page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 9")
-        link = page.locator('[data-testid="stSidebar"] [data-testid="stCode"]').last.inner_text().strip()
+        link = page.locator('.st-key-page_link').inner_text().strip()
         assert link.startswith(f"{server.url}/forward?") and "T=500" in link and "present" not in link, link
         browser.close()

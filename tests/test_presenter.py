@@ -111,9 +111,9 @@ def test_copy_link_holds_the_current_view():
     at = open_page("forward", T=100, t=42, present=1)
 
     def link():
-        codes = [c.value for c in at.sidebar.code]
-        assert len(codes) == 1, codes
-        return codes[0]
+        boxes = [m.value for m in at.sidebar.markdown if m.value.startswith("`") and m.value.endswith("`")]
+        assert len(boxes) == 1, boxes
+        return boxes[0].strip("`")
 
     assert "T=100" in link() and "t=42" in link() and "present=1" in link() and "slide=1" in link()
     assert link().split("?")[0].endswith("forward")
@@ -206,3 +206,20 @@ def test_bad_page_parameters_are_repaired_with_a_notice():
     assert at.select_slider(key="rc_n").value == 500 and at.multiselect(key="rc_idx").value == [3]
     assert at.slider(key="rc_level").value == 1.0 and at.toggle(key="rc_ddpm").value is False
     assert query(at, "particles") == "500" and query(at, "follow") == "3" and query(at, "level") == "1"
+
+
+def test_code_expander_sends_the_real_source_only_once_open():
+    """show_source: a closed expander sends no code (the browser would highlight it on every first paint);
+    opened, it shows exactly inspect.getsource of the functions the page runs."""
+    import inspect
+
+    from course.present import source_key
+    from lessons.forward import gmm_kl_curve
+    from toy_models.diffusion import q_sample
+
+    at = open_page("forward", T=100)
+    assert "Show the code that runs: q_sample, gmm_kl_curve" in [e.label for e in at.main.expander]
+    assert not at.main.code
+    at.session_state[source_key((q_sample, gmm_kl_curve), "Show the code that runs: q_sample, gmm_kl_curve")] = True
+    at.run()
+    assert [c.value.strip() for c in at.main.code] == [inspect.getsource(f).strip() for f in (q_sample, gmm_kl_curve)]
