@@ -24,8 +24,8 @@ from pathlib import Path
 import streamlit as st
 
 from course.my_models import model_for, session_lab
-from course.present import (FRAME_CSS, PRESENT_CSS, chart, download, equation, explain, finish_deck, presenting,
-                            show_link, show_source, start_deck)
+from course.present import (FRAME_CSS, PRESENT_CSS, chart, download, equation, explain, finish_deck, lazy_section,
+                            presenting, show_link, show_source, start_deck)
 from course.resources import checkpoint, device, ground_truth_gmm, mnist, points_2d, try_checkpoint
 from course.sidebar import frame, init_from_url, render_sidebar
 from course.widgets import url_bool, url_choice, url_float, url_int, url_multi
@@ -33,9 +33,9 @@ from lessons import frame as F
 
 ROOT = Path(__file__).resolve().parent
 __all__ = [  # what pages import from here (the frame lives in course/)
-    "chart", "checkpoint", "device", "download", "equation", "explain", "frame", "ground_truth_gmm", "mnist",
-    "model_for", "points_2d", "session_lab", "show_source", "try_checkpoint", "url_bool", "url_choice", "url_float",
-    "url_int", "url_multi",
+    "chart", "checkpoint", "device", "download", "equation", "explain", "frame", "ground_truth_gmm", "lazy_section",
+    "mnist", "model_for", "points_2d", "session_lab", "show_source", "try_checkpoint", "url_bool", "url_choice",
+    "url_float", "url_int", "url_multi",
 ]
 
 

@@ -2,7 +2,8 @@
 
 - first paint: seconds from the server answering /_stcore/health to the first plotly figure
   drawn, for a deep link on a freshly started server (`python -m course.serve`, as `make run`),
-  in a Chromium started before the server (skipped without it);
+  in a Chromium started before the server (skipped without it); the median of FIRST_PAINTS fresh
+  servers and browsers, since one load on 2 shared cores varies by half a second;
 - slider -> updated figure: milliseconds from a key press on the t slider to a changed figure in
   the browser, median over repeats;
 - payload: the largest serialized plotly figure of one rerun, and the sum over a page (AppTest).
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [("forward", "pages/forward.py", "t (time step)"), ("schedule_lab", "pages/schedule_lab.py", "t (time step)"),
          ("reverse_chain", "pages/reverse_chain.py", "reverse step t (T → 0)")]
 REPEATS = 7
+FIRST_PAINTS = 3
 
 
 def payload_lines() -> list[str]:
@@ -38,7 +40,7 @@ def payload_lines() -> list[str]:
 
 
 def browser_lines() -> list[str]:
-    from tests.test_browser import CHROMIUM, Server, figure_signature, launch, new_page, wait_idle
+    from tests.test_browser import CHROMIUM, Server, launch, new_page, wait_idle
 
     if not Path(CHROMIUM).exists():
         return [f"browser figures skipped: {CHROMIUM} is missing"]
@@ -46,32 +48,44 @@ def browser_lines() -> list[str]:
 
     lines = []
     for name, _, slider_label in PAGES:
-        with sync_playwright() as pw:
-            browser = launch(pw)  # before the server: starting Chromium is not the page's first paint
-            page = new_page(browser)
-            with Server() as server:
-                page.goto(f"{server.url}/{name}", wait_until="domcontentloaded")
-                page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
-                                       timeout=120_000, polling=20)
-                first_paint = time.time() - server.up_at
-                wait_idle(page)
-                slider = page.get_by_role("slider", name=slider_label).first
-                times = []
-                for i in range(REPEATS + 1):
-                    before = figure_signature(page)
-                    slider.focus()
-                    t0 = time.perf_counter()
-                    slider.press("ArrowRight")
-                    while figure_signature(page) == before and time.perf_counter() - t0 < 20:
-                        page.wait_for_timeout(5)
-                    if i:  # the first move warms the caches
-                        times.append(time.perf_counter() - t0)
+        paints, times = [], []
+        for run in range(FIRST_PAINTS):
+            with sync_playwright() as pw:
+                browser = launch(pw)  # before the server: starting Chromium is not the page's first paint
+                page = new_page(browser)
+                with Server() as server:
+                    page.goto(f"{server.url}/{name}", wait_until="domcontentloaded")
+                    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
+                                           timeout=120_000, polling=20)
+                    paints.append(time.time() - server.up_at)
                     wait_idle(page)
+                    if run == 0:
+                        times = slider_times(page, slider_label)
                 browser.close()
-        lines.append(f"pages/{name}: first paint {first_paint:.2f} s after the server is up (target <= 3 s); "
-                     f"slider -> updated figure median {1e3 * statistics.median(times):.0f} ms over {REPEATS} "
-                     f"(min {1e3 * min(times):.0f}, max {1e3 * max(times):.0f}; target <= 250 ms)")
+        lines.append(f"pages/{name}: first paint median {statistics.median(paints):.2f} s after the server is up "
+                     f"(runs {', '.join(f'{p:.2f}' for p in paints)}; target <= 3 s); slider -> updated figure "
+                     f"median {1e3 * statistics.median(times):.0f} ms over {REPEATS} (min {1e3 * min(times):.0f}, "
+                     f"max {1e3 * max(times):.0f}; target <= 250 ms)")
     return lines
+
+
+def slider_times(page, slider_label: str) -> list[float]:
+    """Seconds from a key press on the slider to a changed figure, REPEATS times (after one warm-up move)."""
+    from tests.test_browser import figure_signature, wait_idle
+
+    slider = page.get_by_role("slider", name=slider_label).first
+    times = []
+    for i in range(REPEATS + 1):
+        before = figure_signature(page)
+        slider.focus()
+        t0 = time.perf_counter()
+        slider.press("ArrowRight")
+        while figure_signature(page) == before and time.perf_counter() - t0 < 20:
+            page.wait_for_timeout(5)
+        if i:  # the first move warms the caches
+            times.append(time.perf_counter() - t0)
+        wait_idle(page)
+    return times
 
 
 def run() -> list[str]:

@@ -45,7 +45,7 @@ def run() -> list[str]:
     lines.append(f"reverse_chain: one step figure (2000 points + arrows): build {w * 1e3:.0f} ms, "
                  f"{payload_bytes(fig) / 1e3:.0f} kB")
     w, c, fig = _median(lambda: L.fig_chain_animation(run_, "exact"), 3)
-    lines.append(f"reverse_chain: play animation (40 frames x 600 points): build {w * 1e3:.0f} ms, "
+    lines.append(f"reverse_chain: play animation (40 frames x 300 points): build {w * 1e3:.0f} ms, "
                  f"{payload_bytes(fig) / 1e3:.0f} kB")
     w, c, _ = _median(lambda: L.reverse_step(g, s, 2, 0.5, [0.0, 0.0]), 5)
     lines.append(f"reverse_chain: exact q(x_t-1 | x_t) + Gaussian fit + KL on a 90x90 grid: {w * 1e3:.0f} ms")

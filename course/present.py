@@ -207,6 +207,17 @@ def show_link() -> None:
     st.sidebar.container(key="page_link").markdown(f"`{page_link()}`")
 
 
+def lazy_section(label: str, *, key: str, icon: str | None = None):
+    """(container, shown): a section the page computes and sends only once the student opens it, as an
+    expander (on_change="rerun"), for the heavy extras at the foot of a page, whose figures would otherwise
+    be drawn before the page's first one shows. In presenter mode it is a plain container, always shown:
+    its figures are slides."""
+    if presenting():
+        return st.container(), True
+    box = st.expander(label, key=key, icon=icon, on_change="rerun")
+    return box, bool(box.open)
+
+
 def show_source(*functions, label: str | None = None) -> None:
     """An expander with the real source (inspect.getsource) of the functions a figure runs
     (left out in presenter mode).

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 
 from toy_models.diffusion import q_chain, q_sample
 from toy_models.schedules import Schedule
 
-from .figures import (COLORS, compact, equal_axes, fast_figure, finite, heatmap_dict, image_heatmap, layout,
-                      layout_dict, marked_t, normal_pdf_line, panel_axes, panels, points, scatter2d)
+from .figures import (COLORS, compact, equal_axes, fast_figure, finite, heatmap_dict, layout, layout_dict, marked_t,
+                      normal_pdf_line, panel_axes, panels, points, scatter2d, tile_images)
 
 # --- narrative ------------------------------------------------------------------------------------
 INTRO = (
@@ -316,15 +315,18 @@ def fig_kl_curve(times: list[int], kl: np.ndarray, t: int) -> go.Figure:
     return fast_figure([trace], lay)
 
 
-def fig_chain_vs_closed(r: ChainVsClosed) -> go.Figure:
-    """The two samples of x_t side by side, same axes, with the start point and the theory mean."""
+def fig_chain_vs_closed(r: ChainVsClosed, n_drawn: int = 400) -> go.Figure:
+    """The two samples of x_t side by side, same axes, with the start point and the theory mean.
+
+    The first n_drawn copies of each sample are drawn (the moments come from all of them): the copies are
+    independent, so that is a fair picture, and each SVG marker costs the browser on every move of t."""
     sd = math.sqrt(max(r.var_theory, 1e-12))
     th = np.linspace(0, 2 * np.pi, 90)
     traces = []
     for j, (x, role) in enumerate(((r.chain, "learned"), (r.closed, "x_t"))):
         ax = panel_axes(j)
         traces += [
-            points(x, role, role, 3, 0.5, showlegend=False, **ax),
+            points(x[:n_drawn], role, role, 3, 0.5, showlegend=False, **ax),
             dict(type="scatter", x=[r.x0[0]], y=[r.x0[1]], mode="markers", name="x_0", showlegend=j == 0,
                  marker=dict(size=12, symbol="x", color=COLORS["data"]), **ax),
             dict(type="scatter", x=compact(r.mean_theory[0] + 2 * sd * np.cos(th)),
@@ -333,22 +335,24 @@ def fig_chain_vs_closed(r: ChainVsClosed) -> go.Figure:
         ]
     h = max(3.0, float(np.abs(r.x0).max()) + 0.5)
     lay = layout_dict(f"Same distribution, two routes: x_t at t = {r.t}", height=440, legend_below=True)
-    lay.update(panels(2, [f"{r.t} Markov steps (q_chain)", "one jump (q_sample)"], gap=0.04, share_y=True))
+    drawn = f" ({n_drawn:,} of {len(r.chain):,} copies drawn)" if len(r.chain) > n_drawn else ""
+    lay.update(panels(2, [f"{r.t} Markov steps (q_chain){drawn}", f"one jump (q_sample){drawn}"], gap=0.04,
+                      share_y=True))
     for name in ("xaxis", "xaxis2", "yaxis", "yaxis2"):
         lay[name]["range"] = [-h, h]
     return fast_figure(traces, lay)
 
 
-def fig_digit_row(images: np.ndarray, times: list[int]) -> go.Figure:
-    """One digit at a row of times: images (K, 28, 28) in [-1, 1]."""
-    fig = make_subplots(1, len(times), subplot_titles=[f"t = {t}" for t in times], horizontal_spacing=0.01)
-    for j, img in enumerate(images):
-        fig.add_trace(image_heatmap(img), 1, j + 1)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    for j in range(len(times)):
-        fig.update_yaxes(scaleanchor=f"x{j + 1 if j else ''}", row=1, col=j + 1)
-    return layout(fig, "The same digit and the same noise, further along the chain", height=230)
+def fig_digit_row(images: np.ndarray, times: list[int], pad: int = 2) -> go.Figure:
+    """One digit at a row of times: images (K, 28, 28) in [-1, 1], tiled into one heatmap (one plot to draw,
+    not K), each labelled with its t below."""
+    tiles = tile_images(images, cols=len(times), pad=pad)  # (28 + pad, K (28 + pad))
+    width = images.shape[-1] + pad
+    lay = layout_dict("The same digit and the same noise, further along the chain", height=230)
+    lay["xaxis"] = {"tickvals": [j * width + (width - pad - 1) / 2 for j in range(len(times))],
+                    "ticktext": [f"t = {t}" for t in times], "showgrid": False, "zeroline": False, "ticks": ""}
+    lay["yaxis"] = {"visible": False, "scaleanchor": "x"}
+    return fast_figure([heatmap_dict(tiles)], lay)
 
 
 def fig_digit(img: np.ndarray, t: int) -> go.Figure:

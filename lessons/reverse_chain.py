@@ -551,9 +551,10 @@ def animation_rows(K: int, n_frames: int = 40) -> list[int]:
     return sorted(set(np.round(np.linspace(0, K - 1, max(2, n_frames))).astype(int).tolist()))
 
 
-def fig_chain_animation(run: ChainRun, title: str, n_frames: int = 40, n_points: int = 600,
+def fig_chain_animation(run: ChainRun, title: str, n_frames: int = 40, n_points: int = 300,
                         half_width: float = 3.5) -> go.Figure:
-    """A client-side plotly animation of x_t and x̂_0 over subsampled steps T -> 0."""
+    """A client-side plotly animation of x_t and x̂_0 over subsampled steps T -> 0, for the first n_points
+    particles (every frame is sent, and each marker is drawn, before the page's first figure shows)."""
     rows = animation_rows(len(run.ts), n_frames)
     P = len(run.pred_x0)
 

@@ -3,7 +3,8 @@ from functools import partial
 
 import streamlit as st
 
-from app import chart, download, equation, explain, frame, ground_truth_gmm, mnist, points_2d, show_source, url_int
+from app import (chart, download, equation, explain, frame, ground_truth_gmm, lazy_section, mnist, points_2d,
+                 show_source, url_int)
 from lessons import exports as E
 from lessons import forward as L
 from lessons.frame import FrameState, build_schedule
@@ -11,7 +12,7 @@ from toy_models.diffusion import q_chain, q_sample, q_step_sample
 
 N_POINTS = 1000  # points drawn in the 2D figures
 N_BACKDROP = 300  # of them, drawn faint behind x_t: the data's shape, at a third of the SVG nodes a move redraws
-N_ANIM = 600  # points in the browser animation (payload)
+N_ANIM = 400  # points in the browser animation (payload, and SVG markers to draw)
 
 
 @st.cache_data(max_entries=32)
@@ -123,7 +124,7 @@ def steps_vs_jump():
     chart(L.fig_chain_vs_closed(r), key="fig_chain")
     rows = [{"route": k, "mean x₁": v["mean"][0], "mean x₂": v["mean"][1], "var x₁": v["var"][0],
              "var x₂": v["var"][1]} for k, v in r.moments().items()]
-    st.dataframe(rows, hide_index=True)
+    st.table(rows, hide_index=True)
 
 
 @st.fragment
@@ -159,14 +160,16 @@ steps_vs_jump()
 show_source(q_chain, q_step_sample)
 a_digit()
 
-st.header("Play it: t from 0 to T in your browser")
-chart(animation_fig(state, data), key="fig_anim")
-st.caption("Each frame is an exact draw of q(x_t | x_0) with one noise vector per point, so points glide.")
-x0_a, frames_a, times_a, abar_a = animation_frames(state, data)
-titles = [f"t = {t}, ᾱ_t = {a:.3g}" for t, a in zip(times_a, abar_a)]
-download("the animation as a GIF", partial(E.gif_from_points, frames_a, titles, backdrop=x0_a),
-         f"forward_{data}_{s.name}_T{s.T}.gif", key="dl_forward_anim",
-         help=f"{len(times_a)} frames of {len(x0_a)} points over the data; made when you click.")
+x0 = points_2d(data, N_POINTS, state.seed)  # (N_POINTS, 2): the clean data every 2D figure starts from
+play, shown = lazy_section("Play it: t from 0 to T in your browser", key="forward_play", icon=":material/play_arrow:")
+if shown:
+    chart(animation_fig(state, data), key="fig_anim", where=play)
+    play.caption("Each frame is an exact draw of q(x_t | x_0) with one noise vector per point, so points glide.")
+    x0_a, frames_a, times_a, abar_a = animation_frames(state, data)
+    titles = [f"t = {t}, ᾱ_t = {a:.3g}" for t, a in zip(times_a, abar_a)]
+    download("the animation as a GIF", partial(E.gif_from_points, frames_a, titles, backdrop=x0_a),
+             f"forward_{data}_{s.name}_T{s.T}.gif", key="dl_forward_anim", where=play,
+             help=f"{len(times_a)} frames of {len(x0_a)} points over the data; made when you click.")
 
 st.subheader("A few points, one Markov step at a time")
 n_traj = url_int("chains", "number of chains", 1, 8, 3, key="forward_n_traj")
@@ -175,7 +178,7 @@ chart(L.fig_trajectories(ts, paths, abar), key="fig_traj")
 st.caption("Each chain is a random walk toward 0 (q_chain); the band is where q(x_t | x_0) says it should be.")
 titles = [f"t = {t:.0f}, ᾱ_t = {a:.3g}" for t, a in zip(ts, abar)]
 download("the chains as a GIF", partial(E.gif_from_points, paths, titles, label="x_t (one Markov chain each)",
-                                        trails=range(paths.shape[1]), backdrop=x0_a),
+                                        trails=range(paths.shape[1]), backdrop=x0[:N_ANIM].numpy()),
          f"forward_chains_{data}.gif", key="dl_forward_chains",
          help=f"The {paths.shape[1]} chains in the plane: {min(len(ts), E.MAX_FRAMES)} of their {len(ts)} kept steps.")
 

@@ -253,7 +253,7 @@ def test_presenter_mode():
         assert page.get_by_text("Course settings").count() > 0, "the shared frame is missing (legacy mode?)"
         assert not page.locator('[data-testid="stSidebar"]').first.is_visible(), "the sidebar shows in presenter mode"
         assert visible_charts(page) == 1
-        assert page.get_by_text("figure 1 of 9").count() == 1
+        assert page.get_by_text("figure 1 of 8").count() == 1
         assert page.get_by_role("link", name="Schedule lab").count() > 0, "no page navigation in presenter mode"
         assert "slide=1" in page.url and "present=1" in page.url, page.url
         page.screenshot(path=str(SHOTS / "presenter_forward_1.png"), full_page=False)
@@ -265,14 +265,42 @@ def test_presenter_mode():
         page.get_by_role("button", name="next figure").click()
         page.wait_for_function("() => window.location.search.includes('slide=2')")
         wait_idle(page)
-        assert page.get_by_text("figure 2 of 9").count() == 1
+        assert page.get_by_text("figure 2 of 8").count() == 1
         assert visible_charts(page) == 1 and figure_signature(page) != moved, "next did not show another figure"
         page.screenshot(path=str(SHOTS / "presenter_forward_2.png"), full_page=False)
         page.get_by_role("button", name="leave presenter mode").click()
         page.wait_for_function("() => !window.location.search.includes('present=')")
         wait_idle(page)
         assert page.locator('[data-testid="stSidebar"]').first.is_visible()
-        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 9")
+        # 8 figures, less the animation in its closed "Play it" section (drawn only once opened)
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 7")
         link = page.locator('.st-key-page_link').inner_text().strip()
         assert link.startswith(f"{server.url}/forward?") and "T=500" in link and "present" not in link, link
+        browser.close()
+
+
+def test_forward_play_section_animates_t_in_the_browser():
+    """The forward lesson's "Play it" section, opened by the student, sends the animation; its play button
+    steps t in the browser alone: the figure's title (t = …) changes with no rerun of the script."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with Server() as server, sync_api.sync_playwright() as pw:
+        browser = launch(pw)
+        page = new_page(browser)
+        page.goto(f"{server.url}/forward?T=500", wait_until="domcontentloaded")
+        wait_idle(page)
+        before = page.evaluate("() => document.querySelectorAll('.js-plotly-plot').length")
+        page.get_by_text("Play it: t from 0 to T in your browser").click()
+        page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length > {before}",
+                               timeout=TIMEOUT_S * 1000)
+        wait_idle(page)
+        anim = page.locator('.st-key-fig_anim .js-plotly-plot').first
+        anim.scroll_into_view_if_needed()
+        title = "() => document.querySelector('.st-key-fig_anim .js-plotly-plot').layout.title.text"
+        first = page.evaluate(title)
+        anim.get_by_text("▶ play").click()
+        page.wait_for_function(f"() => ({title})() !== {first!r}", timeout=20_000)
+        assert page.locator('[data-testid="stStatusWidget"]').count() == 0, "playing reran the script"
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.screenshot(path=str(SHOTS / "forward_play.png"), full_page=False)
         browser.close()

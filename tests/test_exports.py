@@ -258,7 +258,11 @@ def npz(data: bytes) -> dict:
 
 @pytest.mark.slow
 def test_forward_page_offers_the_animation_and_the_chains_as_gifs(deferred):
-    at = run_page("forward")
+    def open_play(at):
+        at.session_state["forward_play"] = True  # the play section is sent once opened
+        at.run()
+
+    at = run_page("forward", setup=open_play)
     d = downloads(at, deferred)
     assert set(d) == {"the animation as a GIF", "the chains as a GIF"}
     name, gif = d["the animation as a GIF"]

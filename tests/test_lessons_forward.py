@@ -265,6 +265,7 @@ def test_dict_built_figures_are_valid_plotly_and_keep_their_labels():
         "chain": L.fig_chain_vs_closed(r),
         "digit": L.fig_digit(xt_img, 40),
         "pixels": L.fig_pixel_hist(img[0].numpy(), xt_img, 40),
+        "row": L.fig_digit_row(np.stack([img[0].numpy(), xt_img]), [0, 40]),
     }
     for name, fig in figs.items():
         v = validated(fig)  # raises on a misspelt or invalid property
@@ -285,6 +286,11 @@ def test_dict_built_figures_are_valid_plotly_and_keep_their_labels():
     assert k.layout.yaxis.type == "log" and k.layout.shapes[0].x0 == 40
     for name in ("xt", "kl"):  # what the t slider redraws: margins fixed, so plotly draws once a move
         assert figs[name].layout.margin.autoexpand is False, name
+    row = figs["row"]  # the digits tiled into one heatmap, each labelled with its t under its centre
+    assert list(row.layout.xaxis.ticktext) == ["t = 0", "t = 40"] and len(row.data) == 1
+    z = np.asarray(row.data[0].z)[::-1]  # row 0 at the top
+    centre = row.layout.xaxis.tickvals[1]
+    assert np.allclose(z[:28, 30:58], np.clip(xt_img, -1.5, 1.5), atol=0.01) and 30 <= centre <= 58
     c = figs["chain"]
     assert c.data[0].xaxis == "x" and c.data[3].xaxis == "x2" and c.layout.yaxis2.matches == "y"
     assert np.allclose(c.data[3].x, r.closed[:, 0], atol=1e-3)

@@ -91,7 +91,7 @@ def test_forward_values_match_make_schedule():
     assert float(at.metric[1].value) == pytest.approx(math.sqrt(float(s.alphas_cumprod[123])), abs=1e-4)
     assert caption_abar_T(at) == pytest.approx(float(s.alphas_cumprod[400]), rel=1e-5)
     # the chain-vs-closed table: both routes near the theory (1,000 copies)
-    df = at.dataframe[0].value
+    df = at.table[0].value
     theory = df[df["route"] == "theory (eq. 4)"].iloc[0]
     for _, row in df.iterrows():
         assert abs(row["var x₁"] / theory["var x₁"] - 1) < 4 * math.sqrt(2 / 1000)

@@ -47,8 +47,11 @@ def bar_text(at: AppTest) -> str:
 # --- presenter mode --------------------------------------------------------------------------------------
 def test_presenter_steps_through_every_figure_in_page_order():
     normal = open_page("forward", T=100)
+    assert "fig_anim" not in chart_keys(normal)  # the play section is sent once opened...
+    normal.session_state["forward_play"] = True
+    normal.run()
     keys = chart_keys(normal)
-    assert len(keys) >= 8 and len(set(keys)) == len(keys)
+    assert "fig_anim" in keys and len(keys) >= 8 and len(set(keys)) == len(keys)  # ...and is a slide always
     assert any(m.value == LF.INTRO for m in normal.markdown) and normal.latex and normal.expander
     assert query(normal, "present") is None and query(normal, "slide") is None
 
