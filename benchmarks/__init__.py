@@ -2,9 +2,13 @@
 
 Each module `bench_<area>.py` defines `run() -> list[str]`: lines of figures (medians of
 repeated runs, with the ratio to the target where there is one). They are measurements, not
-tests: these machines are shared and noisy, so nothing here fails a build.
+tests: these machines are shared and noisy, so nothing here fails a build. The header line names the
+CPU and times two fixed reference workloads (`calibration()`): the same code runs 2-3x slower on one
+2-core machine than on another, so compare figures within a run, or scale by the reference times.
 """
 
+import os
+import platform
 import statistics
 import time
 
@@ -17,3 +21,42 @@ def median_seconds(fn, repeats: int = 3) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def cpu_name() -> str:
+    """The CPU's model name and the vector extensions that decide torch's speed here."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    name = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return f"{name} ({', '.join(isa) or 'no AVX2'})" if flags else name
+
+
+def calibration() -> str:
+    """Two fixed workloads, for comparing runs on different machines: a pure-Python loop (the interpreter:
+    Streamlit's reruns, figure building) and 1,000 small float32 matmuls + SiLU (a 2D MLP layer on 2,000
+    points: the samplers). Median of 3 each."""
+    import torch
+
+    def py_loop():
+        s = 0
+        for i in range(3_000_000):
+            s += i
+
+    x, w = torch.randn(2000, 32), torch.randn(32, 32)
+
+    def small_ops():
+        for _ in range(1000):
+            torch.nn.functional.silu(x @ w)
+
+    return (f"calibration: 3M-step Python loop {median_seconds(py_loop):.2f} s; 1,000 x silu((2000x32) @ (32x32)) "
+            f"{median_seconds(small_ops):.2f} s ({os.cpu_count()} cores)")

@@ -10,6 +10,8 @@ import time
 
 import torch
 
+from benchmarks import calibration, cpu_name
+
 
 def main(argv: list[str]) -> int:
     names = sorted(m.name for m in pkgutil.iter_modules([os.path.dirname(__file__)]) if m.name.startswith("bench_"))
@@ -18,8 +20,9 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s) {unknown}; available: {', '.join(n[6:] for n in names)}", file=sys.stderr)
         return 2
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+    print(f"# {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, python {platform.python_version()}")
+    print(f"# {calibration()}")
     for name in wanted or names:
         t0 = time.perf_counter()
         print(f"\n## {name[6:]}")
