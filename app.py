@@ -95,7 +95,7 @@ def home_page() -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Diffusion models course", page_icon=":material/blur_on:", layout="wide")
+    st.set_page_config(page_title="Diffusion models course", page_icon="🌫️", layout="wide")
     pages = [st.Page(home_page, title="Home", icon=":material/home:", default=True, url_path="home")]
     pages += [st.Page(lesson.page, title=lesson.title, icon=lesson.icon)
               for lesson in F.LESSONS if lesson.page and (ROOT / lesson.page).exists()]

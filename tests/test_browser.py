@@ -114,11 +114,23 @@ def launch(pw):
 
 
 def new_page(browser):
-    """A page with generous timeouts: on 2 shared cores a first page load can take tens of seconds."""
+    """A page with generous timeouts: on 2 shared cores a first page load can take tens of seconds.
+
+    page.outside lists every URL the page asked for that is not on this machine: the course must work with no
+    network (a material-icon favicon, for one, made the browser fetch it from fonts.gstatic.com)."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(TIMEOUT_S * 1000)
     page.set_default_navigation_timeout(TIMEOUT_S * 1000)
+    page.outside = []
+    page.on("request", lambda r: page.outside.append(r.url) if not is_local(r.url) else None)
     return page
+
+
+def is_local(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme in ("data", "blob", "about") or parts.hostname in ("127.0.0.1", "localhost")
 
 
 def wait_idle(page, timeout_ms: float | None = None):
@@ -185,6 +197,7 @@ def test_deep_link_first_visit(path, slider):
         assert after != before, f"/{path}: moving {slider!r} did not change any figure"
         assert_frame_ok(page, path)
         page.screenshot(path=str(SHOTS / f"{path}_after_slider.png"), full_page=True)
+        assert page.outside == [], f"/{path} reached outside this machine: {sorted(set(page.outside))}"
         browser.close()
 
 
