@@ -207,14 +207,16 @@ def show_link() -> None:
     st.sidebar.container(key="page_link").markdown(f"`{page_link()}`")
 
 
-def lazy_section(label: str, *, key: str, icon: str | None = None):
+def lazy_section(label: str, *, key: str, icon: str | None = None, params: tuple[str, ...] = ()):
     """(container, shown): a section the page computes and sends only once the student opens it, as an
     expander (on_change="rerun"), for the heavy extras at the foot of a page, whose figures would otherwise
-    be drawn before the page's first one shows. In presenter mode it is a plain container, always shown:
-    its figures are slides."""
+    be drawn before the page's first one shows. params: the URL parameters of the section's widgets; a link
+    that sets one opens the section, so it reproduces the view. In presenter mode it is a plain container,
+    always shown: its figures are slides."""
     if presenting():
         return st.container(), True
-    box = st.expander(label, key=key, icon=icon, on_change="rerun")
+    linked = any(name in st.query_params for name in params)
+    box = st.expander(label, expanded=linked, key=key, icon=icon, on_change="rerun")
     return box, bool(box.open)
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import (chart, device, download, equation, explain, frame, ground_truth_gmm, points_2d, show_source,
-                 try_checkpoint, url_bool, url_choice, url_float, url_int, url_multi)
+from app import (chart, device, download, equation, explain, frame, ground_truth_gmm, lazy_section, points_2d,
+                 show_source, try_checkpoint, url_bool, url_choice, url_float, url_int, url_multi)
 from app import model_for  # "use my model": the sidebar's choice of a model trained in the training lab
 from lessons import exports as E
 from lessons import reverse_chain as L
@@ -217,15 +217,18 @@ def chain_at_step():
 
 
 chain_at_step()
-st.subheader("Play it (in your browser)")
-cols = st.columns(2)
-chart(exact_animation(state, n), key="anim_exact", where=cols[0])
-download("the exact chain as a GIF", chain_gif(ex, "exact", backdrop), f"reverse_exact_T{s.T}_n{n}.gif",
-         key="dl_rc_exact", where=cols[0], help="x_t and x̂_0 at up to 60 steps (1,000 points); made when you click.")
-if lr is not None:
-    chart(learned_animation(model, n, state.seed), key="anim_learned", where=cols[1])
-    download("the learned chain as a GIF", chain_gif(lr, f"learned ({name})", data_l),
-             f"reverse_learned_{name}_n{n}.gif", key="dl_rc_learned", where=cols[1])
+play, play_open = lazy_section("Play it: both chains in your browser", key="rc_play", icon=":material/play_arrow:")
+if play_open:
+    with play:
+        cols = st.columns(2)
+        chart(exact_animation(state, n), key="anim_exact", where=cols[0])
+        download("the exact chain as a GIF", chain_gif(ex, "exact", backdrop), f"reverse_exact_T{s.T}_n{n}.gif",
+                 key="dl_rc_exact", where=cols[0],
+                 help="x_t and x̂_0 at up to 60 steps (1,000 points); made when you click.")
+        if lr is not None:
+            chart(learned_animation(model, n, state.seed), key="anim_learned", where=cols[1])
+            download("the learned chain as a GIF", chain_gif(lr, f"learned ({name})", data_l),
+                     f"reverse_learned_{name}_n{n}.gif", key="dl_rc_learned", where=cols[1])
 sample_arrays = dict(exact_x0=ex.xs[-1], exact_schedule=s.describe(), seed=state.seed)
 if lr is not None:
     sample_arrays.update(learned_x0=lr.xs[-1], learned_model=name, learned_schedule=ck.schedule.describe())
@@ -242,13 +245,13 @@ explain(L.TRY_CHAIN)
 show_source(L.ddpm_chain, sample_ddpm, p_mean_variance, L.mean_drift)
 
 # 4. MNIST ------------------------------------------------------------------------------------------------
-st.header("Digits through the chain")
-explain(L.MNIST_TEXT)
-dev = device()
-mk, err = try_checkpoint("mnist", dev)
-if err:
-    st.warning(f"No MNIST model: {err}", icon=":material/warning:")
-else:
+def digits_through_the_chain():
+    """The MNIST section: a DDIM chain at once, DDPM on request, x_t and x̂_0 at chosen steps and at any kept step."""
+    dev = device()
+    mk, err = try_checkpoint("mnist", dev)
+    if err:
+        st.warning(f"No MNIST model: {err}", icon=":material/warning:")
+        return
     st.caption(f"MNIST model: {describe(mk)}; device {dev}.")
     Tm = mk.schedule.T
     c1, c2, c3 = st.columns(3)
@@ -260,9 +263,7 @@ else:
     ddim = digit_chain("ddim", ddim_steps, "beta_tilde", n_dig, state.seed, dev)
     run_ddpm = url_bool("ddpm", f"also run DDPM, all {Tm} steps (slow on a CPU: a progress bar shows it)",
                         key="rc_ddpm")
-    ddpm = None
-    if run_ddpm:
-        ddpm = ddpm_with_progress(n_dig, variance, state.seed, dev)
+    ddpm = ddpm_with_progress(n_dig, variance, state.seed, dev) if run_ddpm else None
     shown = ddpm if ddpm is not None else ddim
     label = "DDPM" if ddpm is not None else f"DDIM ({ddim_steps} steps)"
     rows = L.pick_rows(shown.ts, np.linspace(shown.ts[0], 0, 6))
@@ -270,10 +271,8 @@ else:
     k = url_int("dstep", "kept step (T → 0)", 0, len(shown.ts) - 1, 0, key="rc_dstep",  # clamped if the chain shrank
                 help=f"{len(shown.ts)} kept states (stride keeps memory at {shown.nbytes / 1e6:.1f} MB, uint8)")
     chart(L.fig_digit_grid(shown, [k], f"{label} at t = {int(round(shown.ts[k]))}"), key="fig_digit_k")
-    last = len(ddim.ts) - 1
     compare = [("DDIM", ddim)] + ([("DDPM", ddpm)] if ddpm is not None else [])
-    cols = st.columns(len(compare))
-    for col, (nm, ch) in zip(cols, compare):
+    for col, (nm, ch) in zip(st.columns(len(compare)), compare):
         chart(L.fig_digit_grid(ch, [len(ch.ts) - 1], f"{nm}: {ch.steps} model calls, {ch.seconds:.2f} s"),
               key=f"fig_final_{nm}", where=col)
     st.caption("Same seeds (same x_T) for both; times measured when first computed, then cached.")
@@ -287,3 +286,12 @@ else:
              help=", ".join(digits) + f": ({n_dig}, 28, 28) in [-1, 1], and their labels.")
     explain(L.TRY_MNIST)
     show_source(L.digit_chain, sample_ddim)
+
+
+st.header("Digits through the chain")
+explain(L.MNIST_TEXT)
+digits_box, digits_open = lazy_section("Run it: digits through DDIM and DDPM", key="rc_mnist",
+                                       icon=":material/grid_view:", params=("ndig", "ddim", "variance", "ddpm", "dstep"))
+if digits_open:  # computed and sent once opened (or when a link sets one of its parameters)
+    with digits_box:
+        digits_through_the_chain()

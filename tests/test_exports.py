@@ -279,7 +279,12 @@ def test_forward_page_offers_the_animation_and_the_chains_as_gifs(deferred):
 
 @pytest.mark.slow
 def test_reverse_chain_page_offers_chains_as_gifs_and_samples_as_npz(deferred):
-    at = run_page("reverse_chain", {**SMALL, "particles": "500"})
+    def open_sections(at):
+        at.session_state["rc_play"] = True  # the animations' section, sent once opened
+        at.run()
+
+    # a link that sets the digits' DDIM steps opens their section
+    at = run_page("reverse_chain", {**SMALL, "particles": "500", "ddim": "20"}, setup=open_sections)
     d = downloads(at, deferred)
     assert {"the exact chain as a GIF", "the samples x_0 as .npz", "the digits as .npz"} <= set(d)
     assert 2 <= gif_frames(d["the exact chain as a GIF"][1]) <= E.MAX_FRAMES

@@ -106,12 +106,21 @@ def trace_xy(fig: dict, name_prefix: str) -> np.ndarray:
 
 
 # --- without weights: everything exact still works ---------------------------------------------------------
+def open_sections(at: AppTest, *keys: str) -> AppTest:
+    """Open the page's lazy sections (expanders computed only once open), as a student's click does."""
+    for key in keys:
+        at.session_state[key] = True
+    return rerun(at)
+
+
 def test_defaults_without_weights(no_weights):
     at = open_page()
     assert check_figures(at) >= 6
     warns = " ".join(w.value for w in at.warning)
     assert "No learned model for **moons**" in warns and "python -m toy_models train" in warns
-    assert "No MNIST model" in warns
+    assert "No MNIST model" not in warns  # its section is closed: nothing of it is run
+    open_sections(at, "rc_mnist")
+    assert "No MNIST model" in " ".join(w.value for w in at.warning)
     # the KL shown is the computed one
     r = L.reverse_step(default_gmm(), build_schedule(FrameState()), 2, 0.5, [0.0, 0.0])
     text = " ".join(m.value for m in at.markdown)
@@ -178,10 +187,14 @@ def test_sidebar_extremes_and_bad_urls(no_weights, params):
 # --- tiny random checkpoints: the learned and MNIST sections --------------------------------------------
 def test_learned_and_mnist_sections_with_checkpoints(fake_weights):
     at = open_page(T=100)
+    keys = {el.proto.id.split("-", 2)[2] for el in at.get("plotly_chart")}
+    assert "fig_chain_step" in keys and not keys & {"anim_exact", "anim_learned", "fig_digits"}  # closed sections
+    open_sections(at, "rc_play", "rc_mnist")
+    keys = {el.proto.id.split("-", 2)[2] for el in at.get("plotly_chart")}
+    assert {"anim_exact", "anim_learned", "fig_digits", "fig_digit_k", "fig_final_DDIM"} <= keys
     assert not any("No learned model" in w.value or "No MNIST" in w.value for w in at.warning)
     captions = " ".join(c.value for c in at.caption)
     assert "trained with schedule **linear (T=20" in captions
-    check_figures(at)
     by_label(at.slider, "reverse step t (T → 0)").set_value(0)
     rerun(at)
     for n, steps in ((2, 1), (10, 20)):
@@ -208,4 +221,7 @@ def test_with_shipped_weights():
     clear_caches()
     at = open_page()
     assert not any("No learned model" in w.value for w in at.warning)
-    assert check_figures(at) >= 8
+    n = check_figures(at)
+    assert n >= 7
+    open_sections(at, "rc_play", "rc_mnist")  # + 2 animations and 3 digit grids, each finite and under 1 MB
+    assert check_figures(at) == n + 5
