@@ -11,7 +11,7 @@ as the main script.
 Pages draw through small helpers instead of raw streamlit calls, so that two features work everywhere:
 - deep links: `url_int`, `url_float`, `url_choice`, `url_bool`, `url_multi` are widgets whose value lives in
   a URL parameter (a bad one is repaired with a notice; the parsing is in lessons.frame). The sidebar
-  shows the link of the current view in an st.code block, which has a copy button.
+  has a button that copies the address bar's URL, and shows the link of the last full run as inline code.
 - presenter mode (`?present=1`, or the sidebar toggle): `chart()` draws only the current slide's figure
   (`slide=i` in the URL, step buttons at the top), `explain()` (prose), `equation()` (LaTeX) and
   `show_source()` (code) draw nothing, and PRESENT_CSS hides the sidebar, captions and tables and

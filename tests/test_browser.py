@@ -10,6 +10,7 @@ Skipped with a reason where /usr/bin/chromium is missing.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -133,6 +134,26 @@ def is_local(url: str) -> bool:
     return parts.scheme in ("data", "blob", "about") or parts.hostname in ("127.0.0.1", "localhost")
 
 
+@contextlib.contextmanager
+def first_visit(url: str, context_options: dict | None = None):
+    """(server, page): a fresh server and a headless Chromium page opened at `url` (path and query) as the
+    first visit, waited until the script is idle. context_options: for a browser context of its own (e.g.
+    clipboard permissions)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with Server() as server, sync_api.sync_playwright() as pw:
+        browser = launch(pw)
+        if context_options:
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}, **context_options).new_page()
+            page.set_default_timeout(TIMEOUT_S * 1000)
+        else:
+            page = new_page(browser)
+        page.goto(f"{server.url}/{url}", wait_until="domcontentloaded")
+        wait_idle(page)
+        yield server, page
+        browser.close()
+
+
 def wait_idle(page, timeout_ms: float | None = None):
     """Wait until streamlit has finished running the script (no 'running' status widget)."""
     timeout_ms = timeout_ms or TIMEOUT_S * 1000
@@ -181,13 +202,7 @@ def assert_frame_ok(page, path: str) -> None:
 
 @pytest.mark.parametrize("path,slider", PAGES)
 def test_deep_link_first_visit(path, slider):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with Server() as server, sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        page = new_page(browser)
-        page.goto(f"{server.url}/{path}?T=500&seed=1", wait_until="domcontentloaded")
-        wait_idle(page)
+    with first_visit(f"{path}?T=500&seed=1") as (server, page):
         assert_frame_ok(page, path)
         assert "T=500" in page.url and "seed=1" in page.url, page.url
         page.screenshot(path=str(SHOTS / f"{path}_first.png"), full_page=False)
@@ -198,18 +213,11 @@ def test_deep_link_first_visit(path, slider):
         assert_frame_ok(page, path)
         page.screenshot(path=str(SHOTS / f"{path}_after_slider.png"), full_page=True)
         assert page.outside == [], f"/{path} reached outside this machine: {sorted(set(page.outside))}"
-        browser.close()
 
 
 def test_home_and_links_share_settings():
     """Open / with settings in the URL, follow the first lesson link: the settings survive."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with Server() as server, sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        page = new_page(browser)
-        page.goto(f"{server.url}/?data=rings&schedule=cosine&T=200", wait_until="domcontentloaded")
-        wait_idle(page)
+    with first_visit("?data=rings&schedule=cosine&T=200") as (server, page):
         assert page.locator('[data-testid="stException"]').count() == 0
         page.screenshot(path=str(SHOTS / "home.png"), full_page=True)
         page.locator('[data-testid="stSidebarNav"] a', has_text="Forward noising").first.click()
@@ -218,21 +226,13 @@ def test_home_and_links_share_settings():
         assert_frame_ok(page, "forward")
         page.wait_for_function("() => window.location.search.includes('schedule=cosine')")
         assert "data=rings" in page.url and "T=200" in page.url, page.url
-        browser.close()
 
 
 def test_copy_link_button_copies_the_current_view():
     """The forward lesson's t lives in a fragment: moving it updates the address bar but not the full run's
     link box. The sidebar's copy button must copy the address bar, new t included."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with Server() as server, sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000},
-                                      permissions=["clipboard-read", "clipboard-write"])
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_S * 1000)
-        page.goto(f"{server.url}/forward?T=500&t=40", wait_until="domcontentloaded")
-        wait_idle(page)
+    clipboard = {"permissions": ["clipboard-read", "clipboard-write"]}
+    with first_visit("forward?T=500&t=40", clipboard) as (server, page):
         before = figure_signature(page)
         move_slider(page, "t (time step)")  # 40 -> 45, a fragment rerun
         wait_changed(page, before)
@@ -243,7 +243,6 @@ def test_copy_link_button_copies_the_current_view():
         button.click()
         copied = page.evaluate("() => navigator.clipboard.readText()")
         assert copied == page.url and "t=45" in copied and "T=500" in copied, (copied, page.url)
-        browser.close()
 
 
 def visible_charts(page) -> int:
@@ -255,13 +254,7 @@ def visible_charts(page) -> int:
 def test_presenter_mode():
     """/forward?present=1 opened first on a fresh server: no sidebar, one figure; moving t (a fragment rerun on
     this page) redraws that one figure; "next figure" shows another; "leave presenter mode" brings all back."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with Server() as server, sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        page = new_page(browser)
-        page.goto(f"{server.url}/forward?present=1&T=500", wait_until="domcontentloaded")
-        wait_idle(page)
+    with first_visit("forward?present=1&T=500") as (server, page):
         assert page.locator('[data-testid="stException"]').count() == 0
         assert page.get_by_text("Course settings").count() > 0, "the shared frame is missing (legacy mode?)"
         assert not page.locator('[data-testid="stSidebar"]').first.is_visible(), "the sidebar shows in presenter mode"
@@ -289,19 +282,12 @@ def test_presenter_mode():
         page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 7")
         link = page.locator('.st-key-page_link').inner_text().strip()
         assert link.startswith(f"{server.url}/forward?") and "T=500" in link and "present" not in link, link
-        browser.close()
 
 
 def test_forward_play_section_animates_t_in_the_browser():
     """The forward lesson's "Play it" section, opened by the student, sends the animation; its play button
     steps t in the browser alone: the figure's title (t = …) changes with no rerun of the script."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with Server() as server, sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        page = new_page(browser)
-        page.goto(f"{server.url}/forward?T=500", wait_until="domcontentloaded")
-        wait_idle(page)
+    with first_visit("forward?T=500") as (server, page):
         before = page.evaluate("() => document.querySelectorAll('.js-plotly-plot').length")
         page.get_by_text("Play it: t from 0 to T in your browser").click()
         page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length > {before}",
@@ -316,4 +302,3 @@ def test_forward_play_section_animates_t_in_the_browser():
         assert page.locator('[data-testid="stStatusWidget"]').count() == 0, "playing reran the script"
         assert page.locator('[data-testid="stException"]').count() == 0
         page.screenshot(path=str(SHOTS / "forward_play.png"), full_page=False)
-        browser.close()
