@@ -23,8 +23,8 @@ from .figures import (COLORS, compact, equal_axes, fast_figure, finite, heatmap_
 # --- narrative ------------------------------------------------------------------------------------
 INTRO = (
     "Drag **t** and watch the data dissolve: each step of the forward process shrinks the points a "
-    "little toward the origin and adds a little Gaussian noise. Press ▶ to let the browser run t "
-    "from 0 to T."
+    "little toward the origin and adds a little Gaussian noise. Or open **Play it** further down "
+    "and press ▶: the browser runs t from 0 to T."
 )
 NARRATIVE = """
 **One step at a time, and it forgets.** The forward process is a Markov chain: to make x_t you

@@ -409,8 +409,8 @@ def fig_reverse_step(r: ReverseStep) -> go.Figure:
     """Two heatmaps on the same x_{t-1} grid: the exact q(x_{t-1} | x_t) and its Gaussian fit."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(1, 2, subplot_titles=(f"exact q(x_t−1 | x_t), {len(r.exact.weights)} components",
-                                              f"best single Gaussian (KL = {r.kl:.3g} nats)"),
+    fig = make_subplots(1, 2, subplot_titles=(f"exact: {len(r.exact.weights)} components",
+                                              f"best Gaussian: KL = {r.kl:.3g} nats"),
                         horizontal_spacing=0.08)
     vmax = float(max(np.exp(r.log_exact).max(), np.exp(r.log_fit).max()))
     for col, (lg, name) in enumerate(((r.log_exact, "exact"), (r.log_fit, "Gaussian fit")), start=1):
@@ -420,11 +420,12 @@ def fig_reverse_step(r: ReverseStep) -> go.Figure:
                                  hovertemplate="x₁ %{x:.3f}<br>x₂ %{y:.3f}<br>density %{z:.3g}<extra></extra>"),
                       1, col)
         e = _ellipse(r.fit_mean, r.fit_cov)
-        fig.add_trace(go.Scatter(x=compact(e[:, 0]), y=compact(e[:, 1]), mode="lines", showlegend=col == 1,
+        fig.add_trace(go.Scatter(x=compact(e[:, 0]), y=compact(e[:, 1]), mode="lines", showlegend=False,
                                  name="fit: 2 sd", line=dict(color="white", dash="dot", width=1)), 1, col)
         fig.update_xaxes(title_text="x_t−1, first coordinate", row=1, col=col)
         fig.update_yaxes(title_text="x_t−1, second coordinate", row=1, col=col, scaleanchor=f"x{col if col > 1 else ''}")
-    layout(fig, f"T = {r.T}: step t = {r.t}, β_t = {r.beta_t:.4g}", height=430)
+    # no legend (above the panels it ran into their titles): the title says what the dotted line is
+    layout(fig, f"T = {r.T}: step t = {r.t}, β_t = {r.beta_t:.4g}; dotted: the fit's 2-sd ellipse", height=430)
     fig.update_xaxes(title_text="x_t−1, first coordinate")
     fig.update_yaxes(title_text="x_t−1, second coordinate")
     return fig
@@ -436,7 +437,8 @@ def fig_pick_xt(samples: np.ndarray, x_t, abar_t: float, half_width: float = 3.5
     fig.add_trace(go.Scatter(x=[float(x_t[0])], y=[float(x_t[1])], mode="markers", name="chosen x_t",
                              marker=dict(size=14, color=COLORS["marker"], symbol="x")))
     layout(fig, "Where is x_t? (click a point)", "x_t, first coordinate", "x_t, second coordinate", height=430)
-    return equal_axes(fig, half_width)
+    fig.update_layout(legend=dict(x=0.01, y=0.99, xanchor="left", yanchor="top", bgcolor="rgba(255,255,255,0.75)"))
+    return equal_axes(fig, half_width)  # the legend inside the plot: above it, it ran into the title
 
 
 def fig_kl_curve(c: KLCurve, T_now: int) -> go.Figure:
