@@ -169,12 +169,14 @@ def marked_t(t: float, label: str | None = None) -> dict:
 
 def tile_images(images, cols: int = 8, pad: int = 2) -> np.ndarray:
     """(N, H, W) or (N, 1, H, W) images -> one (rows * (H + pad), cols * (W + pad)) array, row-major, with
-    blank (-1, black) gutters after every image: a grid of digits drawn as one heatmap."""
-    imgs = np.asarray(images, dtype=np.float32)
+    blank (black) gutters after every image: a grid of digits drawn as one heatmap. Images in [-1, 1] become
+    float32 with -1 gutters; uint8 images (0..255) stay uint8, gutters 0, a quarter of the payload."""
+    imgs = np.asarray(images)
+    imgs = imgs if imgs.dtype == np.uint8 else imgs.astype(np.float32)
     imgs = imgs.reshape(-1, *imgs.shape[-2:])  # (N, H, W)
     n, H, W = imgs.shape
     rows = max(1, math.ceil(n / cols))
-    out = np.full((rows * (H + pad), cols * (W + pad)), -1.0, dtype=np.float32)
+    out = np.full((rows * (H + pad), cols * (W + pad)), 0 if imgs.dtype == np.uint8 else -1.0, dtype=imgs.dtype)
     for k in range(n):
         r, c = divmod(k, cols)
         out[r * (H + pad): r * (H + pad) + H, c * (W + pad): c * (W + pad) + W] = imgs[k]

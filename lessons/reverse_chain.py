@@ -389,7 +389,7 @@ def pick_rows(ts: np.ndarray, wanted) -> list[int]:
 
 
 def mosaic(imgs: np.ndarray, pad: int = 2) -> np.ndarray:
-    """(R, C, 28, 28) images -> one (R*(28+pad), C*(28+pad)) array with blank (-1) gutters."""
+    """(R, C, 28, 28) images -> one (R*(28+pad), C*(28+pad)) array with blank gutters (-1, or 0 for uint8)."""
     R, C, H, W = imgs.shape
     return tile_images(imgs.reshape(R * C, H, W), cols=C, pad=pad)
 
@@ -599,22 +599,24 @@ def fig_paths(run: ChainRun, idx, title: str, data: np.ndarray | None = None, ha
 
 
 def fig_digit_grid(chain: DigitChain, rows: list[int], title: str) -> go.Figure:
-    """Two mosaics side by side: x_t (left) and x̂_0 (right) at the chosen rows (one line per t)."""
+    """Two mosaics side by side: x_t (left) and x̂_0 (right) at the chosen rows (one line per t).
+
+    The chain's own uint8 pixels are sent (0..255 for -1..1): a quarter of the bytes of float32."""
     from plotly.subplots import make_subplots
 
     P = len(chain.pred_x0)
-    xt = from_uint8(chain.xs[rows])  # (R, B, 28, 28)
-    px = from_uint8(chain.pred_x0[[min(r, P - 1) for r in rows]])
+    xt = chain.xs[rows]  # (R, B, 28, 28) uint8
+    px = chain.pred_x0[[min(r, P - 1) for r in rows]]
     fig = make_subplots(1, 2, subplot_titles=("x_t", "predicted x̂_0"), horizontal_spacing=0.04)
     for col, imgs in ((1, xt), (2, px)):
         m = mosaic(imgs)
-        fig.add_trace(go.Heatmap(z=compact(m[::-1], 2), zmin=-1, zmax=1, colorscale="gray", showscale=False,
-                                 hovertemplate="pixel %{z:.2f}<extra></extra>"), 1, col)
+        fig.add_trace(go.Heatmap(z=m[::-1], zmin=0, zmax=255, colorscale="gray", showscale=False,
+                                 hovertemplate="grey level %{z} of 255 (pixel −1 … 1)<extra></extra>"), 1, col)
     H = 30
     ticks = [len(rows) * H - (i + 0.5) * H for i in range(len(rows))]
     labels = [f"t = {int(round(chain.ts[r]))}" for r in rows]
     fig.update_yaxes(tickvals=ticks, ticktext=labels, title_text="time step t", row=1, col=1)
-    fig.update_yaxes(tickvals=ticks, ticktext=labels, row=1, col=2)
+    fig.update_yaxes(tickvals=ticks, showticklabels=False, row=1, col=2)  # same rows: its labels ran into x_t
     fig.update_xaxes(showticklabels=False, title_text="digit (one column per seed/label)")
     layout(fig, title, height=max(260, 70 * len(rows) + 120))
     fig.update_xaxes(title_text="digit (one column per seed/label)")

@@ -231,6 +231,12 @@ def test_digit_grid_figure():
     f = L.fig_digit_grid(ch, [0, 2, 4], "ddim")
     assert_no_nan(f)
     assert list(f.layout.yaxis.ticktext) == ["t = 20", "t = 10", "t = 0"]
+    # the chain's own uint8 pixels: x_t at kept row 2 (the mosaic's second line from the top), third digit
+    z = np.asarray(f.data[0].z)[::-1]  # row 0 at the top again
+    assert z.dtype == np.uint8 and f.data[0].zmax == 255
+    assert np.array_equal(z[30:58, 60:88], ch.xs[2][2]) and z[28:30].max() == 0  # black gutters
+    assert np.array_equal(np.asarray(f.data[1].z)[::-1][:28, :28], ch.pred_x0[0][0])
+    assert '"dtype":"u1"' in f.to_json().replace(" ", "")  # sent as bytes, not numbers
 
 
 # --- bad inputs ------------------------------------------------------------------------------------
