@@ -615,9 +615,8 @@ def fig_digit_grid(chain: DigitChain, rows: list[int], title: str) -> go.Figure:
     H = 30
     ticks = [len(rows) * H - (i + 0.5) * H for i in range(len(rows))]
     labels = [f"t = {int(round(chain.ts[r]))}" for r in rows]
+    layout(fig, title, height=max(260, 70 * len(rows) + 120))  # before the axis titles: it resets them
     fig.update_yaxes(tickvals=ticks, ticktext=labels, title_text="time step t", row=1, col=1)
     fig.update_yaxes(tickvals=ticks, showticklabels=False, row=1, col=2)  # same rows: its labels ran into x_t
     fig.update_xaxes(showticklabels=False, title_text="digit (one column per seed/label)")
-    layout(fig, title, height=max(260, 70 * len(rows) + 120))
-    fig.update_xaxes(title_text="digit (one column per seed/label)")
     return fig

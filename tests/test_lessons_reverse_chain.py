@@ -231,6 +231,7 @@ def test_digit_grid_figure():
     f = L.fig_digit_grid(ch, [0, 2, 4], "ddim")
     assert_no_nan(f)
     assert list(f.layout.yaxis.ticktext) == ["t = 20", "t = 10", "t = 0"]
+    assert f.layout.yaxis.title.text == "time step t" and f.layout.xaxis2.title.text.startswith("digit")
     # the chain's own uint8 pixels: x_t at kept row 2 (the mosaic's second line from the top), third digit
     z = np.asarray(f.data[0].z)[::-1]  # row 0 at the top again
     assert z.dtype == np.uint8 and f.data[0].zmax == 255
