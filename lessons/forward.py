@@ -340,6 +340,8 @@ def fig_chain_vs_closed(r: ChainVsClosed, n_drawn: int = 400) -> go.Figure:
                       share_y=True))
     for name in ("xaxis", "xaxis2", "yaxis", "yaxis2"):
         lay[name]["range"] = [-h, h]
+    lay["xaxis"]["title"] = lay["xaxis2"]["title"] = {"text": "x₁ of x_t"}
+    lay["yaxis"]["title"] = {"text": "x₂ of x_t"}  # the second panel shares it
     return fast_figure(traces, lay)
 
 
@@ -350,7 +352,8 @@ def fig_digit_row(images: np.ndarray, times: list[int], pad: int = 2) -> go.Figu
     width = images.shape[-1] + pad
     lay = layout_dict("The same digit and the same noise, further along the chain", height=230)
     lay["xaxis"] = {"tickvals": [j * width + (width - pad - 1) / 2 for j in range(len(times))],
-                    "ticktext": [f"t = {t}" for t in times], "showgrid": False, "zeroline": False, "ticks": ""}
+                    "ticktext": [f"t = {t}" for t in times], "showgrid": False, "zeroline": False, "ticks": "",
+                    "title": {"text": "time step t"}}
     lay["yaxis"] = {"visible": False, "scaleanchor": "x"}
     return fast_figure([heatmap_dict(tiles)], lay)
 

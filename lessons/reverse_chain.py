@@ -537,8 +537,8 @@ def fig_chain_steps(views: list[StepView], n_arrows: int = 100, n_pred: int = 30
         sfx = "" if j == 0 else str(j + 1)
         lay[f"xaxis{sfx}"].update(range=[-half_width, half_width], constrain="domain",
                                   title={"text": "first coordinate"})
-        lay[f"yaxis{sfx}"].update(range=[-half_width, half_width], scaleanchor=f"x{sfx}", scaleratio=1)
-    lay["yaxis"]["title"] = {"text": "second coordinate"}
+        lay[f"yaxis{sfx}"].update(range=[-half_width, half_width], scaleanchor=f"x{sfx}", scaleratio=1,
+                                  title={"text": "second coordinate"})
     return fast_figure(traces, lay)
 
 

@@ -270,6 +270,12 @@ def test_dict_built_figures_are_valid_plotly_and_keep_their_labels():
     for name, fig in figs.items():
         v = validated(fig)  # raises on a misspelt or invalid property
         assert v.to_dict()["data"], name
+        lay = v.to_dict()["layout"]  # every axis that shows its numbers says what they measure
+        for a in [k for k in lay if k.startswith(("xaxis", "yaxis"))]:
+            ax = lay[a]
+            if ax.get("visible") is False or ax.get("showticklabels") is False or ax.get("matches"):
+                continue
+            assert (ax.get("title") or {}).get("text"), (name, a)
     xt_fig = figs["xt"]
     assert xt_fig.layout.xaxis.title.text == "x₁" and xt_fig.layout.yaxis.title.text == "x₂"
     assert np.allclose(xt_fig.data[1].x, xt[:, 0], atol=1e-3)  # x_t drawn where it is
