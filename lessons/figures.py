@@ -148,8 +148,8 @@ def points(x: np.ndarray, name: str, role: str, size: float = 4, opacity: float 
 def normal_pdf_line(lo: float = -4, hi: float = 4, **kw) -> dict:
     """The N(0, 1) density as a line trace (the target every marginal heads to)."""
     grid = np.linspace(lo, hi, 161)
-    return dict(type="scatter", x=grid, y=np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi), mode="lines",
-                name="N(0, 1)", line=dict(color=COLORS["noise"], width=2), **kw)
+    return {"type": "scatter", "x": grid, "y": np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi), "mode": "lines",
+            "name": "N(0, 1)", "line": dict(color=COLORS["noise"], width=2), **kw}  # kw may rename it
 
 
 def heatmap_dict(img: np.ndarray, showscale: bool = False, **kw) -> dict:

@@ -234,8 +234,7 @@ def fig_xt(x0: np.ndarray, xt: np.ndarray, t: int, abar_t: float, half_width: fl
                         constrain="range")  # a round cloud looks round; the ranges give, not the panels
     lay["yaxis2"] = {"domain": [split + 0.03, 1], "anchor": "x", "title": {"text": "density"}, "rangemode": "tozero"}
     lay["xaxis2"] = {"domain": [split + 0.03, 1], "anchor": "y", "title": {"text": "density"}, "rangemode": "tozero"}
-    grid = np.linspace(-half_width, half_width, 161)
-    pdf = compact(np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi), 4)
+    top = normal_pdf_line(-half_width, half_width, name="N(0, 1) density", xaxis="x", yaxis="y2")
     bins = {"start": -half_width, "end": half_width, "size": 2 * half_width / 50}
     hist = dict(type="histogram", histnorm="probability density", marker=dict(color=COLORS["x_t"]), opacity=0.6,
                 showlegend=False, hoverinfo="skip")
@@ -245,10 +244,8 @@ def fig_xt(x0: np.ndarray, xt: np.ndarray, t: int, abar_t: float, half_width: fl
         points(xt, f"x_t (t = {t})", "x_t"),
         dict(hist, x=xt_c[:, 0], xbins=bins, xaxis="x", yaxis="y2", name="histogram of x₁"),
         dict(hist, y=xt_c[:, 1], ybins=bins, xaxis="x2", yaxis="y", name="histogram of x₂"),
-        dict(type="scatter", x=grid, y=pdf, mode="lines", name="N(0, 1) density", xaxis="x", yaxis="y2",
-             line=dict(color=COLORS["noise"], width=2)),
-        dict(type="scatter", x=pdf, y=grid, mode="lines", name="N(0, 1)", xaxis="x2", yaxis="y", showlegend=False,
-             line=dict(color=COLORS["noise"], width=2)),
+        top,
+        dict(top, x=top["y"], y=top["x"], xaxis="x2", yaxis="y", showlegend=False),  # the same curve, on its side
     ]
     return fast_figure(traces, lay)
 

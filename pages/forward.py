@@ -160,16 +160,17 @@ steps_vs_jump()
 show_source(q_chain, q_step_sample)
 a_digit()
 
-x0 = points_2d(data, N_POINTS, state.seed)  # (N_POINTS, 2): the clean data every 2D figure starts from
-play, shown = lazy_section("Play it: t from 0 to T in your browser", key="forward_play", icon=":material/play_arrow:")
-if shown:
-    chart(animation_fig(state, data), key="fig_anim", where=play)
-    play.caption("Each frame is an exact draw of q(x_t | x_0) with one noise vector per point, so points glide.")
-    x0_a, frames_a, times_a, abar_a = animation_frames(state, data)
-    titles = [f"t = {t}, ᾱ_t = {a:.3g}" for t, a in zip(times_a, abar_a)]
-    download("the animation as a GIF", partial(E.gif_from_points, frames_a, titles, backdrop=x0_a),
-             f"forward_{data}_{s.name}_T{s.T}.gif", key="dl_forward_anim", where=play,
-             help=f"{len(times_a)} frames of {len(x0_a)} points over the data; made when you click.")
+play, play_open = lazy_section("Play it: t from 0 to T in your browser", key="forward_play",
+                               icon=":material/play_arrow:")
+if play_open:  # computed and sent once opened
+    with play:
+        chart(animation_fig(state, data), key="fig_anim")
+        st.caption("Each frame is an exact draw of q(x_t | x_0) with one noise vector per point, so points glide.")
+        x0_a, frames_a, times_a, abar_a = animation_frames(state, data)
+        titles = [f"t = {t}, ᾱ_t = {a:.3g}" for t, a in zip(times_a, abar_a)]
+        download("the animation as a GIF", partial(E.gif_from_points, frames_a, titles, backdrop=x0_a),
+                 f"forward_{data}_{s.name}_T{s.T}.gif", key="dl_forward_anim",
+                 help=f"{len(times_a)} frames of {len(x0_a)} points over the data; made when you click.")
 
 st.subheader("A few points, one Markov step at a time")
 n_traj = url_int("chains", "number of chains", 1, 8, 3, key="forward_n_traj")
@@ -178,7 +179,8 @@ chart(L.fig_trajectories(ts, paths, abar), key="fig_traj")
 st.caption("Each chain is a random walk toward 0 (q_chain); the band is where q(x_t | x_0) says it should be.")
 titles = [f"t = {t:.0f}, ᾱ_t = {a:.3g}" for t, a in zip(ts, abar)]
 download("the chains as a GIF", partial(E.gif_from_points, paths, titles, label="x_t (one Markov chain each)",
-                                        trails=range(paths.shape[1]), backdrop=x0[:N_ANIM].numpy()),
+                                        trails=range(paths.shape[1]),
+                                        backdrop=points_2d(data, N_POINTS, state.seed)[:N_ANIM].numpy()),
          f"forward_chains_{data}.gif", key="dl_forward_chains",
          help=f"The {paths.shape[1]} chains in the plane: {min(len(ts), E.MAX_FRAMES)} of their {len(ts)} kept steps.")
 

@@ -203,7 +203,7 @@ backdrop = ground_truth_gmm().sample(N_BACKDROP, generator=torch.Generator().man
 data_l = points_2d(name, N_BACKDROP, state.seed).numpy()
 
 
-@st.fragment  # moving the step reruns only these two figures: the animations below are not re-sent
+@st.fragment  # moving the step reruns only this figure: the rest of the page is not re-sent
 def chain_at_step():
     t_step = url_int("step", "reverse step t (T → 0)", 0, s.T, s.T // 2, key="rc_step")
     views = [L.StepView(ex, s, ex.index_of(t_step), "exact (Gaussian mixture)", backdrop)]

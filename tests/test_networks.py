@@ -199,7 +199,6 @@ def test_mlp2d_shared_time_rows_give_the_same_outputs_as_one_example_at_a_time(n
         assert out.abs().max() > 0.1 and torch.allclose(out, one, atol=1e-5), t[:3]
 
 
-
 @pytest.mark.parametrize("num_classes", [0, 3])
 def test_mlp2d_time_table_gives_the_full_networks_outputs(num_classes):
     """A sampler's step (one integer t, one label, no autograd) reads its conditioning from time_table().

@@ -2,8 +2,8 @@
 
 Presenter mode (URL present=1): one figure at a time, in the order the page draws them, with step
 buttons; prose, equations and code left out. Deep links: every URL-backed widget of every page starts
-from its URL parameter and writes it back. The copy-link control: the sidebar's inline link (`.st-key-page_link`) holds
-the URL of the current view.
+from its URL parameter and writes it back. The copy-link control: the sidebar's inline link
+(`.st-key-page_link`) holds the URL of the current view.
 """
 from __future__ import annotations
 
