@@ -6,7 +6,10 @@
   servers and browsers, since one load on 2 shared cores varies by half a second;
 - slider -> updated figure: milliseconds from a key press on the t slider to a changed figure in
   the browser, median over repeats;
-- payload: the largest serialized plotly figure of one rerun, and the sum over a page (AppTest).
+- payload: the largest serialized plotly figure of one rerun, and the sum over a page (AppTest);
+- the floor: the same two figures for `benchmarks/floor_app.py`, a slider that redraws one line of text
+  and a 3-point figure, so a reader can tell what the machine, Streamlit and Chromium cost before a
+  page does any work (on a slow machine the floor alone can exceed a target).
 
 Targets: first paint <= 3 s, slider median <= 250 ms, no figure > 1 MB.
 """
@@ -55,7 +58,7 @@ def browser_lines() -> list[str]:
         return [f"browser figures skipped: {CHROMIUM} is missing"]
     from playwright.sync_api import sync_playwright
 
-    lines = []
+    lines = floor_lines()
     for name, _, slider_label in PAGES:
         paints, times = [], []
         for run in range(FIRST_PAINTS):
@@ -78,23 +81,55 @@ def browser_lines() -> list[str]:
     return lines
 
 
-def slider_times(page, slider_label: str) -> list[float]:
-    """Seconds from a key press on the slider to a changed figure, REPEATS times (after one warm-up move)."""
+def slider_times(page, slider_label: str, signature=None) -> list[float]:
+    """Seconds from a key press on the slider to a change of signature(page) (default: any figure's data),
+    REPEATS times (after one warm-up move)."""
     from tests.test_browser import figure_signature, wait_idle
 
+    signature = signature or figure_signature
     slider = page.get_by_role("slider", name=slider_label).first
     times = []
     for i in range(REPEATS + 1):
-        before = figure_signature(page)
+        before = signature(page)
         slider.focus()
         t0 = time.perf_counter()
         slider.press("ArrowRight")
-        while figure_signature(page) == before and time.perf_counter() - t0 < 20:
+        while signature(page) == before and time.perf_counter() - t0 < 20:
             page.wait_for_timeout(5)
         if i:  # the first move warms the caches
             times.append(time.perf_counter() - t0)
         wait_idle(page)
     return times
+
+
+def floor_lines() -> list[str]:
+    """First paint and slider figures of benchmarks/floor_app.py: what any page pays on this machine."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_browser import Server, launch, new_page, wait_idle
+
+    def text(page):
+        return page.inner_text('[data-testid="stMarkdown"]')
+
+    paints, to_text, to_figure = [], [], []
+    for run in range(FIRST_PAINTS):
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            page = new_page(browser)
+            with Server(app=ROOT / "benchmarks" / "floor_app.py") as server:
+                page.goto(server.url, wait_until="domcontentloaded")
+                page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
+                                       timeout=120_000, polling=20)
+                paints.append(time.time() - server.up_at)
+                wait_idle(page)
+                if run == 0:
+                    to_text = slider_times(page, "t (time step)", text)
+                    to_figure = slider_times(page, "t (time step)")
+            browser.close()
+    return [f"floor (benchmarks/floor_app.py: a slider, a line of text, a 3-point figure): first paint median "
+            f"{statistics.median(paints):.2f} s (runs {', '.join(f'{p:.2f}' for p in paints)}); slider -> "
+            f"changed text median {1e3 * statistics.median(to_text):.0f} ms, -> changed figure median "
+            f"{1e3 * statistics.median(to_figure):.0f} ms (over {REPEATS}): no page here can beat these"]
 
 
 def run() -> list[str]:
