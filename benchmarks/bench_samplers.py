@@ -10,6 +10,7 @@ import torch
 from toy_models.likelihood import ode_log_likelihood
 from toy_models.samplers import SamplerInfo, sample_ddim, sample_ddpm, sample_ode
 from toy_models.schedules import make_schedule
+from toy_models.shapes import as_timesteps
 from benchmarks import median_seconds as _median_s
 
 
@@ -50,6 +51,11 @@ def run() -> list[str]:
     lines.append(f"DDPM 1000 steps, 2000 pts, exact GMM model (float64): {t_ddpm_gmm:7.2f} s")
     t_ddpm_mlp = _median_s(lambda: sample_ddpm(mlp, s, x32, generator=torch.Generator().manual_seed(1)))
     lines.append(f"DDPM 1000 steps, 2000 pts, {mlp_name} (float32): {t_ddpm_mlp:7.2f} s (target 1 s)")
+    ts = [as_timesteps(t, x32.shape[0], dtype=x32.dtype) for t in range(s.T, 0, -1)]
+    with torch.no_grad():
+        t_net = _median_s(lambda: [mlp(x32, t) for t in ts])
+    lines.append(f"  of which the network's 1000 calls alone: {t_net:.2f} s ({t_net / t_ddpm_mlp:.0%}); the floor of "
+                 f"any sampler with this network here")
     t_ddim = _median_s(lambda: sample_ddim(mlp, s, x32, steps=50))
     lines.append(f"DDIM 50 steps, 2000 pts, same MLP: {t_ddim:7.3f} s")
     info = SamplerInfo()

@@ -6,12 +6,21 @@ import torch
 
 from toy_models import diffusion as D
 from toy_models.schedules import make_schedule
-from toy_models.shapes import extract
+from toy_models.shapes import as_timesteps, extract, shares_one_t
 
 
 @pytest.fixture
 def s():
     return make_schedule("linear", 100, beta_start=1e-3, beta_end=0.1)
+
+
+def test_one_t_for_the_batch_is_known_without_comparing_entries():
+    t = as_timesteps(37, 2000, dtype=torch.float32)  # what call_model passes a model for a sampler's int t
+    assert t.shape == (2000,) and t.dtype == torch.float32 and t.stride(0) == 0 and float(t[5]) == 37.0
+    assert shares_one_t(t)  # an expanded scalar: no comparison of 2,000 entries
+    assert shares_one_t(torch.full((4,), 3.0)) and shares_one_t(torch.tensor([9]))
+    assert not shares_one_t(torch.tensor([3.0, 3.0, 4.0]))
+    assert as_timesteps(torch.tensor([1, 2]), 2, dtype=torch.float64).dtype == torch.float64
 
 
 def test_extract_broadcasts_points_and_images(s):

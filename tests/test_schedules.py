@@ -50,6 +50,11 @@ def test_derived_tables_against_their_definitions():
         assert s.posterior_mean_coef1[t].item() == pytest.approx((beta * abar_prev.sqrt() / (1 - abar)).item())
         assert s.posterior_mean_coef2[t].item() == pytest.approx(((1 - abar_prev) * (1 - beta).sqrt() / (1 - abar)).item())
         assert s.log_snr[t].item() == pytest.approx(math.log(abar / (1 - abar)))
+        assert s.log_betas[t].item() == pytest.approx(math.log(beta))
+        assert s.sqrt_betas[t].item() == pytest.approx(math.sqrt(beta))
+        assert s.sqrt_alphas[t].item() == pytest.approx(math.sqrt(1 - beta))
+        assert s.one_minus_alphas_cumprod[t].item() == pytest.approx(1 - abar.item())
+    assert math.isfinite(s.log_betas[0])  # beta_0 = 0: clamped, so the table is finite everywhere
     assert s.posterior_variance[1] == 0  # nothing left to be uncertain about at the last step
     assert s.posterior_log_variance_clipped[1] == pytest.approx(math.log(s.posterior_variance[2]))
     assert torch.all(s.log_snr[2:] < s.log_snr[1:-1])  # signal-to-noise falls with t

@@ -30,13 +30,13 @@ def _noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Ten
 def q_step_sample(s: Schedule, x_prev: torch.Tensor, t, noise=None, generator=None) -> torch.Tensor:
     """One Markov step, x_t ~ q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I)  (eq. 2)."""
     noise = _noise_like(x_prev, generator) if noise is None else noise
-    return extract(s.alphas.sqrt(), t, x_prev) * x_prev + extract(s.betas.sqrt(), t, x_prev) * noise
+    return extract(s.sqrt_alphas, t, x_prev) * x_prev + extract(s.sqrt_betas, t, x_prev) * noise
 
 
 def q_mean_variance(s: Schedule, x0: torch.Tensor, t):
     """Mean, variance and log-variance of q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I)  (eq. 4)."""
     mean = extract(s.sqrt_alphas_cumprod, t, x0) * x0
-    var = extract(1.0 - s.alphas_cumprod, t, x0)
+    var = extract(s.one_minus_alphas_cumprod, t, x0)
     return mean, var, extract(s.log_one_minus_alphas_cumprod, t, x0)
 
 
@@ -118,7 +118,7 @@ class PMeanVar:
 
 def call_model(model, x_t: torch.Tensor, t, y=None) -> torch.Tensor:
     """Call a model with t as a (B,) float tensor and check the output shape."""
-    t = as_timesteps(t, x_t.shape[0], x_t.device).to(x_t.dtype)
+    t = as_timesteps(t, x_t.shape[0], x_t.device, x_t.dtype)  # an int stays an expanded view: one t
     out = model(x_t, t, y)
     if out.shape != x_t.shape:
         raise ValueError(f"the model returned shape {tuple(out.shape)} for an input of shape {tuple(x_t.shape)}")
@@ -163,7 +163,7 @@ def p_mean_variance_from_output(
     else:
         mean, _, _ = q_posterior_mean_variance(s, pred_x0, x_t, t)
     if variance == "beta":
-        var, log_var = extract(s.betas, t, x_t), extract(torch.log(s.betas.clamp(min=1e-300)), t, x_t)
+        var, log_var = extract(s.betas, t, x_t), extract(s.log_betas, t, x_t)
     else:
         var, log_var = extract(s.posterior_variance, t, x_t), extract(s.posterior_log_variance_clipped, t, x_t)
     return PMeanVar(mean=mean, variance=var, log_variance=log_var, pred_x0=pred_x0, pred_eps=pred_eps)

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from toy_models.shapes import shares_one_t
+
 
 # --- precision ----------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=None)
@@ -225,7 +227,7 @@ class MLP2D(nn.Module):
         already (B, width), or (1, width) and broadcast.
         """
         t = _check_t(t, x.shape[0], x.device)
-        if t.numel() > 1 and bool((t == t[0]).all()):  # one t for the batch
+        if t.numel() > 1 and shares_one_t(t):  # one t for the batch
             t_rows, index = t[:1], None
         else:
             t_rows, index = torch.unique(t, return_inverse=True)
@@ -296,12 +298,12 @@ class MLP2D(nn.Module):
         if self.T is None or torch.is_grad_enabled() or not torch.is_tensor(t) or t.shape != (x_t.shape[0],):
             return None
         t0 = float(t[0])
-        if not (t0.is_integer() and 0 <= t0 <= self.T and bool((t == t0).all())):
+        if not (t0.is_integer() and 0 <= t0 <= self.T and shares_one_t(t)):
             return None
         if y is None:
             row = self.num_classes if self.label is not None else 0  # the null label
         elif (self.label is None or not torch.is_tensor(y) or y.shape != t.shape or y.is_floating_point()
-              or not bool((y == y[0]).all()) or not 0 <= int(y[0]) <= self.num_classes):
+              or not shares_one_t(y) or not 0 <= int(y[0]) <= self.num_classes):
             return None  # per-example labels (or a bad y, which the full path reports)
         else:
             row = int(y[0])

@@ -58,10 +58,14 @@ class Schedule:
         snr[1:] = acp[1:] / one_minus[1:]
         tables = dict(
             betas=b,
+            log_betas=torch.log(b.clamp(min=1e-300)),  # log beta_t (beta_0 = 0 clamped: a finite table)
+            sqrt_betas=b.sqrt(),
             alphas=alphas,
+            sqrt_alphas=alphas.sqrt(),
             alphas_cumprod=acp,
             alphas_cumprod_prev=acp_prev,
             sqrt_alphas_cumprod=acp.sqrt(),
+            one_minus_alphas_cumprod=one_minus,
             sqrt_one_minus_alphas_cumprod=one_minus.sqrt(),
             log_one_minus_alphas_cumprod=torch.log(one_minus),
             sqrt_recip_alphas_cumprod=(1.0 / acp).sqrt(),

@@ -9,13 +9,17 @@ from __future__ import annotations
 import torch
 
 
-def as_timesteps(t, batch: int, device=None) -> torch.Tensor:
-    """Turn an int, a float, a 0-d tensor or a (B,) tensor into a (B,) tensor of times.
+def as_timesteps(t, batch: int, device=None, dtype=None) -> torch.Tensor:
+    """Turn an int, a float, a 0-d tensor or a (B,) tensor into a (B,) tensor of times (of dtype, if given).
 
-    Fails with a clear message when a (B,) tensor does not match the batch size.
+    A scalar becomes an expanded view (stride 0), which tells a model that the whole batch shares one t
+    without comparing B entries (`shares_one_t`). Fails with a clear message when a (B,) tensor does not
+    match the batch size.
     """
     if not torch.is_tensor(t):
-        t = torch.tensor(t)
+        t = torch.tensor(t, dtype=dtype)
+    elif dtype is not None:
+        t = t.to(dtype)
     if t.ndim == 0:
         t = t.expand(batch)
     if t.ndim != 1 or t.shape[0] != batch:
@@ -24,6 +28,12 @@ def as_timesteps(t, batch: int, device=None) -> torch.Tensor:
             f"(batch size {batch}); got shape {tuple(t.shape)}"
         )
     return t.to(device) if device is not None else t
+
+
+def shares_one_t(t: torch.Tensor) -> bool:
+    """True when every entry of the (B,) tensor t is the same time: an expanded scalar (as_timesteps makes
+    one from an int), a single entry, or entries that compare equal."""
+    return t.numel() <= 1 or t.stride(0) == 0 or bool((t == t[0]).all())
 
 
 def extract(coef: torch.Tensor, t, x: torch.Tensor) -> torch.Tensor:
