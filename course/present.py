@@ -198,10 +198,7 @@ def show_link() -> None:
     """The copy-link controls, in the sidebar: a button that copies the address bar's URL (always current),
     and the link as of this run as inline code (readable; not st.code, whose highlighter the browser would
     load for every page, ~0.2 s of its first paint)."""
-    import streamlit.components.v1 as components
-
-    with st.sidebar:
-        components.html(COPY_LINK_HTML, height=42)
+    st.sidebar.iframe(COPY_LINK_HTML, height=42, alt="Copy the link of this view")
     st.sidebar.caption("The link as of the last full run (a slider inside a section updates only the "
                        "address bar and the button above):")
     st.sidebar.container(key="page_link").markdown(f"`{page_link()}`")
