@@ -37,6 +37,8 @@ def warm(verbose: bool = True) -> float:
 
     for name in LESSON_MODULES:
         importlib.import_module(f"lessons.{name}")
+    import pandas  # noqa: F401  (st.table and st.dataframe convert through it: 0.5 s of a page's first view)
+    import pyarrow  # noqa: F401
     pio.to_json(go.Figure(go.Scatter(x=[0.0], y=[0.0])))  # plotly builds its validators on first use
     with torch.no_grad():  # the first convolution and matmul set up their kernels
         torch.nn.functional.conv2d(torch.zeros(1, 1, 28, 28), torch.zeros(4, 1, 3, 3))

@@ -25,8 +25,10 @@ def to_url(name: str, value) -> None:
 
 
 def url_int(name: str, label: str, lo: int, hi: int, default: int, *, key: str, widget=None, **kw) -> int:
-    """A slider whose value lives in the URL parameter `name` (clamped to [lo, hi], reset if invalid)."""
-    from_url(name, key, lambda raw, notes: F.parse_int_param(name, raw, lo, hi, default, notes))
+    """A slider whose value lives in the URL parameter `name` (clamped to [lo, hi], snapped to the slider's
+    step, reset if invalid)."""
+    step = int(kw.get("step") or 1)
+    from_url(name, key, lambda raw, notes: F.parse_int_param(name, raw, lo, hi, default, notes, step))
     st.session_state[key] = min(max(int(st.session_state[key]), lo), hi)  # T may have shrunk
     if lo == hi:  # a slider needs a range; T = 1 with t in 0..0 cannot happen, but be safe
         st.caption(f"{label}: {lo}")

@@ -132,9 +132,15 @@ def to_params(state: FrameState) -> dict[str, str]:
     return {k: v for k, v in d.items() if k not in unused}
 
 
-def parse_int_param(name: str, raw, lo: int, hi: int, default: int, notices: list) -> int:
-    """A page-level integer parameter (a t slider, a digit index): clamped, or reset with a notice."""
-    return _parse_number(name, raw, lo, hi, default, notices, integer=True)
+def parse_int_param(name: str, raw, lo: int, hi: int, default: int, notices: list, step: int = 1) -> int:
+    """A page-level integer parameter (a t slider, a digit index): clamped, snapped to the slider's step grid
+    lo, lo + step, ..., or reset with a notice."""
+    v = _parse_number(name, raw, lo, hi, default, notices, integer=True)
+    if step > 1 and raw is not None and (v - lo) % step:
+        snapped = min(lo + round((v - lo) / step) * step, hi - (hi - lo) % step)
+        notices.append(f"{name}={raw} is not on the slider's grid ({lo}, {lo + step}, ...); using {snapped}.")
+        v = snapped
+    return v
 
 
 def parse_float_param(name: str, raw, lo: float, hi: float, default: float, notices: list,

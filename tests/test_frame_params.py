@@ -110,6 +110,20 @@ def test_slide_numbers(raw, expected, ok):
     assert (notes == []) == ok and all("slide" in n for n in notes)
 
 
+@pytest.mark.parametrize("raw,expected,ok", [("40", 40, True), ("43", 40, False), ("47", 50, False),
+                                             ("10", 10, True), ("999", 200, False), ("3", 10, False), ("x", 50, False)])
+def test_int_parameters_snap_to_the_slider_step(raw, expected, ok):
+    """The inpainting page's sampler steps: a slider 10..200 in steps of 10, default 50."""
+    notes = []
+    assert F.parse_int_param("steps_2d", raw, 10, 200, 50, notes, step=10) == expected
+    assert (notes == []) == ok and all("steps_2d" in n for n in notes)
+
+
+def test_the_snapped_int_stays_on_a_grid_that_ends_below_hi():
+    notes = []  # grid 5, 9, 13, 17 (hi = 19 is not on it): 19 goes to 17, not past the slider's last stop
+    assert F.parse_int_param("k", "19", 5, 19, 9, notes, step=4) == 17 and "using 17" in notes[0]
+
+
 def test_format_param():
     assert F.format_param(True) == "1" and F.format_param(False) == "0"
     assert F.format_param(0.1 + 0.2) == "0.3" and F.format_param(1e-5) == "1e-05" and F.format_param(3.0) == "3"

@@ -98,3 +98,12 @@ def test_T_equal_one_from_the_url():
     assert not at.exception, [e.value for e in at.exception]
     assert any(c.value.startswith("Only T = 1 steps exist") for c in at.caption)
     _w1(at)  # the known coordinate is still exact
+
+
+def test_a_step_count_off_the_slider_grid_in_the_url_is_snapped_with_a_notice():
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.query_params["steps_2d"] = "43"  # the slider goes 10, 20, ..., 200
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.slider(key="inp_steps_2d").value == 40
+    assert any("steps_2d=43" in w.value and "using 40" in w.value for w in at.warning), [w.value for w in at.warning]
