@@ -37,7 +37,7 @@ EQ_COSINE = (r"\bar\alpha_t = \frac{f(t)}{f(0)},\quad f(t) = \cos^2\!\left(\frac
              r"\frac{\pi}{2}\right)\quad\text{(Nichol \& Dhariwal 2021, eq. 17)}")
 
 # The quantities plotted, in order: (attribute / key, axis label).
-QUANTITIES = (
+QUANTITIES = (  # (key of schedule_curves, panel title); each panel's y axis is titled with the symbol before ":"
     ("beta", "β_t"),
     ("abar", "ᾱ_t"),
     ("sqrt_abar", "sqrt(ᾱ_t): signal left"),
@@ -87,6 +87,8 @@ def fig_schedules(schedules: dict[str, Schedule], t: int, selected: str) -> go.F
     lay = layout_dict(f"Schedules at T = {next(iter(schedules.values())).T}; dashed: t = {t}", height=900)
     lay.update(panels(n, [label for _, label in QUANTITIES], gap=0.03, vertical=True))
     lay[f"xaxis{n}"]["title"] = {"text": "t"}
+    for row, (_, label) in enumerate(QUANTITIES):
+        lay[panel_axes(row)["yaxis"].replace("y", "yaxis")]["title"] = {"text": label.split(":")[0]}
     lay["shapes"] = [dict(type="line", x0=t, x1=t, xref=panel_axes(row)["xaxis"], y0=0, y1=1,
                           yref=f"{panel_axes(row)['yaxis']} domain", line=dict(color=COLORS["marker"], dash="dash"))
                      for row in range(n)]

@@ -1,0 +1,62 @@
+"""Every figure of every page, with every section opened, has labelled axes: each axis that shows numbers says
+what they measure (an axis title). Read off the figures the pages send (AppTest), so a figure added later is
+checked too."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import ROOT, open_page
+
+pytestmark = pytest.mark.slow
+
+PAGES = [None] + [f"pages/{p.name}" for p in sorted((ROOT / "pages").glob("*.py"))]
+CARTESIAN = {"scatter", "scattergl", "histogram", "histogram2d", "histogram2dcontour", "heatmap", "contour", "bar",
+             "box", "violin", "image"}
+
+
+def untitled_axes(spec: dict) -> list[str]:
+    """The axes that show tick numbers without a title: every axis a cartesian trace is drawn on, and every
+    axis the layout declares, unless it is hidden, shows no tick labels, or matches another axis."""
+    layout = spec.get("layout", {})
+    names = {k for k in layout if k.startswith(("xaxis", "yaxis"))}
+    for tr in spec.get("data", []):
+        if tr.get("type", "scatter") in CARTESIAN:
+            for ref, default in (("xaxis", "x"), ("yaxis", "y")):
+                r = tr.get(ref, default)
+                names.add(ref + r[1:])  # "x2" -> "xaxis2"
+    bad = []
+    for name in sorted(names):
+        ax = layout.get(name, {})
+        if ax.get("visible") is False or ax.get("showticklabels") is False or ax.get("matches"):
+            continue
+        if not (ax.get("title") or {}).get("text"):
+            bad.append(name)
+    return bad
+
+
+def test_the_check_finds_an_untitled_axis():
+    spec = {"data": [{"type": "scatter", "x": [0, 1], "y": [0, 1]}, {"type": "heatmap", "z": [[0]], "xaxis": "x2"}],
+            "layout": {"xaxis": {"title": {"text": "t"}}, "xaxis2": {"showticklabels": False},
+                       "yaxis3": {"title": {"text": ""}}}}
+    assert untitled_axes(spec) == ["yaxis", "yaxis3"]  # y: default axis, no title; y3: declared, empty title
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p or "home")
+def test_every_axis_showing_numbers_has_a_title(page):
+    at = open_page(page, timeout=300)
+    for box in at.main.expander:  # open every section a student can open (lazy sections, code)
+        if box.key:
+            at.session_state[box.key] = True
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    charts = at.get("plotly_chart")
+    assert charts, "no figure on the page"
+    bad = {}
+    for el in charts:
+        spec = json.loads(el.proto.spec)
+        title = ((spec.get("layout", {}).get("title") or {}).get("text") or "")[:60]
+        if missing := untitled_axes(spec):
+            bad[f"{el.proto.id[-12:]} {title!r}"] = missing
+    assert not bad, bad
