@@ -31,6 +31,10 @@ def test_mixture_eps_model_equals_analytic_model(sched):
     tt = torch.rand(257, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * sched.T  # mixed, real t
     assert torch.allclose(fast(x, tt), ref(x, tt), atol=1e-9, rtol=0)
     assert fast(x.float(), tt.float()).dtype == torch.float32
+    for t in (1, sched.T // 2):  # a sampler's call: an int t expanded over the batch, in float32 (the tables' copy)
+        t32 = torch.tensor(float(t)).expand(257)
+        ref64 = ref(x, torch.full((257,), float(t), dtype=torch.float64))
+        assert torch.allclose(fast(x.float(), t32).double(), ref64, atol=2e-5, rtol=1e-4)
 
 
 def test_mixture_eps_model_rejects_labels_and_bad_t():

