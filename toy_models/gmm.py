@@ -634,14 +634,17 @@ class MixtureEpsModel(torch.nn.Module):
         #   m (T+1, K*D)       sqrt(abar_t) mu_k, flattened
         #   P (T+1, K*D, K*D)  the precisions C_k^{-1} on the block diagonal
         #   c (T+1, K)         log w_k - 1/2 log det C_k
+        # and four 0/1 matrices that move between the two layouts: tiles (D, K*D) copies x once per component,
+        # half_pick (K*D, K) sums each block's D entries (times -1/2: the quadratic form), spread (K, K*D)
+        # copies a component's weight over its block, minus_sum (K*D, D) adds the blocks up (times -1).
         a = schedule.alphas_cumprod
         prec, logdet = self._precisions(a)
         K, D = gmm.num_components, gmm.dim
         blocks = torch.zeros(len(a), K * D, K * D, dtype=torch.float64)
         for k in range(K):
             blocks[:, k * D:(k + 1) * D, k * D:(k + 1) * D] = prec[:, k]
-        pick = torch.eye(K, dtype=torch.float64).repeat_interleave(D, 0)  # (K*D, K): sums each block's D entries
-        tiles = torch.eye(D, dtype=torch.float64).repeat(1, K)  # (D, K*D): x -> x repeated for every component
+        pick = torch.eye(K, dtype=torch.float64).repeat_interleave(D, 0)  # (K*D, K)
+        tiles = torch.eye(D, dtype=torch.float64).repeat(1, K)  # (D, K*D)
         table = dict(m=(a.sqrt()[:, None, None] * gmm.means).flatten(1), P=blocks, c=self._logw - 0.5 * logdet,
                      tiles=tiles, half_pick=-0.5 * pick, spread=pick.T.contiguous(), minus_sum=-tiles.T.contiguous())
         self._tables = {torch.float64: table, torch.float32: {k: v.float() for k, v in table.items()}}
