@@ -49,6 +49,11 @@ def run() -> list[str]:
     lines = [f"threads: {torch.get_num_threads()}"]
     t_ddpm_gmm = _median_s(lambda: sample_ddpm(exact, s, x64, generator=torch.Generator().manual_seed(1)))
     lines.append(f"DDPM 1000 steps, 2000 pts, exact GMM model (float64): {t_ddpm_gmm:7.2f} s")
+    from toy_models.gmm import MixtureEpsModel
+
+    tabulated = MixtureEpsModel(g, s)  # the same eps*, tabulated per t (the reverse-chain lesson's exact model)
+    t_ddpm_tab = _median_s(lambda: sample_ddpm(tabulated, s, x32, generator=torch.Generator().manual_seed(1)))
+    lines.append(f"DDPM 1000 steps, 2000 pts, exact GMM model tabulated (MixtureEpsModel, float32): {t_ddpm_tab:7.2f} s")
     t_ddpm_mlp = _median_s(lambda: sample_ddpm(mlp, s, x32, generator=torch.Generator().manual_seed(1)))
     lines.append(f"DDPM 1000 steps, 2000 pts, {mlp_name} (float32): {t_ddpm_mlp:7.2f} s (target 1 s)")
     ts = [as_timesteps(t, x32.shape[0], dtype=x32.dtype) for t in range(s.T, 0, -1)]
