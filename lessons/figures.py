@@ -23,7 +23,10 @@ COLORS = {
 }
 # One colour per schedule, used wherever schedules are overlaid.
 SCHEDULE_COLORS = {"linear": "#1f77b4", "cosine": "#d62728", "sigmoid": "#2ca02c", "custom": "#7f7f7f"}
-DIGIT_COLORSCALE = "gray"  # images in [-1, 1]: black = -1, white = +1
+# images in [-1, 1]: black = -1, white = +1, linear. Spelt out, not "gray": plotly.py turns that name into
+# a list when it validates a trace, but plotly.js has no scale of that name and draws a dict-built
+# heatmap (fast_figure) in its default red-blue instead
+DIGIT_COLORSCALE = [[0.0, "rgb(0, 0, 0)"], [1.0, "rgb(255, 255, 255)"]]
 MAX_PAYLOAD_BYTES = 1_000_000  # no figure sent to the browser may exceed this per rerun
 
 

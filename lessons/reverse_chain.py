@@ -24,8 +24,8 @@ from toy_models.networks import fast_inference
 from toy_models.samplers import run_with_trajectory, sample_ddim, sample_ddpm
 from toy_models.schedules import Schedule, make_schedule
 
-from .figures import (COLORS, compact, equal_axes, fast_figure, finite, layout, layout_dict, panel_axes, panels,
-                      points, scatter2d, tile_images)
+from .figures import (COLORS, DIGIT_COLORSCALE, compact, equal_axes, fast_figure, finite, layout, layout_dict,
+                      panel_axes, panels, points, scatter2d, tile_images)
 
 # --- narrative ------------------------------------------------------------------------------------
 INTRO = (
@@ -610,7 +610,7 @@ def fig_digit_grid(chain: DigitChain, rows: list[int], title: str) -> go.Figure:
     fig = make_subplots(1, 2, subplot_titles=("x_t", "predicted x̂_0"), horizontal_spacing=0.04)
     for col, imgs in ((1, xt), (2, px)):
         m = mosaic(imgs)
-        fig.add_trace(go.Heatmap(z=m[::-1], zmin=0, zmax=255, colorscale="gray", showscale=False,
+        fig.add_trace(go.Heatmap(z=m[::-1], zmin=0, zmax=255, colorscale=DIGIT_COLORSCALE, showscale=False,
                                  hovertemplate="grey level %{z} of 255 (pixel −1 … 1)<extra></extra>"), 1, col)
     H = 30
     ticks = [len(rows) * H - (i + 0.5) * H for i in range(len(rows))]

@@ -20,7 +20,7 @@ from plotly.subplots import make_subplots
 from toy_models.recipes import Recipe, get_recipe
 from toy_models.schedules import Schedule, schedule_to_dict
 
-from .figures import COLORS, compact, equal_axes, finite, layout, scatter2d, tile_images
+from .figures import COLORS, DIGIT_COLORSCALE, compact, equal_axes, finite, layout, scatter2d, tile_images
 from .frame import DATA_2D
 
 # --- narrative ------------------------------------------------------------------------------------
@@ -357,8 +357,8 @@ def fig_snapshots_2d(snapshots, data: np.ndarray | None = None, k: int = 4, half
 def fig_snapshot_digits(samples: np.ndarray, step: int | None, title: str | None = None) -> go.Figure:
     """A grid of digits (a snapshot, or training digits) as one grey heatmap."""
     m = tile_images(np.clip(finite(samples), -1, 1), cols=10)
-    fig = go.Figure(go.Heatmap(z=compact(m[::-1], 2), zmin=-1, zmax=1, colorscale="gray", showscale=False,
-                               hovertemplate="pixel value %{z:.2f}<extra></extra>"))
+    fig = go.Figure(go.Heatmap(z=compact(m[::-1], 2), zmin=-1, zmax=1, colorscale=DIGIT_COLORSCALE,
+                               showscale=False, hovertemplate="pixel value %{z:.2f}<extra></extra>"))
     layout(fig, title or f"Samples at step {step} (20-step DDIM; column k asks for the digit k)",
            x="column (the label asked for)", y="row", height=320)
     fig.update_xaxes(showticklabels=False)

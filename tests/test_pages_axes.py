@@ -1,6 +1,6 @@
-"""Every figure of every page, with every section opened, has labelled axes: each axis that shows numbers says
-what they measure (an axis title). Read off the figures the pages send (AppTest), so a figure added later is
-checked too."""
+"""Every figure of every page, with every section opened, has labelled axes (each axis that shows numbers says
+what they measure) and only colour scales plotly.js can draw. Read off the figures the pages send (AppTest),
+so a figure added later is checked too."""
 from __future__ import annotations
 
 import json
@@ -36,6 +36,29 @@ def untitled_axes(spec: dict) -> list[str]:
     return bad
 
 
+# plotly.js's own named colour scales (src/components/colorscale/scales.js). plotly.py knows more names ("gray",
+# "viridis_r", ...) and turns them into lists when it validates a trace, but a figure built from plain dicts
+# (lessons.figures.fast_figure) sends the name as it is, and plotly.js draws an unknown one in its default.
+PLOTLY_JS_SCALES = {"Blackbody", "Bluered", "Blues", "Cividis", "Earth", "Electric", "Greens", "Greys", "Hot", "Jet",
+                    "Picnic", "Portland", "Rainbow", "RdBu", "Reds", "Viridis", "YlGnBu", "YlOrRd"}
+
+
+def unknown_colorscales(spec: dict) -> list[str]:
+    """Colour-scale names in the figure (traces, their markers, the layout's colour axes) plotly.js does not know."""
+    holders = [tr for tr in spec.get("data", [])] + [tr.get("marker") or {} for tr in spec.get("data", [])]
+    holders += [v for k, v in spec.get("layout", {}).items() if k.startswith("coloraxis")]
+    names = [h["colorscale"] for h in holders if isinstance(h.get("colorscale"), str)]
+    return [n for n in names if n not in PLOTLY_JS_SCALES]
+
+
+def test_the_colour_check_finds_a_name_plotly_js_lacks():
+    spec = {"data": [{"type": "heatmap", "z": [[0]], "colorscale": "gray"},
+                     {"type": "scatter", "marker": {"colorscale": "Viridis"}},
+                     {"type": "heatmap", "z": [[0]], "colorscale": [[0, "black"], [1, "white"]]}],
+            "layout": {"coloraxis": {"colorscale": "viridis_r"}}}
+    assert unknown_colorscales(spec) == ["gray", "viridis_r"]
+
+
 def test_the_check_finds_an_untitled_axis():
     spec = {"data": [{"type": "scatter", "x": [0, 1], "y": [0, 1]}, {"type": "heatmap", "z": [[0]], "xaxis": "x2"}],
             "layout": {"xaxis": {"title": {"text": "t"}}, "xaxis2": {"showticklabels": False},
@@ -44,7 +67,7 @@ def test_the_check_finds_an_untitled_axis():
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p or "home")
-def test_every_axis_showing_numbers_has_a_title(page):
+def test_every_axis_showing_numbers_has_a_title_and_every_colour_scale_draws(page):
     at = open_page(page, timeout=300)
     for box in at.main.expander:  # open every section a student can open (lazy sections, code)
         if box.key:
@@ -53,10 +76,13 @@ def test_every_axis_showing_numbers_has_a_title(page):
     assert not at.exception, [e.value for e in at.exception]
     charts = at.get("plotly_chart")
     assert charts, "no figure on the page"
-    bad = {}
+    bad, colours = {}, {}
     for el in charts:
         spec = json.loads(el.proto.spec)
-        title = ((spec.get("layout", {}).get("title") or {}).get("text") or "")[:60]
+        title = f"{el.proto.id[-12:]} {((spec.get('layout', {}).get('title') or {}).get('text') or '')[:60]!r}"
         if missing := untitled_axes(spec):
-            bad[f"{el.proto.id[-12:]} {title!r}"] = missing
+            bad[title] = missing
+        if unknown := unknown_colorscales(spec):
+            colours[title] = unknown
     assert not bad, bad
+    assert not colours, colours
