@@ -59,6 +59,19 @@ def schedule_curves(s: Schedule) -> dict[str, np.ndarray]:
     }
 
 
+def schedule_arrays(schedules: dict[str, Schedule]) -> dict[str, np.ndarray]:
+    """Every schedule's tables for an export: t (T+1,), and for each schedule NAME the arrays NAME_beta,
+    NAME_abar, NAME_sqrt_abar, NAME_sqrt_one_minus_abar, NAME_log_snr (float64, exact: log-SNR keeps its
+    +inf at t = 0) and NAME_describe (the schedule's parameters, as text)."""
+    out = {"t": np.arange(next(iter(schedules.values())).T + 1)}
+    for name, s in schedules.items():
+        out.update({f"{name}_beta": s.betas.numpy(), f"{name}_abar": s.alphas_cumprod.numpy(),
+                    f"{name}_sqrt_abar": s.sqrt_alphas_cumprod.numpy(),
+                    f"{name}_sqrt_one_minus_abar": s.sqrt_one_minus_alphas_cumprod.numpy(),
+                    f"{name}_log_snr": s.log_snr.numpy(), f"{name}_describe": np.array(s.describe())})
+    return out
+
+
 def signal_left(s: Schedule, t: int) -> dict[str, float]:
     """What is left at time t: sqrt(abar_t), sqrt(1 - abar_t), abar_t and log-SNR_t (clipped)."""
     if not (0 <= int(t) <= s.T):

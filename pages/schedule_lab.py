@@ -1,7 +1,10 @@
 """Lesson 2 page — the schedule lab. Thin: widgets, cached calls into lessons.schedule_lab, render."""
+from functools import partial
+
 import streamlit as st
 
-from app import chart, equation, explain, frame, mnist, show_source, url_choice, url_int
+from app import chart, download, equation, explain, frame, mnist, show_source, url_choice, url_int
+from lessons import exports as E
 from lessons import schedule_lab as L
 from lessons.frame import SCHEDULES, FrameState, build_schedule
 from toy_models.schedules import cosine_betas, linear_betas, sigmoid_betas
@@ -49,6 +52,9 @@ def at_time_t():
 
 
 at_time_t()
+download("the three schedules as .npz", partial(E.npz_bytes, **L.schedule_arrays(all_s)), f"schedules_T{s.T}.npz",
+         key="dl_lab_npz", help="t, and for each of linear, cosine and sigmoid: beta, abar, sqrt_abar, "
+         "sqrt_one_minus_abar, log_snr (float64) and describe (its parameters).")
 equation(L.EQ_ABAR)  # outside the fragment: a move of t does not re-send it
 equation(L.EQ_COSINE)
 show_source(linear_betas, cosine_betas, sigmoid_betas)

@@ -347,3 +347,22 @@ def test_inpainting_page_offers_results_and_chains(deferred):
     assert len(gifs) == len(buttons)
     for b in gifs:
         assert 2 <= gif_frames(deferred[b.proto.deferred_file_id][1]()) <= E.MAX_FRAMES
+
+
+@pytest.mark.slow
+def test_schedule_lab_offers_the_three_schedules_as_npz(deferred):
+    at = run_page("schedule_lab", {"T": "50", "schedule": "cosine"})
+    d = downloads(at, deferred)
+    name, data = d["the three schedules as .npz"]
+    assert name == "schedules_T50.npz"
+    z = npz(data)
+    from lessons.frame import FrameState, build_schedule
+
+    assert z["t"].tolist() == list(range(51))
+    for sched in ("linear", "cosine", "sigmoid"):
+        s = build_schedule(FrameState(T=50, schedule="cosine"), sched)  # the page's own schedules
+        assert np.array_equal(z[f"{sched}_abar"], s.alphas_cumprod.numpy())
+        assert np.array_equal(z[f"{sched}_beta"], s.betas.numpy()) and z[f"{sched}_beta"].dtype == np.float64
+        assert z[f"{sched}_log_snr"][0] == np.inf and np.isfinite(z[f"{sched}_log_snr"][1:]).all()
+        assert np.allclose(z[f"{sched}_sqrt_abar"] ** 2 + z[f"{sched}_sqrt_one_minus_abar"] ** 2, 1.0)
+        assert str(z[f"{sched}_describe"]) == s.describe() and sched in str(z[f"{sched}_describe"])
