@@ -30,6 +30,8 @@ FIRST_PAINTS = 3
 def payload_lines() -> list[str]:
     from streamlit.testing.v1 import AppTest
 
+    from tests.helpers import open_every_section
+
     lines = []
     for name, path, _ in [("home", None, None)] + PAGES:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
@@ -39,10 +41,7 @@ def payload_lines() -> list[str]:
         sizes = [len(el.proto.spec.encode()) for el in at.get("plotly_chart")]
         line = (f"pages/{name}: {len(sizes)} figures, largest {max(sizes) / 1e3:.0f} kB, "
                 f"all {sum(sizes) / 1e3:.0f} kB per full rerun")
-        for box in at.main.expander:  # open every section (course.present.lazy_section, show_source): the
-            if box.key:  # figures a student gets by a click count too
-                at.session_state[box.key] = True
-        at.run()
+        open_every_section(at)  # the figures a student gets by a click count too
         opened = [len(el.proto.spec.encode()) for el in at.get("plotly_chart")]
         if len(opened) > len(sizes):
             line += (f"; every section opened: {len(opened)} figures, largest {max(opened) / 1e3:.0f} kB, "

@@ -53,7 +53,8 @@ def run() -> list[str]:
 
     tabulated = MixtureEpsModel(g, s)  # the same eps*, tabulated per t (the reverse-chain lesson's exact model)
     t_ddpm_tab = _median_s(lambda: sample_ddpm(tabulated, s, x32, generator=torch.Generator().manual_seed(1)))
-    lines.append(f"DDPM 1000 steps, 2000 pts, exact GMM model tabulated (MixtureEpsModel, float32): {t_ddpm_tab:7.2f} s")
+    lines.append(f"DDPM 1000 steps, 2000 pts, exact GMM model tabulated (MixtureEpsModel, float32): "
+                 f"{t_ddpm_tab:7.2f} s")
     t_ddpm_mlp = _median_s(lambda: sample_ddpm(mlp, s, x32, generator=torch.Generator().manual_seed(1)))
     lines.append(f"DDPM 1000 steps, 2000 pts, {mlp_name} (float32): {t_ddpm_mlp:7.2f} s (target 1 s)")
     ts = [as_timesteps(t, x32.shape[0], dtype=x32.dtype) for t in range(s.T, 0, -1)]
@@ -110,10 +111,15 @@ def _unet_floor(model) -> str:
     """What the guided 64-digit draw costs in the network's convolutions alone: each Conv2d timed on its own
     input at batch 128 (64 digits, two evaluations a step), times 50 steps. No sampler with this network can
     be faster here; the rest (norms, activations, attention, the sampler) comes on top."""
-    inputs, hooks = [], []
+    inputs, total, hooks = [], [0], []
+
+    def record(conv, args, out):  # each conv's input, and its multiply-adds: one per output and kernel weight
+        inputs.append((conv, args[0]))
+        total[0] += out.numel() * conv.in_channels // conv.groups * conv.kernel_size[0] * conv.kernel_size[1]
+
     for m in model.modules():
         if isinstance(m, torch.nn.Conv2d):
-            hooks.append(m.register_forward_hook(lambda conv, args, out: inputs.append((conv, args[0]))))
+            hooks.append(m.register_forward_hook(record))
     c = model.config
     try:
         with torch.no_grad():
@@ -122,17 +128,9 @@ def _unet_floor(model) -> str:
     finally:
         for h in hooks:
             h.remove()
-    macs = sum(out_numel(conv, x) * conv.in_channels // conv.groups * conv.kernel_size[0] * conv.kernel_size[1]
-               for conv, x in inputs) / 128
+    macs = total[0] / 128  # per digit
     with torch.no_grad():
         per_eval = _median_s(lambda: [conv(x) for conv, x in inputs], 5)
     return (f"  floor: the network's {len(inputs)} convolutions ({macs / 1e6:.1f} M multiply-adds per digit) take "
             f"{per_eval * 1e3:.0f} ms per evaluation of 128 images here ({macs * 128 / per_eval / 1e9:.0f} G "
             f"multiply-adds/s, float32), so 64 guided digits x 50 steps spend {50 * per_eval:.1f} s in them alone")
-
-
-def out_numel(conv, x) -> int:
-    """Elements of conv(x)'s output, from the shapes alone."""
-    h, w = (((n + 2 * p - k) // st + 1) for n, p, k, st in zip(x.shape[2:], conv.padding, conv.kernel_size,
-                                                                   conv.stride))
-    return x.shape[0] * conv.out_channels * h * w

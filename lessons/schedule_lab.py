@@ -65,10 +65,9 @@ def schedule_arrays(schedules: dict[str, Schedule]) -> dict[str, np.ndarray]:
     +inf at t = 0) and NAME_describe (the schedule's parameters, as text)."""
     out = {"t": np.arange(next(iter(schedules.values())).T + 1)}
     for name, s in schedules.items():
-        out.update({f"{name}_beta": s.betas.numpy(), f"{name}_abar": s.alphas_cumprod.numpy(),
-                    f"{name}_sqrt_abar": s.sqrt_alphas_cumprod.numpy(),
-                    f"{name}_sqrt_one_minus_abar": s.sqrt_one_minus_alphas_cumprod.numpy(),
-                    f"{name}_log_snr": s.log_snr.numpy(), f"{name}_describe": np.array(s.describe())})
+        curves = {**schedule_curves(s), "log_snr": s.log_snr.numpy()}  # the plotted tables, log-SNR unclipped
+        out.update({f"{name}_{key}": curves[key] for key, _ in QUANTITIES})
+        out[f"{name}_describe"] = np.array(s.describe())
     return out
 
 

@@ -34,3 +34,12 @@ def shipped_or_skip(name: str):
         return load_checkpoint(name)
     except CheckpointError as e:
         pytest.skip(f"weights/{name} not available: {str(e).splitlines()[0]}")
+
+
+def open_every_section(at: AppTest) -> AppTest:
+    """Open every keyed expander of the page (course.present.lazy_section, show_source) and rerun: what a
+    student gets by clicking each one."""
+    for box in at.main.expander:
+        if box.key:
+            at.session_state[box.key] = True
+    return at.run()

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.helpers import ROOT, open_page
+from tests.helpers import ROOT, open_every_section, open_page
 
 pytestmark = pytest.mark.slow
 
@@ -68,11 +68,7 @@ def test_the_check_finds_an_untitled_axis():
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p or "home")
 def test_every_axis_showing_numbers_has_a_title_and_every_colour_scale_draws(page):
-    at = open_page(page, timeout=300)
-    for box in at.main.expander:  # open every section a student can open (lazy sections, code)
-        if box.key:
-            at.session_state[box.key] = True
-    at.run()
+    at = open_every_section(open_page(page, timeout=300))
     assert not at.exception, [e.value for e in at.exception]
     charts = at.get("plotly_chart")
     assert charts, "no figure on the page"
