@@ -36,6 +36,34 @@ def test_extract_broadcasts_points_and_images(s):
         extract(s.betas, 101, pts)
 
 
+def test_extract_of_one_int_t_reads_a_table_made_once(s):
+    """A sampler's int t reads a (T + 1, 1, ..., 1) table kept per (coefficients, dtype, device, rank): the
+    value, shape and dtype must be those of coef[t], for points and images, float32 and float64; a table
+    must not be reused for another tensor that later gets the same id; and a sampler run must leave the
+    schedule's tables as they were (extract returns views of them)."""
+    for x in (torch.zeros(4, 2), torch.zeros(4, 1, 28, 28), torch.zeros(4, 2, dtype=torch.float64)):
+        for t in (0, 1, 37, 100):
+            v = extract(s.posterior_mean_coef1, t, x)
+            assert v.shape == (1,) * x.ndim and v.dtype == x.dtype
+            assert v.item() == s.posterior_mean_coef1[t].to(x.dtype).item()
+    for k in range(20):  # fresh tensors, each freed before the next: ids get reused
+        coef = torch.arange(5, dtype=torch.float64) * (k + 1)
+        assert extract(coef, 3, torch.zeros(2, 2)).item() == 3.0 * (k + 1)
+        del coef
+    before = {k: v.clone() for k, v in vars(s).items() if torch.is_tensor(v)}
+    D.p_sample(s, lambda x, t, y=None: torch.ones_like(x), torch.randn(8, 2), 50)
+    from toy_models.samplers import sample_ddpm
+
+    class Eps:
+        parameterization = "eps"
+
+        def __call__(self, x, t, y=None):
+            return 0.5 * x
+
+    sample_ddpm(Eps(), s, torch.randn(8, 2, dtype=torch.float64), generator=torch.Generator().manual_seed(0))
+    assert all(torch.equal(v, getattr(s, k)) for k, v in before.items())
+
+
 def test_iterated_chain_agrees_with_q_sample(s):
     """x_t from t one-step Markov moves has the closed-form mean and covariance of q(x_t | x_0)."""
     g = torch.Generator().manual_seed(0)
