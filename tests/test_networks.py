@@ -40,6 +40,45 @@ def test_fourier_features_formula():
     torch.testing.assert_close(f, want)
 
 
+def test_input_layer_is_the_linear_layer_of_the_fourier_features():
+    """MLP2D.input_layer forms inp([x, sin(w x), cos(w x)]) from one matmul and one sin (cos a = sin(a +
+    pi/2)) without building the features: built and run in float64 (so pi/2 is not rounded to float32) it
+    must equal the layer applied to fourier_features, with the weights as they are and with the contiguous
+    transpose the time table keeps."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        for D, n in ((2, 16), (3, 4), (2, 0)):
+            m = _randomise(N.MLP2D(N.MLPConfig(data_dim=D, width=8, n_blocks=1, fourier_features=n)))
+            x = torch.randn(50, D, generator=_gen(1)) * 3
+            want = m.inp(N.fourier_features(x, n, 32.0))
+            torch.testing.assert_close(m.input_layer(x), want, rtol=0, atol=1e-12)
+            torch.testing.assert_close(m.input_layer(x, m.inp.weight.t().contiguous()), want, rtol=0, atol=1e-12)
+    finally:
+        torch.set_default_dtype(default)
+
+
+def test_mlp2d_relu_without_layer_norm_is_the_written_network():
+    """MLPConfig(activation="relu", layer_norm=False), the shipped 2D networks' cheaper form, computed by
+    hand for one block: h = inp(features); h += W2 relu(W1 relu(h) + E silu(MLP(emb t)) + b1) + b2;
+    eps = W_out relu(h) + b_out. No LayerNorm weights are kept; an unknown activation is refused."""
+    m = _randomise(N.MLP2D(N.MLPConfig(width=16, n_blocks=1, activation="relu", layer_norm=False)))
+    assert not any("norm" in k for k in m.state_dict())
+    x, t = torch.randn(30, 2, generator=_gen(2)), torch.full((30,), 40.0)
+    b = m.blocks[0]
+    c = torch.nn.functional.silu(m.time_mlp(N.timestep_embedding(t, m.config.time_embed_dim)))
+    h = m.inp(N.fourier_features(x, 16, 32.0))
+    h = h + b.fc2(torch.relu(b.fc1(torch.relu(h)) + b.cond(c)))
+    want = m.out(torch.relu(h))
+    assert want.abs().max() > 0.1
+    torch.testing.assert_close(m(x, t), want, rtol=0, atol=1e-5)
+    silu = N.MLP2D(N.MLPConfig(width=16, n_blocks=1, layer_norm=False))
+    silu.load_state_dict(m.state_dict())  # the same weights under SiLU: another function
+    assert (silu(x, t) - want).abs().max() > 1e-2
+    with pytest.raises(ValueError, match="activation must be one of"):
+        N.MLP2D(N.MLPConfig(activation="gelu"))
+
+
 def test_mlp2d_protocol_and_fractional_t():
     m = _randomise(N.MLP2D(N.MLPConfig(width=32, n_blocks=2)))
     assert m.parameterization == "eps"
@@ -199,8 +238,9 @@ def test_mlp2d_shared_time_rows_give_the_same_outputs_as_one_example_at_a_time(n
         assert out.abs().max() > 0.1 and torch.allclose(out, one, atol=1e-5), t[:3]
 
 
-@pytest.mark.parametrize("num_classes", [0, 3])
-def test_mlp2d_time_table_gives_the_full_networks_outputs(num_classes):
+@pytest.mark.parametrize("num_classes, activation, layer_norm", [(0, "silu", True), (3, "silu", True),
+                                                                 (0, "relu", False), (3, "relu", False)])
+def test_mlp2d_time_table_gives_the_full_networks_outputs(num_classes, activation, layer_norm):
     """A sampler's step (one integer t, one label, no autograd) reads its conditioning from time_table().
     It must equal the full path (run with autograd on, which never uses the table), at t = 0, 1, T and
     between, for y = None (the null label) and for a batch-wide label; and per-example labels or a
@@ -208,7 +248,7 @@ def test_mlp2d_time_table_gives_the_full_networks_outputs(num_classes):
     torch.manual_seed(0)
     s = make_schedule("linear", 100)
     net = N.MLP2D(N.MLPConfig(width=32, n_blocks=2, time_embed_dim=16, num_classes=num_classes,
-                              gaussian_skip=True), schedule=s)
+                              gaussian_skip=True, activation=activation, layer_norm=layer_norm), schedule=s)
     for p in net.parameters():
         torch.nn.init.normal_(p, std=0.3)
     x = torch.randn(40, 2)
