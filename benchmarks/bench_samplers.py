@@ -20,7 +20,8 @@ def _mlp():
 
     ld = load_checkpoint("moons")
     c = ld.model.config
-    return ld.model.eval(), f"shipped moons MLP2D width {c.width} x {c.n_blocks} blocks"
+    return ld.model.eval(), (f"shipped moons MLP2D width {c.width} x {c.n_blocks} blocks, {c.activation}"
+                             f"{'' if c.layer_norm else ', no LayerNorm'}")
 
 
 def _gmm_model(s):

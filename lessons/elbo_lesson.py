@@ -590,6 +590,18 @@ class ModelSummary:
         return self.bound / (self.samples.shape[1] * LN2)
 
 
+ACTIVATION_NAMES = {"relu": "ReLU", "silu": "SiLU"}  # MLPConfig.activation, as written
+
+
+def net_summary(recipe: dict) -> str:
+    """A 2D recipe's network in a few words, e.g. "width 32, ReLU" or "width 64, SiLU + LayerNorm": the three
+    shipped two-moons models differ in objective, and L_vlb's also in its network (recipes.py says why)."""
+    from toy_models.networks import MLPConfig
+
+    c = MLPConfig(**{k: v for k, v in recipe.get("network_config", {}).items() if k in MLPConfig.__dataclass_fields__})
+    return f"width {c.width}, {ACTIVATION_NAMES[c.activation]}" + (" + LayerNorm" if c.layer_norm else "")
+
+
 def model_summary(model, s: Schedule, data: str, variance: str = "beta_tilde", seed: int = 0,
                   n_samples: int = 1000, n_points: int = 500, stride: int = 10, sample_steps: int = 100) -> ModelSummary:
     """Samples (DDIM, `sample_steps` steps), per-t losses and the bound (every `stride`-th t, see

@@ -131,10 +131,11 @@ def build_recipe(c: LabChoice, schedule: Schedule, n_points: int | None = None) 
             return None, "No points yet: draw some with the lasso on the grid, or upload a CSV, then train."
         if n_points < MIN_POINTS:
             return None, f"Only {n_points} points: at least {MIN_POINTS} are needed."
-    recipe = get_recipe("moons").replace(
+    moons = get_recipe("moons")  # the shipped 2D models' network (ReLU, no LayerNorm), at the chosen size
+    recipe = moons.replace(
         name="lab", description=f"Trained in the training lab: {c.data}, MLP width {c.width} × {c.depth} blocks, "
         f"{OBJECTIVE_LABELS[c.objective]}.", data=c.data, data_params={},
-        network_config={"width": c.width, "n_blocks": c.depth, "gaussian_skip": True}, batch_size=BATCH_2D,
+        network_config={**moons.network_config, "width": c.width, "n_blocks": c.depth}, batch_size=BATCH_2D,
         lr_warmup=min(50, c.steps // 10), n_train=int(n_points) if c.data == "own" else 50_000, snapshot_n=500,
         **common)
     return recipe, None

@@ -229,8 +229,7 @@ for name in COMPARED:
     if ckc is None:
         missing.append((name, m))
     else:
-        width = ckc.recipe.get("network_config", {}).get("width")  # L_vlb keeps width 64 (recipes.py says why)
-        summaries[f"{name} (shipped, {ckc.recipe.get('objective')}, width {width})"] = shipped_comparison(
+        summaries[f"{name} (shipped, {ckc.recipe.get('objective')}, {L.net_summary(ckc.recipe)})"] = shipped_comparison(
             name, variance, state.seed)
 trained = st.session_state.setdefault("elbo_trained", {})
 if missing:

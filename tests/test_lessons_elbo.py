@@ -217,3 +217,15 @@ def test_learned_moons_model_bound_when_shipped():
     r = L.bound_terms(ck.schedule, ck.model, x0, stride=50)
     assert np.isfinite(r.total) and sum(r.groups().values()) == pytest.approx(r.total, rel=1e-9)
     assert (r.terms[1:] >= 0).all()  # KLs between Gaussians
+
+
+def test_net_summary_names_each_compared_models_network():
+    """The objective comparison labels each two-moons model with its network, read from its recipe: a
+    config written before the activation option existed is the SiLU + LayerNorm network."""
+    import dataclasses
+
+    from toy_models.recipes import get_recipe
+
+    assert L.net_summary(dataclasses.asdict(get_recipe("moons"))) == "width 32, ReLU"
+    assert L.net_summary(dataclasses.asdict(get_recipe("moons-vlb"))) == "width 64, SiLU + LayerNorm"
+    assert L.net_summary({"network_config": {"width": 16, "gaussian_skip": True}}) == "width 16, SiLU + LayerNorm"
