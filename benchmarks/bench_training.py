@@ -50,6 +50,9 @@ def time_to_noise_floor(recipe="moons", target: float = 1.5, check_every: int = 
     return tr.wall_time_s, tr.step_count, ratio
 
 
+LIVE_SEEDS = (0, 1, 2)
+
+
 def run() -> list[str]:
     from toy_models.recipes import get_recipe
     from toy_models.training import Trainer
@@ -61,9 +64,19 @@ def run() -> list[str]:
     unet = Trainer(get_recipe("mnist").replace(batch_size=128), device="cpu", data=_synthetic_mnist())
     lines.append(f"UNet ({sum(p.numel() for p in unet.model.parameters()):,} params) training step, batch 128: "
                  f"{_median_step_time(unet, warmup=2, repeats=5):.3f} s (median of 5)")
+    from lessons.training_lab import LabChoice, build_recipe
+    from toy_models.schedules import make_schedule
+
+    runs = []
+    for seed in LIVE_SEEDS:  # one check of 2,000 samples is noisy: a seed can cross 1.5x late or not at all
+        lab, _ = build_recipe(LabChoice(data="moons", width=32, depth=2, seed=seed), make_schedule("linear", 1000))
+        runs.append(time_to_noise_floor(lab, seed=seed))
+    lines.append(f"live 2D training (the training lab's recipe, moons, width 32 x 2, CPU), seeds {LIVE_SEEDS}: "
+                 + "; ".join(f"{s:.1f} s / {n} steps to {r:.2f}x" for s, n, r in runs)
+                 + f" the noise floor; median {statistics.median(s for s, _, _ in runs):.1f} s (target 1.5x within 10 s)")
     secs, steps, ratio = time_to_noise_floor("moons")
-    lines.append(f"live 2D training (moons recipe, CPU): {secs:.1f} s / {steps} steps to SW = {ratio:.2f}x "
-                 f"the noise floor (target 1.5x)")
+    lines.append(f"  the shipped moons recipe (ReLU, no LayerNorm) from scratch: {secs:.1f} s / {steps} steps to "
+                 f"{ratio:.2f}x")
     return lines
 
 
