@@ -167,7 +167,8 @@ ACTIVATIONS = {"silu": F.silu, "relu": F.relu}  # MLPConfig.activation
 
 
 class ResidualMLPBlock(nn.Module):
-    """h + W2 silu(W1 silu(LN(h)) + E c): a pre-norm residual block conditioned on an embedding c."""
+    """h + W2 act(W1 act(LN(h)) + E c): a pre-norm residual block conditioned on an embedding c (act: SiLU or
+    ReLU; LN: LayerNorm, or none)."""
 
     def __init__(self, width: int, cond_dim: int, activation: str = "silu", layer_norm: bool = True):
         super().__init__()
