@@ -94,7 +94,7 @@ def test_build_recipe_2d_defaults():
     assert msg is None
     assert (r.data, r.objective, r.steps, r.lr, r.seed) == ("rings", "hybrid", 500, 1e-3, 7)
     assert r.network == "mlp2d" and r.network_config == {"width": 64, "n_blocks": 2, "time_embed_dim": 64,
-                                                          "gaussian_skip": True}  # SiLU + LayerNorm: it learns live
+                                                          "gaussian_skip": True}  # SiLU + LayerNorm: DDIM snapshots
     assert r.schedule == {"name": "linear", "T": 1000, "params": {"beta_start": 1e-4, "beta_end": 0.02}}
     assert r.lr_warmup == 50 and not r.conditional
     assert build_model(r) is not None  # the recipe builds
