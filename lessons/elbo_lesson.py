@@ -561,7 +561,7 @@ def fig_per_t(losses: dict[str, PerTLoss]) -> go.Figure:
 def fig_samples(samples: dict[str, np.ndarray], reference: np.ndarray | None = None, half_width: float = 3.0) -> go.Figure:
     n = len(samples)
     fig = make_subplots(rows=1, cols=max(n, 1), subplot_titles=list(samples) or [""])
-    layout(fig, "Samples (DDIM, 100 steps, same x_T for every model)", height=380)
+    layout(fig, "Samples (DDIM, 100 steps, same x_T for every model)", height=400, legend_below=True)
     for i, (name, x) in enumerate(samples.items(), start=1):
         if reference is not None:
             tr = scatter2d(reference, "data", "data", size=3, opacity=0.25)
@@ -580,7 +580,7 @@ def fig_samples(samples: dict[str, np.ndarray], reference: np.ndarray | None = N
 class ModelSummary:
     """What section 5 shows of one 2D model."""
 
-    samples: np.ndarray  # (n, 2) DDPM samples
+    samples: np.ndarray  # (n, 2) DDIM samples (model_summary's sample_steps)
     per_t: PerTLoss  # eps-MSE and L_{t-1} on a log grid of t
     bound: float  # mean bound on the data points, nats per example
     swd: float  # sliced Wasserstein-2 distance between samples and data
