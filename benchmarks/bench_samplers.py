@@ -75,7 +75,26 @@ def run() -> list[str]:
     err = (r.log_px - g.log_prob(x0)).abs()
     lines.append(f"ODE NLL vs exact log q(x0), 200 GMM points: mean |err| {err.mean():.2e} nats, max {err.max():.2e}, "
                  f"{r.nfe} NFE, {dt:.1f} s")
-    return lines + _mnist_lines()
+    return lines + _sampler_quality_lines(mlp, s) + _mnist_lines()
+
+
+def _sampler_quality_lines(mlp, s, sets: int = 4, n: int = 2000) -> list[str]:
+    """SW / noise floor of the shipped moons network's samples by sampler, on the same `sets` starting points:
+    what the ReLU network gives up in deterministic sampling (recipes.py), and why the live-training check
+    samples with DDPM (bench_training)."""
+    from toy_models.data import sample_2d
+    from toy_models.metrics import noise_floor, sliced_wasserstein
+
+    floor = noise_floor(lambda k, sd: sample_2d("moons", k, seed=1000 + sd)[0].numpy(), n)
+    refs = [sample_2d("moons", n, seed=999 - k)[0].numpy() for k in range(sets)]
+    x_Ts = [torch.randn(n, 2, generator=torch.Generator().manual_seed(7 + 100 * k)) for k in range(sets)]
+    samplers = {"DDIM 50 steps": lambda x: sample_ddim(mlp, s, x, steps=50),
+                "DDIM 200 steps": lambda x: sample_ddim(mlp, s, x, steps=200),
+                "DDPM": lambda x: sample_ddpm(mlp, s, x, generator=torch.Generator().manual_seed(3))}
+    ratios = {name: sum(sliced_wasserstein(f(x).numpy(), r) for x, r in zip(x_Ts, refs)) / sets / floor
+              for name, f in samplers.items()}
+    return [f"shipped moons samples, SW / noise floor over {sets} x {n:,} points: "
+            + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items())]
 
 
 def _mnist_lines() -> list[str]:
