@@ -147,6 +147,41 @@ def test_unet_shapes_labels_and_size():
         m(x, t, torch.tensor([11, 0]))
 
 
+def test_unet_add_skips_and_conv_before_upsample_are_wired_as_configured():
+    """skip='add', upsample='conv_upsample': each up block reads (the level below, upsampled) + (the down path's
+    features at its level), and the upsampling is a nearest 2x of a 1x1 conv's output, here redone with
+    repeat_interleave from the tensors that hooks record."""
+    cfg = N.UNetConfig(channels=[8, 16, 32], groups=4, num_classes=10, skip="add", upsample="conv_upsample")
+    m = _randomise(N.UNet(cfg), 2)
+    assert [b.conv1.in_channels for b in m.up_blocks] == [32, 16, 8]  # concat would read 64, 32, 16
+    assert [u.kernel_size for u in m.ups] == [(1, 1), (1, 1)]
+    seen = {}
+    hooks = [m.mid2.register_forward_hook(lambda mod, i, o: seen.__setitem__("mid", o))]
+    for k, blk in enumerate(m.encoder.blocks):
+        hooks.append(blk.register_forward_hook(lambda mod, i, o, k=k: seen.__setitem__(("skip", k), o)))
+    for j, blk in enumerate(m.up_blocks):
+        hooks.append(blk.register_forward_pre_hook(lambda mod, i, j=j: seen.__setitem__(("in", j), i[0])))
+    for j, up in enumerate(m.ups):
+        hooks.append(up.register_forward_hook(lambda mod, i, o, j=j: seen.__setitem__(("up", j), (i[0], o))))
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([3.0, 700.0])
+    m(x, t, torch.tensor([1, 10]))
+    for h in hooks:
+        h.remove()
+    torch.testing.assert_close(seen[("in", 0)], seen["mid"] + seen[("skip", 2)])
+    for j in (0, 1):
+        up_in, up_out = seen[("up", j)]
+        assert up_in.shape[-1] * 2 == seen[("in", j + 1)].shape[-1]  # the conv ran at the lower resolution
+        upsampled = up_out.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+        torch.testing.assert_close(seen[("in", j + 1)], upsampled + seen[("skip", 1 - j)])
+    concat = N.UNet(N.UNetConfig(channels=[8, 16, 32], groups=4))
+    assert [b.conv1.in_channels for b in concat.up_blocks] == [64, 32, 16]
+    assert [u.kernel_size for u in concat.ups] == [(3, 3), (3, 3)]
+    with pytest.raises(ValueError, match="skip must be"):
+        N.UNet(N.UNetConfig(skip="sum"))
+    with pytest.raises(ValueError, match="upsample must be"):
+        N.UNet(N.UNetConfig(upsample="bilinear"))
+
+
 def test_unet_is_translation_sensitive_but_local():
     """A change in one corner pixel changes the output near it more than far away (a sanity check on the
     skip connections: output at a pixel depends on its neighbourhood)."""

@@ -430,6 +430,10 @@ class UNetConfig:
     groups: int = 8  # GroupNorm groups
     dropout: float = 0.0  # dropout inside residual blocks
     parameterization: str = "eps"  # what the output means (diffusion.py)
+    skip: str = "concat"  # how the up path takes the down path's features: "concat" them (Ronneberger et al.) or
+    #                       "add" them (the up path's convolutions then read half as many channels)
+    upsample: str = "upsample_conv"  # between levels of the up path: "upsample_conv" (2x nearest, then a 3x3 conv)
+    #                       or "conv_upsample" (a 1x1 conv at the lower resolution, then 2x nearest: ~1/36 the work)
 
 
 class ResBlock(nn.Module):
@@ -523,6 +527,10 @@ class UNet(nn.Module):
         self.config = c = config or UNetConfig()
         if c.parameterization not in ("eps", "x0", "mean"):
             raise ValueError(f"parameterization must be 'eps', 'x0' or 'mean'; got {c.parameterization!r}")
+        if c.skip not in ("concat", "add"):
+            raise ValueError(f"skip must be 'concat' or 'add'; got {c.skip!r}")
+        if c.upsample not in ("upsample_conv", "conv_upsample"):
+            raise ValueError(f"upsample must be 'upsample_conv' or 'conv_upsample'; got {c.upsample!r}")
         self.parameterization = c.parameterization
         self.num_classes = c.num_classes
         ch = list(c.channels)
@@ -536,10 +544,12 @@ class UNet(nn.Module):
         self.ups = nn.ModuleList()
         prev = ch[-1]
         for i in reversed(range(len(ch))):
-            self.up_blocks.append(ResBlock(prev + ch[i], ch[i], emb_dim, c.groups, c.dropout))
+            c_in = prev if c.skip == "add" else prev + ch[i]
+            self.up_blocks.append(ResBlock(c_in, ch[i], emb_dim, c.groups, c.dropout))
             prev = ch[i]
-            if i > 0:  # 2x nearest upsample, then a conv down to the next level's channels
-                self.ups.append(nn.Conv2d(ch[i], ch[i - 1], 3, padding=1))
+            if i > 0:  # to the next level's channels, and 2x the resolution (the order is c.upsample)
+                k = 1 if c.upsample == "conv_upsample" else 3
+                self.ups.append(nn.Conv2d(ch[i], ch[i - 1], k, padding=k // 2))
                 prev = ch[i - 1]
         self.out_norm = nn.GroupNorm(c.groups, ch[0])
         self.out = nn.Conv2d(ch[0], c.out_channels, 3, padding=1)
@@ -561,10 +571,17 @@ class UNet(nn.Module):
         h, skips = self.encoder(h_in.float(), emb)
         h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
         for j, block in enumerate(self.up_blocks):
-            h = block(torch.cat([h, skips[-1 - j]], dim=1), emb)
+            s = skips[-1 - j]
+            h = block(h + s if self.config.skip == "add" else torch.cat([h, s], dim=1), emb)
             if j < len(self.ups):
-                h = self.ups[j](F.interpolate(h, scale_factor=2, mode="nearest"))
+                h = self._up(j, h)
         return self.out(F.silu(self.out_norm(h)))
+
+    def _up(self, j, h):
+        """Level j of the up path to the next: 2x nearest upsample and a conv to its channels, in either order."""
+        if self.config.upsample == "conv_upsample":
+            return F.interpolate(self.ups[j](h), scale_factor=2, mode="nearest")
+        return self.ups[j](F.interpolate(h, scale_factor=2, mode="nearest"))
 
     def forward(self, x_t, t, y=None):
         _check_image(x_t, self.config, type(self).__name__)
