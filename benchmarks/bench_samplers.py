@@ -108,7 +108,8 @@ def _mnist_lines() -> list[str]:
     except CheckpointError as e:
         return [f"MNIST sampling skipped ({str(e).splitlines()[0][:120]})"]
     n_par = sum(p.numel() for p in ck.model.parameters())
-    lines = [f"MNIST U-Net {ck.model.config.channels} ({n_par:,} params); bfloat16 native here: "
+    c = ck.model.config
+    lines = [f"MNIST U-Net {c.channels}, skips {c.skip}, {c.upsample} ({n_par:,} params); bfloat16 native here: "
              f"{bf16_is_native('cpu')}"]
     old = os.environ.get("COURSE_PRECISION")
     try:

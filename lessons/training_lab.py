@@ -120,10 +120,11 @@ def build_recipe(c: LabChoice, schedule: Schedule, n_points: int | None = None) 
         if c.width % 8:
             return None, f"The U-Net's GroupNorm uses 8 groups: the width must be a multiple of 8; got {c.width}."
         chans = [c.width, 2 * c.width, 2 * c.width][: c.depth]
-        recipe = get_recipe("mnist").replace(
+        shipped = get_recipe("mnist")  # its U-Net (skips, upsampling, labels) with the user's channels
+        recipe = shipped.replace(
             name="lab", description=f"Trained in the training lab: MNIST, U-Net channels {chans}, "
-            f"{OBJECTIVE_LABELS[c.objective]}.", network_config={"channels": chans, "attention": c.depth == 3,
-                                                                 "num_classes": 10},
+            f"{OBJECTIVE_LABELS[c.objective]}.",
+            network_config={**shipped.network_config, "channels": chans, "attention": c.depth == 3},
             batch_size=BATCH_MNIST, lr_warmup=min(500, c.steps // 10), init_from=None, **common)
         return recipe, None
     if c.data == "own":

@@ -8,6 +8,7 @@ import pytest
 
 from lessons import training_lab as L
 from lessons.figures import assert_no_nan, tile_images
+from toy_models.recipes import get_recipe
 from toy_models.schedules import make_schedule
 from toy_models.training import build_model
 
@@ -105,6 +106,9 @@ def test_build_recipe_own_points_and_mnist():
     assert msg is None and r.data == "own" and r.n_train == 300
     r, msg = L.build_recipe(L.LabChoice(data="mnist", width=16, depth=2, steps=200, snapshot_every=50), S)
     assert msg is None and r.network == "unet" and r.network_config["channels"] == [16, 32]
+    shipped = get_recipe("mnist").network_config  # the shipped digit U-Net's design, the user's channels
+    assert {k: r.network_config[k] for k in ("skip", "upsample", "num_classes")} == {
+        k: shipped[k] for k in ("skip", "upsample", "num_classes")}
     assert r.data == "mnist" and r.batch_size == L.BATCH_MNIST and r.init_from is None
     assert build_model(r) is not None
 
