@@ -181,6 +181,8 @@ else:
         explain(f"Bound on {n_dig} held-out digits: **{rm.total:.1f} nats = {rm.bits_per_dim(rm.total):.3f} "
                 f"bits/dim** (L_T {rm.prior:.3g}, KL terms {rm.kl_sum:.1f}, L_0 {rm.l0:.1f} nats; discretized "
                 f"8-bit likelihood at t = 1{'' if stride == 1 else f'; every t up to {L.EXACT_HEAD}, then every {stride}-th t, each standing for {stride} steps'}).")
+        explain(L.mnist_limits(ckm, mnist().held_out(n_dig)[0], rm, variance, n_train=len(mnist().x_train)))
+        show_source(L.l0_floor, L.KnowsX0)
 
 st.header("3 · Schedules move the bound")
 explain("Every number above follows the sidebar's schedule and T. Below, the same diffusion (the sidebar "

@@ -229,3 +229,24 @@ def test_net_summary_names_each_compared_models_network():
     assert L.net_summary(dataclasses.asdict(get_recipe("moons"))) == "width 32, ReLU"
     assert L.net_summary(dataclasses.asdict(get_recipe("moons-vlb"))) == "width 64, SiLU + LayerNorm"
     assert L.net_summary({"network_config": {"width": 16, "gaussian_skip": True}}) == "width 16, SiLU + LayerNorm"
+
+
+@pytest.mark.parametrize("variance", ["beta", "beta_tilde"])
+def test_l0_floor_is_the_binned_gaussian_mass_around_the_exact_pixel(variance):
+    """A denoiser that knows x_0 puts the decoder's mean on the pixel; what it pays is the mass of
+    N(0, sigma_1^2) outside the pixel's bin [x - 1/255, x + 1/255] (only the inner side for the end values).
+    Checked against that closed form, with sigma_1 from the betas and Phi from math.erf, in float64."""
+    s = make_schedule("linear", 1000, beta_start=1e-4, beta_end=0.02)
+    g = torch.Generator().manual_seed(3)
+    x0 = (torch.randint(0, 256, (4, 1, 6, 6), generator=g).double() / 127.5 - 1.0)
+    x0[:, :, 0] = -1.0  # a row of background, as in MNIST, and a few white pixels
+    x0[:, :, 1, :2] = 1.0
+    b1, b2 = float(s.betas[1]), float(s.betas[2])
+    var = b1 if variance == "beta" else b2 * b1 / (1.0 - (1.0 - b1) * (1.0 - b2))  # beta-tilde_2 at t = 1
+    z = (1.0 / 255.0) / math.sqrt(var)
+    phi = 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+    inner, end = math.log(2.0 * phi - 1.0), math.log(phi)
+    is_end = (x0.abs() > 0.999).double()
+    want = -(is_end * end + (1.0 - is_end) * inner).flatten(1).sum(1).mean().item()
+    assert L.l0_floor(s, x0, variance=variance) == pytest.approx(want, rel=1e-6)
+    assert L.l0_floor(s, x0, variance=variance) > 0.0  # no network removes it while sigma_1 is fixed

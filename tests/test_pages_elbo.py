@@ -112,3 +112,25 @@ def test_learned_model_toggle_when_shipped():
     at.toggle(key="elbo_learned_go").set_value(True).run()
     assert not at.exception
     assert any("Learned model 'moons'" in c.value for c in at.caption)
+
+
+def test_mnist_bound_says_what_limits_it():
+    """The MNIST bound's L_0 floor (a denoiser that knows x_0) as the page shows it, recomputed on the same
+    held-out digits; the floor sits below the shipped model's L_0."""
+    from app import mnist
+    from toy_models.checkpoints import CheckpointError, load_checkpoint
+
+    try:
+        ck = load_checkpoint("mnist")
+    except CheckpointError as e:
+        pytest.skip(f"weights/mnist not shipped: {e}")
+    at = helpers.open_page(script=str(ROOT / PAGE), timeout=TIMEOUT, T=20, mnist_n=8)  # run alone: AppTest loses a button's
+    at.button(key="elbo_mnist_go").click().run()  # click across app.py's switch_page (the score tests do the same)
+    assert not at.exception
+    shown = [m.value for m in at.markdown if "What limits this bound" in m.value]
+    assert shown, "the limits of the MNIST bound are not shown"
+    floor_shown = float(shown[0].split("L_0 = ")[1].split()[0])
+    floor = L.l0_floor(ck.schedule, mnist().held_out(8)[0], "beta_tilde")
+    assert floor_shown == pytest.approx(floor, abs=0.06)
+    l0_shown = [m.value for m in at.markdown if "Bound on 8 held-out digits" in m.value][0]
+    assert float(l0_shown.split("L_0 ")[1].split()[0]) > floor  # the network pays more than the floor
