@@ -188,8 +188,8 @@ def bound_terms(s: Schedule, model, x0: torch.Tensor, y=None, variance: str = "b
     fast, and above it only t = exact_head + 1, + 1 + stride, ..., each standing for the `stride` steps up
     to the next (a stratified estimate of the sum); stride = 1 is the exact sum. For the first shipped
     MNIST model (channels [16, 48, 64]) on 16 digits the exact sum is 1.978 bits/dim; every 20th t with the
-    first 50 exact gives 2.008 (98 model calls instead of 1,000), while every 10th t with no exact head gave 3.42: the t = 2 term
-    (103 nats) standing for ten steps.
+    first 50 exact gives 2.008 (98 model calls instead of 1,000), while every 10th t with no exact head gave
+    3.42: the t = 2 term (103 nats) standing for ten steps.
     chunk_elements: numbers per model call (points x dims x times); ~40,000 keeps a 2D MLP's activations
     in cache: 2,000 points x 1,000 steps took 2.4 s in chunks of 40,000 and 7.1 s in chunks of 400,000.
     progress: optional callable(done, total).
