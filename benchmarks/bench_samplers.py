@@ -11,7 +11,7 @@ from toy_models.likelihood import ode_log_likelihood
 from toy_models.samplers import SamplerInfo, sample_ddim, sample_ddpm, sample_ode
 from toy_models.schedules import make_schedule
 from toy_models.shapes import as_timesteps
-from benchmarks import median_seconds as _median_s
+from benchmarks import median_seconds as _median_s, sw_over_floor
 
 
 def _mlp():
@@ -82,19 +82,12 @@ def _sampler_quality_lines(mlp, s, sets: int = 4, n: int = 2000) -> list[str]:
     """SW / noise floor of the shipped moons network's samples by sampler, on the same `sets` starting points:
     what the ReLU network gives up in deterministic sampling (recipes.py), and why the live-training check
     samples with DDPM (bench_training)."""
-    from toy_models.data import sample_2d
-    from toy_models.metrics import noise_floor, sliced_wasserstein
-
-    floor = noise_floor(lambda k, sd: sample_2d("moons", k, seed=1000 + sd)[0].numpy(), n)
-    refs = [sample_2d("moons", n, seed=999 - k)[0].numpy() for k in range(sets)]
-    x_Ts = [torch.randn(n, 2, generator=torch.Generator().manual_seed(7 + 100 * k)) for k in range(sets)]
-    samplers = {"DDIM 50 steps": lambda x: sample_ddim(mlp, s, x, steps=50),
-                "DDIM 200 steps": lambda x: sample_ddim(mlp, s, x, steps=200),
-                "DDPM": lambda x: sample_ddpm(mlp, s, x, generator=torch.Generator().manual_seed(3))}
-    ratios = {name: sum(sliced_wasserstein(f(x).numpy(), r) for x, r in zip(x_Ts, refs)) / sets / floor
-              for name, f in samplers.items()}
+    ratio = sw_over_floor("moons", n, sets)
+    samplers = {"DDIM 50 steps": lambda x, k: sample_ddim(mlp, s, x, steps=50),
+                "DDIM 200 steps": lambda x, k: sample_ddim(mlp, s, x, steps=200),
+                "DDPM": lambda x, k: sample_ddpm(mlp, s, x, generator=torch.Generator().manual_seed(3))}
     return [f"shipped moons samples, SW / noise floor over {sets} x {n:,} points: "
-            + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items())]
+            + ", ".join(f"{name} {ratio(f):.2f}x" for name, f in samplers.items())]
 
 
 def _mnist_lines() -> list[str]:

@@ -7,6 +7,8 @@ import time
 
 import torch
 
+from benchmarks import sw_over_floor
+
 
 def _median_step_time(trainer, warmup: int = 3, repeats: int = 15) -> float:
     for _ in range(warmup):
@@ -34,24 +36,17 @@ def time_to_noise_floor(recipe="moons", target: float = 1.5, check_every: int = 
     Why DDPM and several sets: 50-step DDIM samples of the fully trained shipped moons read 1.80x the floor
     (200 steps: 1.65x; DDPM: 1.03x), so a DDIM check measures the sampler's error, not the training; and SW
     of 2,000 points spreads by ~30% of its mean, so one set crosses a threshold early or late by luck."""
-    from toy_models.data import sample_2d
-    from toy_models.metrics import noise_floor, sliced_wasserstein
     from toy_models.samplers import sample_ddpm
     from toy_models.training import Trainer
 
     tr = Trainer(recipe, device="cpu", seed=seed)
-    name = tr.recipe.data
-    floor = noise_floor(lambda k, s: sample_2d(name, k, seed=1000 + s)[0].numpy(), n)
-    refs = [sample_2d(name, n, seed=999 - k)[0].numpy() for k in range(sets)]
-    x_Ts = [torch.randn(n, 2, generator=torch.Generator().manual_seed(seed + 7 + 100 * k)) for k in range(sets)]
+    check = sw_over_floor(tr.recipe.data, n, sets, seed)
     ratio = float("inf")
     while tr.wall_time_s < max_s:
         tr.run(check_every)
         y = None if not tr.recipe.conditional else torch.full((n,), tr.model.num_classes)
-        sw = [sliced_wasserstein(sample_ddpm(tr.ema_model, tr.schedule, x_T, y=y,
-                                             generator=torch.Generator().manual_seed(k)).numpy(), ref)
-              for k, (x_T, ref) in enumerate(zip(x_Ts, refs))]
-        ratio = statistics.fmean(sw) / floor
+        ratio = check(lambda x_T, k: sample_ddpm(tr.ema_model, tr.schedule, x_T, y=y,
+                                                 generator=torch.Generator().manual_seed(k)))
         if ratio <= target:
             break
     return tr.wall_time_s, tr.step_count, ratio
