@@ -253,8 +253,9 @@ def l0_floor(s: Schedule, x0: torch.Tensor, variance: str = "beta_tilde", data_k
     """L_0 in nats per example (mean) for a network that predicts x_0 exactly at t = 1.
 
     For 8-bit images each value owns a bin 2/255 = 0.0078 wide; with sigma_1 about as wide (0.0074 for
-    beta-tilde, 0.01 for beta, on the linear schedule) even the exact mean leaves part of the decoder's mass in the neighbouring bins. No network with
-    this fixed sigma_1 scores a lower L_0; learning the variances (Nichol & Dhariwal 2021) is what moves it.
+    beta-tilde, 0.01 for beta, on the linear schedule) even the exact mean leaves part of the decoder's
+    mass in the neighbouring bins. No network with this fixed sigma_1 scores a lower L_0; learning the
+    variances (Nichol & Dhariwal 2021) is what moves it.
     """
     terms = vb_term(s, KnowsX0(s, x0), x0, 1, variance=variance, data_kind=data_kind,
                     generator=torch.Generator().manual_seed(0))
@@ -276,7 +277,8 @@ def mnist_limits(ck, x0: torch.Tensor, report: BoundReport, variance: str, n_tra
     """MNIST_LIMITS for a loaded digit checkpoint and its bound `report` on the digits x0."""
     s = ck.schedule
     floor = l0_floor(s, x0, variance)
-    sigma1 = math.sqrt(float(s.betas[1] if variance == "beta" else s.posterior_log_variance_clipped[1].exp()))
+    x = x0[:1]  # sigma_1 as the reverse step sets it (p_mean_variance), not a second copy of its variance rule
+    sigma1 = float(p_mean_variance(s, KnowsX0(s, x), x, 1, variance=variance).log_variance.exp().sqrt().max())
     return MNIST_LIMITS.format(
         floor=floor, floor_bpd=report.bits_per_dim(floor), sigma1=sigma1, half=(1.0 / 255.0) / sigma1,
         rest=report.bits_per_dim(report.total) - report.bits_per_dim(floor), steps=int(ck.sidecar.get("steps", 0)),
