@@ -54,16 +54,23 @@ def render_sidebar() -> F.FrameState:
     sb.selectbox("data", F.DATA_CHOICES, key=KEYS["data"],
                  help="A 2D toy (points) or MNIST digits. The 2D figures use a 2D set; MNIST figures a digit.")
     sb.selectbox("schedule", F.SCHEDULES, key=KEYS["schedule"], help="How beta_t grows with t.")
-    sb.number_input("T (number of steps)", F.T_MIN, F.T_MAX, step=50, key=KEYS["T"])
+    sb.number_input("T (number of steps)", F.T_MIN, F.T_MAX, step=50, key=KEYS["T"],
+                    help="How many steps the journey from data to noise takes. A smaller T takes fewer, bigger "
+                         "steps to the same noise: the β's below are stated for T = 1000 and scaled by 1000/T.")
     if st.session_state[KEYS["schedule"]] == "cosine":
-        sb.number_input("s (cosine offset)", F.S_MIN, F.S_MAX, step=0.001, format="%.4f", key=KEYS["s"])
+        sb.number_input("δ (cosine offset)", F.S_MIN, F.S_MAX, step=0.001, format="%.4f", key=KEYS["s"],
+                        help="Keeps β_1 from being tiny near t = 0 (Nichol & Dhariwal 2021 call it s).")
     else:
-        sb.number_input("beta_1", F.BETA_MIN, F.BETA_MAX, step=1e-4, format="%.5f", key=KEYS["beta_1"])
-        sb.number_input("beta_T", F.BETA_MIN, F.BETA_MAX, step=1e-3, format="%.4f", key=KEYS["beta_T"])
+        sb.number_input("β_1 (stated for T = 1000)", F.BETA_MIN, F.BETA_MAX, step=1e-4, format="%.5f",
+                        key=KEYS["beta_1"], help="Scaled by 1000/T to the T in force, at most 0.999.")
+        sb.number_input("β_T (stated for T = 1000)", F.BETA_MIN, F.BETA_MAX, step=1e-3, format="%.4f",
+                        key=KEYS["beta_T"], help="Scaled by 1000/T to the T in force, at most 0.999.")
+    state = F.FrameState(**{name: st.session_state[key] for name, key in KEYS.items()})
+    sb.caption(F.schedule_summary(F.build_schedule(state)))
     sb.number_input("seed", 0, F.SEED_MAX, step=1, key=KEYS["seed"])
     sb.toggle("presenter mode", key=PRESENT, help="Large type, one figure at a time with step buttons, no "
               "sidebar or explanations: for projecting. The URL gets present=1&slide=i.")
-    state = F.FrameState(**{name: st.session_state[key] for name, key in KEYS.items()})
+    state = F.FrameState(**{name: st.session_state[key] for name, key in KEYS.items()})  # with the seed
     model_sidebar(sb)
     sb.caption(f"device: **{F.device_label(device())}**")
     sb.caption("The URL holds these settings: copy it to share this exact view.")
@@ -92,4 +99,7 @@ def frame() -> F.FrameState:
     if state is None:  # a page run without the frame (should not happen): build it here
         state = render_sidebar()
     show_notices()
+    mismatch = F.prior_mismatch(F.build_schedule(state))
+    if mismatch:
+        st.warning(mismatch, icon=":material/warning:")
     return state

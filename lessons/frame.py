@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from toy_models.schedules import make_schedule
+from toy_models.schedules import REFERENCE_T, beta_range_for_T, make_schedule
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ LESSONS = (
            "step, the reconstruction term, and why the simple noise loss is a reweighting.", "pages/elbo.py",
            ":material/functions:"),
     Lesson("Noise = score, and likelihood", "The predicted noise is the score of q(x_t) in disguise; the "
-           "probability-flow ODE turns it into an exact log-likelihood.", "pages/score.py", ":material/explore:"),
+           "probability-flow ODE built on it is a deterministic model whose log-likelihood can be computed "
+           "exactly, beside the stochastic chain's bound.", "pages/score.py", ":material/explore:"),
     Lesson("Conditional generation and guidance", "Class labels, classifier guidance and classifier-free "
            "guidance: how the guidance weight trades diversity for fidelity.", "pages/conditional.py",
            ":material/label:"),
@@ -56,7 +57,7 @@ LESSONS = (
 DATA_2D = ("moons", "swissroll", "rings", "checkerboard", "gmm")  # the 2D toys (toy_models.data)
 DATA_CHOICES = DATA_2D + ("mnist",)  # every dataset the sidebar offers
 SCHEDULES = ("linear", "cosine", "sigmoid")  # the schedules the sidebar offers
-T_MIN, T_MAX = 1, 2000  # the app's range of T (enough for every lesson, cheap to chain)
+T_MIN, T_MAX = 2, 2000  # the app's range of T (a chain needs two steps to have a middle; 2000 is cheap to chain)
 BETA_MIN, BETA_MAX = 1e-5, 0.999  # allowed beta_1 and beta_T
 S_MIN, S_MAX = 0.0, 0.5  # allowed cosine offset s
 SEED_MAX = 2**31 - 1
@@ -69,9 +70,9 @@ class FrameState:
     data: str = "moons"  # one of DATA_CHOICES
     schedule: str = "linear"  # one of SCHEDULES
     T: int = 1000  # number of diffusion steps, T_MIN..T_MAX
-    beta_1: float = 1e-4  # first beta (linear, sigmoid)
-    beta_T: float = 0.02  # last beta (linear, sigmoid)
-    s: float = 0.008  # cosine offset s (Nichol & Dhariwal 2021, eq. 17)
+    beta_1: float = 1e-4  # first beta (linear, sigmoid) as stated for T = 1000; scaled by 1000 / T
+    beta_T: float = 0.02  # last beta (linear, sigmoid) as stated for T = 1000; scaled by 1000 / T
+    s: float = 0.008  # cosine offset (delta on the pages; s in Nichol & Dhariwal 2021, eq. 17)
     seed: int = 0  # seed of every random draw on the page
 
     @property
@@ -221,11 +222,16 @@ def format_param(value) -> str:
 
 
 def schedule_kwargs(name: str, state: FrameState) -> dict:
-    """make_schedule keyword arguments for schedule `name` from the sidebar values."""
+    """make_schedule keyword arguments for schedule `name` from the sidebar values.
+
+    The sidebar's beta_1 and beta_T are stated for T = 1000 (REFERENCE_T) and scaled to the T in force
+    (schedules.beta_range_for_T), so a smaller T means fewer, bigger steps over the same journey to noise.
+    """
     if name == "cosine":
         return {"s": state.s}
     if name in ("linear", "sigmoid"):
-        return {"beta_start": state.beta_1, "beta_end": state.beta_T}
+        beta_start, beta_end = beta_range_for_T(state.beta_1, state.beta_T, state.T)
+        return {"beta_start": beta_start, "beta_end": beta_end}
     raise ValueError(f"unknown schedule {name!r}; valid: {', '.join(SCHEDULES)}")
 
 
@@ -233,6 +239,32 @@ def build_schedule(state: FrameState, name: str | None = None):
     """The Schedule the sidebar describes (or schedule `name` with the same T and parameters)."""
     name = name or state.schedule
     return make_schedule(name, state.T, **schedule_kwargs(name, state))
+
+
+NOISE_REACHED = 0.05  # abar_T above this: x_T is visibly not N(0, I)
+
+
+def schedule_summary(s) -> str:
+    """One sidebar line: the beta range in force at this T and abar_T, e.g. 'β_1 = 0.002, β_T = 0.4 ...'."""
+    b = s.betas[1:]
+    text = f"In force at T = {s.T}: β_1 = {b[0].item():.3g}, β_T = {b[-1].item():.3g}; ᾱ_T = {s.alphas_cumprod[-1].item():.2g}"
+    if s.name in ("linear", "sigmoid") and s.T != REFERENCE_T:
+        text += f" (β's stated for T = {REFERENCE_T}, scaled by {REFERENCE_T}/{s.T}, at most 0.999)"
+    return text + "."
+
+
+def prior_mismatch(s) -> str | None:
+    """A warning when the schedule does not reach noise (abar_T > NOISE_REACHED), else None.
+
+    Every sampler starts from x_T ~ N(0, I); when q(x_T) keeps a share abar_T of the data's signal,
+    that start is not what the forward process ends at, and the samples pay for it.
+    """
+    abar_T = s.alphas_cumprod[-1].item()
+    if abar_T <= NOISE_REACHED:
+        return None
+    return (f"This schedule does not reach noise: ᾱ_T = {abar_T:.2f}, so x_T keeps √ᾱ_T = {abar_T ** 0.5:.2f} of "
+            f"x_0 and q(x_T) is not N(0, I). The samplers on this page still start from N(0, I), so what they "
+            f"draw is not the data. Raise β_T or T to reach noise (ᾱ_T ≤ {NOISE_REACHED}).")
 
 
 def pick_device() -> str:

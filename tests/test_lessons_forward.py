@@ -35,7 +35,7 @@ def test_round_trip_through_the_url():
     ({"schedule": "quadratic"}, "schedule", "linear"),
     ({"T": "abc"}, "T", 1000),
     ({"T": "2.5"}, "T", 1000),
-    ({"T": "0"}, "T", 1),
+    ({"T": "0"}, "T", F.T_MIN),
     ({"T": "10000000"}, "T", F.T_MAX),
     ({"beta_T": "2"}, "beta_T", F.BETA_MAX),
     ({"beta_1": "-1"}, "beta_1", F.BETA_MIN),
@@ -53,8 +53,8 @@ def test_bad_url_values_are_repaired_with_a_notice(params, field, expected):
 
 
 def test_build_schedule_matches_make_schedule():
-    st_ = F.FrameState(schedule="sigmoid", T=300, beta_1=0.002, beta_T=0.04)
-    ref = make_schedule("sigmoid", 300, beta_start=0.002, beta_end=0.04)
+    st_ = F.FrameState(schedule="sigmoid", T=300, beta_1=0.002, beta_T=0.04)  # stated for T = 1000
+    ref = make_schedule("sigmoid", 300, beta_start=0.002 * 1000 / 300, beta_end=0.04 * 1000 / 300)
     assert torch.equal(F.build_schedule(st_).alphas_cumprod, ref.alphas_cumprod)
     cos = F.build_schedule(st_, "cosine")
     assert torch.equal(cos.betas, make_schedule("cosine", 300, s=st_.s).betas)

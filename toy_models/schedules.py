@@ -149,6 +149,22 @@ def sigmoid_betas(T: int, beta_start: float, beta_end: float, width: float) -> t
     return beta_start + (beta_end - beta_start) * torch.sigmoid(u)
 
 
+REFERENCE_T = 1000  # the T at which the linear and sigmoid beta ranges of the literature are stated
+
+
+def beta_range_for_T(beta_start: float, beta_end: float, T: int, reference_T: int = REFERENCE_T,
+                     max_beta: float = 0.999) -> tuple[float, float]:
+    """The beta range in force at T when (beta_start, beta_end) is stated for `reference_T` steps.
+
+    Each end is scaled by reference_T / T and clipped at max_beta (improved-diffusion's rule for
+    the linear schedule, Nichol & Dhariwal 2021). The sum of the betas, and so -log abar_T to first
+    order, then stays about the same at every T: T sets how many steps the same journey to noise
+    takes, not how far it goes. Ho et al.'s 1e-4..0.02 gives abar_T ~ exp(-10) at every T >= 2.
+    """
+    scale = reference_T / _check_T(T)
+    return min(beta_start * scale, max_beta), min(beta_end * scale, max_beta)
+
+
 def make_schedule(name: str, T: int, **params) -> Schedule:
     """Build a Schedule by name: "linear", "cosine", "sigmoid", or "custom" (betas=[...]).
 
