@@ -99,7 +99,7 @@ def test_forward_values_match_make_schedule():
 
 def test_schedule_lab_values_match_make_schedule():
     at = open_page("schedule_lab", T=300, schedule="sigmoid", beta_1=0.001, beta_T=0.05, t=77)
-    s = make_schedule("sigmoid", 300, beta_start=0.001, beta_end=0.05)
+    s = make_schedule("sigmoid", 300, beta_start=0.001 * 1000 / 300, beta_end=0.05 * 1000 / 300)  # stated for 1000
     a = float(s.alphas_cumprod[77])
     values = [float(m.value) for m in at.metric]
     assert values[0] == pytest.approx(a, rel=1e-5)
@@ -111,11 +111,11 @@ def test_schedule_lab_values_match_make_schedule():
 
 # --- extremes ---------------------------------------------------------------------------------------
 EXTREMES = [
-    dict(T=1),
+    dict(T=F.T_MIN),
     dict(T=F.T_MAX, schedule="sigmoid", beta_1=1e-5, beta_T=0.999),
     dict(T=50, beta_1=0.01, beta_T=0.01),  # beta_1 = beta_T: a constant schedule
     dict(T=200, beta_1=0.5, beta_T=0.999),  # beta_T near 1: abar_T underflows to 0
-    dict(T=1, schedule="cosine", s=0),
+    dict(T=F.T_MIN, schedule="cosine", s=0),
     dict(T=F.T_MAX),
     dict(T=20, beta_1=0.2, beta_T=0.001),  # decreasing betas are allowed
 ]
@@ -183,7 +183,8 @@ def test_moving_t_changes_the_figure():
     at.slider(key="lab_t").set_value(90).run()
     assert not at.exception
     assert at.get("plotly_chart")[0].proto.spec != before
-    assert float(at.metric[0].value) == pytest.approx(float(make_schedule("linear", 100).alphas_cumprod[90]), rel=1e-5)
+    s = make_schedule("linear", 100, beta_start=1e-3, beta_end=0.2)  # the defaults, stated for T = 1000, times 10
+    assert float(at.metric[0].value) == pytest.approx(float(s.alphas_cumprod[90]), rel=1e-5)
 
 
 # --- hand-edited URLs -----------------------------------------------------------------------------------
