@@ -19,7 +19,7 @@ def _legacy_mode() -> bool:
     """True when streamlit runs a page in the legacy pages/-folder mode (no shared frame).
 
     On a freshly started server, the first visitor who deep-links to a page is served by the
-    v1 pages-folder runner until some session calls st.navigation (see DESIGN.md).
+    v1 pages-folder runner until some session calls st.navigation (see ARCHITECTURE.md).
     """
     from streamlit.runtime.pages_manager import PagesManager
 

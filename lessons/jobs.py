@@ -13,7 +13,7 @@ No streamlit here: the page reads these objects from an `st.fragment(run_every=.
     lab.release()                            # the session ended: stop its jobs, free its models
 
 Why a thread that only writes plain attributes: Streamlit calls from a background thread are dropped
-(DESIGN.md), and a widget change aborts a page run, so training inline in a page would not survive.
+(ARCHITECTURE.md), and a widget change aborts a page run, so training inline in a page would not survive.
 The thread runs `toy_models.training.Trainer.step()` in a loop and copies what the page shows (loss,
 loss per t-bucket, snapshots) into attributes under `lock`.
 
