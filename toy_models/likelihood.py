@@ -1,4 +1,10 @@
-"""Exact log-likelihood of a diffusion model through its probability-flow ODE.
+"""Log-likelihood under a diffusion model's probability-flow ODE, exact up to the solver's error.
+
+Which density this is: the ODE defines its own model of the data, a deterministic flow from N(0, I). With
+the exact score its marginals are the diffusion's q_t and its density at t = 0 is the data's; with a
+learned score it is a different density from that of the stochastic reverse chain p_theta, whose
+log-likelihood the ELBO bounds (elbo.py). Nothing orders the two in general: an ODE NLL below a chain's
+bound is an observation about a model, not a theorem.
 
 The ODE dx/dt = f(x, t) = -1/2 beta(t) (x + score(x, t)) (Song et al. 2021, eq. 13; see
 samplers.pf_ode_drift, solved as samplers.pf_ode_drift_rho) moves data to noise deterministically

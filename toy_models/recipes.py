@@ -9,7 +9,8 @@ Objectives (see training.py):
     "simple"  L_simple, Ho et al. (2020) eq. 14, the unweighted noise-prediction loss
     "vlb"     L_vlb = L_0 + ... + L_{T-1} (Ho et al. eq. 5) with one random t per example,
               t uniform (scaled by T) or importance-sampled (Nichol & Dhariwal 2021, eq. 18)
-    "hybrid"  L_simple + lambda * L_vlb (Nichol & Dhariwal 2021, eq. 16)
+    "hybrid"  L_simple + lambda * L_vlb (Nichol & Dhariwal 2021, eq. 16). There L_vlb trains learned
+              variances; our sigma_t is fixed, so here it only reweights the noise error over t a little
     "ce"      cross-entropy of a noisy classifier p(y | x_t, t) (Dhariwal & Nichol 2021, sec. 4)
 """
 from __future__ import annotations
