@@ -416,17 +416,18 @@ def sample_langevin(model, s: Schedule, x_T, *, steps=None, y=None, generator=No
     At each level t_i (steps levels from T down to 1, `langevin_levels`; None: min(T, 100)) it runs
     n_steps_each steps of
 
-        x <- x + alpha_i / 2 * score(x, t_i) + sqrt(alpha_i) z,   score = -eps_theta / sqrt(1 - abar_t)
+        x <- x + h_i / 2 * score(x, t_i) + sqrt(h_i) z,   score = -eps_theta / sqrt(1 - abar_t)
 
-    which leave q_{t_i} (approximately) invariant. Step sizes:
-      step_rule "sigma": alpha_i = step_size * sigma_i^2 / sigma_L^2 with sigma_i^2 = 1 - abar_{t_i}
+    which leave q_{t_i} (approximately) invariant. The step size is h_i (Song & Ermon write alpha_i;
+    here alpha_t is 1 - beta_t). Step sizes:
+      step_rule "sigma": h_i = step_size * sigma_i^2 / sigma_L^2 with sigma_i^2 = 1 - abar_{t_i}
           and sigma_L the smallest level (Song & Ermon's rule; step_size is their epsilon);
-      step_rule "snr": alpha = 2 (snr * ||z|| / ||score||)^2 with the norms averaged over the batch,
+      step_rule "snr": h_i = 2 (snr * ||z|| / ||score||)^2 with the norms averaged over the batch,
           the corrector of Song et al. (2021), Algorithm 5 (snr is their r; step_size is unused).
     Measured on the 2D default_gmm with its exact score (linear T = 1000, 100 levels x 10 steps,
     4,000 points): "snr" with snr = 0.3 (the default) recovers the component weights to within
     0.006 and a mean log q(x_0) of -1.47 nats (data: -1.40); "sigma" with step_size = 2e-5 gets the
-    weights to 0.01 but blurrier samples (-1.81): with alpha proportional to sigma^2 the small
+    weights to 0.01 but blurrier samples (-1.81): with h_i proportional to sigma_i^2 the small
     levels barely move the points, so they do not relax along the wide directions of the data.
     denoise_final: finish with Tweedie's estimate x0_pred(x, t_L) = E[x_0 | x_{t_L}].
     Each Langevin step is one SamplerStep (t = t_next = the level, except between levels).
@@ -451,12 +452,12 @@ def sample_langevin(model, s: Schedule, x_T, *, steps=None, y=None, generator=No
                 score = -eps / math.sqrt(sig2)
                 z = _noise(x, generator)
                 if step_rule == "sigma":
-                    alpha = step_size * sig2 / sig2_L
+                    h = step_size * sig2 / sig2_L
                 else:
                     zn = z.reshape(z.shape[0], -1).norm(dim=1).mean()  # batch means, as in Song et al.'s code
                     gn = score.reshape(z.shape[0], -1).norm(dim=1).mean().clamp(min=1e-30)
-                    alpha = float(2 * (snr * zn / gn) ** 2)
-                x_next = x + 0.5 * alpha * score + (alpha ** 0.5) * z
+                    h = float(2 * (snr * zn / gn) ** 2)
+                x_next = x + 0.5 * h * score + (h ** 0.5) * z
                 last = j == n_steps_each - 1
                 t_next = t if not last else (levels[li + 1] if li + 1 < len(levels) else t)
                 if info is not None:
