@@ -31,20 +31,44 @@ NARRATIVE = """
 only need x_{t-1}. You scale it by sqrt(1 − β_t) and add fresh Gaussian noise of variance β_t.
 Nothing else about the past matters — not x_0, not how you got here.
 
-**The noise grows.** The variances β_1 < β_2 < … < β_T increase with t: early steps barely
-touch the data (fine detail survives), late steps are large (by then there is little left to
-destroy).
+**The noise grows.** In the usual schedules the variances grow with t, β_1 < β_2 < … < β_T:
+early steps barely touch the data (fine detail survives), late steps are large (by then there
+is little left to destroy).
 
 **Where it ends.** Every step multiplies the mean by sqrt(1 − β_t) < 1, so after t steps the
 mean has shrunk by sqrt(ᾱ_t) = sqrt(∏(1 − β_s)) toward zero, while the variance climbs to
-1 − ᾱ_t. When ᾱ_T ≈ 0, x_T is a standard Gaussian whatever x_0 was — a starting point we can
-sample without knowing the data.
+1 − ᾱ_t. When ᾱ_T ≈ 0, x_T is close to a standard Gaussian whatever x_0 was — a starting point
+we can sample without knowing the data.
 
 **Why small steps?** If each step adds only a little noise, the reverse step q(x_{t-1} | x_t)
 is itself close to a Gaussian, so a network can learn it one Gaussian at a time. One giant
-step would need to undo everything at once — that reverse distribution is the whole data
+step would need to undo everything at once — its reverse distribution is nearly the whole data
 distribution, as hard as the original problem.
 """
+SECTION_XT = (
+    "**One jump to any t.** Every step is Gaussian, so x_t can be drawn from x_0 in one go (the closed form "
+    "above): shrink x_0 by sqrt(ᾱ_t) and add noise of standard deviation sqrt(1 − ᾱ_t). How close is the "
+    "noised data to N(0, I), where sampling will start? The KL divergence below measures it. Move **t**."
+)
+SECTION_CHAIN = (
+    "**Many small steps = one jump.** Send 1,000 copies of **one** point to time t two ways: t Markov steps "
+    "(q_chain) or one jump with the closed form (q_sample). Choose t and the point."
+)
+LOOK_CHAIN = ("Look for: the two clouds are centred in the same dotted circle (theory: mean ± 2 sd), and the "
+              "table's means and variances agree with the theory row up to sampling noise.")
+SECTION_DIGIT = (
+    "**An image is just a long vector.** Each of the 784 pixels of a digit is one coordinate, noised by the "
+    "same rule with the same ᾱ_t. Pick a digit and move **t**."
+)
+LOOK_DIGIT = ("Look for: the pixel histogram goes from two spikes (paper at −1, ink near +1) to the N(0, 1) "
+              "bell as t grows.")
+SECTION_PATHS = (
+    "**A few points, one Markov step at a time.** Each line is one chain x_0 → x_1 → … → x_T run step by "
+    "step (q_chain). Choose how many."
+)
+LOOK_PATHS = ("Look for: each chain forgets its start. Its mean sqrt(ᾱ_t) x_0 (dotted) decays to 0 while its "
+              "spread grows to 1, and the chain stays mostly inside its band, ± 2 sd of q(x_t | x_0), about 95% "
+              "of the mass.")
 EQ_STEP = r"q(x_t \mid x_{t-1}) = \mathcal{N}\!\left(x_t;\ \sqrt{1-\beta_t}\,x_{t-1},\ \beta_t I\right)"
 EQ_CLOSED = (r"q(x_t \mid x_0) = \mathcal{N}\!\left(x_t;\ \sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t) I\right),"
              r"\quad \bar\alpha_t = \prod_{s=1}^t (1-\beta_s)")
@@ -218,6 +242,65 @@ def gmm_kl_curve(gmm, s: Schedule, times: list[int], nodes: int = 20) -> np.ndar
     return ((integrand * gw).sum(-1) * w).sum(-1).numpy()
 
 
+def prior_term_curve(gmm, s: Schedule, times: list[int]) -> np.ndarray:
+    """E_{x_0 ~ q} KL(q(x_t | x_0) || N(0, I)) at each t for a Gaussian-mixture q(x_0), in nats, exact.
+
+    At t = T this is the prior term L_T of the bound (Ho et al. 2020, eq. 5) averaged over the data
+    (toy_models.elbo.prior_kl, on the schedule cut at T = t). Per coordinate that KL is
+    (abar x_0^2 - abar - log(1 - abar)) / 2: quadratic in x_0 with no cross terms, so its average over
+    x_0 is its value at the root-mean-square point sqrt(E[x_0,d^2]), here from the mixture's moments.
+    It exceeds the marginal KL(q(x_t) || N(0, I)) (gmm_kl_curve) by the mutual information I(x_0; x_t).
+    At t = 0 it is +inf (q(x_0 | x_0) is a point mass).
+    """
+    from toy_models.elbo import prior_kl
+
+    w = torch.as_tensor(gmm.weights, dtype=torch.float64)
+    mu = torch.as_tensor(gmm.means, dtype=torch.float64)
+    cov = torch.as_tensor(gmm.covs, dtype=torch.float64)
+    rms = (w @ (torch.diagonal(cov, dim1=-2, dim2=-1) + mu**2)).sqrt()  # (D,) sqrt(E[x_0,d^2])
+    return np.array([math.inf if check_t(s, t) == 0 else float(prior_kl(_truncated(s, t), rms[None])[0])
+                     for t in times])
+
+
+TRY_T = 10  # the T the try-this prompt asks for
+TRY_CONSTANT_BETA = 0.01  # its constant schedule: beta_1 = beta_T = 0.01, stated for T = 1000 like the sidebar's
+
+
+def try_this_numbers(gmm) -> dict[str, float]:
+    """Every number the forward page's try-this prompt quotes, read from the schedules the sidebar builds
+    (lessons.frame.build_schedule) at the settings the prompt names, and KLs from gmm_kl_curve."""
+    from .frame import DEFAULT, FrameState, build_schedule
+
+    short = build_schedule(FrameState(T=TRY_T))
+    lin = build_schedule(DEFAULT)
+    const = build_schedule(FrameState(beta_1=TRY_CONSTANT_BETA, beta_T=TRY_CONSTANT_BETA))
+    t = lin.T // 10
+    return {
+        "T": short.T, "beta_1": float(short.betas[1]), "beta_T": float(short.betas[-1]),
+        "abar_T": float(short.alphas_cumprod[-1]), "step_sd": math.sqrt(float(short.betas[1:].max())),
+        "step_sd_default": math.sqrt(float(lin.betas[1:].max())), "default_T": lin.T,
+        "sum_linear": float(lin.betas.sum()), "sum_constant": float(const.betas.sum()),
+        "abar_T_linear": float(lin.alphas_cumprod[-1]), "abar_T_constant": float(const.alphas_cumprod[-1]),
+        "t": t, "kl_linear": float(gmm_kl_curve(gmm, lin, [t])[0]), "kl_constant": float(gmm_kl_curve(gmm, const, [t])[0]),
+    }
+
+
+def try_this(gmm) -> str:
+    """The forward page's try-this prompt, with its numbers from try_this_numbers."""
+    n = try_this_numbers(gmm)
+    return (
+        f"**Try this:** set T = {n['T']} in the sidebar, the rest at its defaults. The β_1 and β_T there are stated for T = {n['default_T']} and "
+        f"scaled by {n['default_T']}/T, so the same journey to noise now takes {n['T']} steps: β_1 = "
+        f"{n['beta_1']:.3g} and β_T = {n['beta_T']:.3g} (scaled, at most 0.999), and still ᾱ_T = {n['abar_T']:.2g}. "
+        f"The chains above take visible jumps: the largest step's noise sd sqrt(β_t) is {n['step_sd']:.2f}, "
+        f"against {n['step_sd_default']:.2f} at T = {n['default_T']}. Then set T = {n['default_T']} and β_1 = β_T = "
+        f"{TRY_CONSTANT_BETA:g}, a constant schedule: its Σβ_t = {n['sum_constant']:.4g} is about the linear "
+        f"schedule's {n['sum_linear']:.4g}, so ᾱ_T barely moves ({n['abar_T_constant']:.2g} against "
+        f"{n['abar_T_linear']:.2g}), but the noise comes early: at t = {n['t']} the mixture's KL to N(0, I) has "
+        f"fallen to {n['kl_constant']:.2g} nats, against {n['kl_linear']:.2g} for the linear schedule."
+    )
+
+
 # --- figures -----------------------------------------------------------------------------------
 def fig_xt(x0: np.ndarray, xt: np.ndarray, t: int, abar_t: float, half_width: float = 4.0) -> go.Figure:
     """x_t at time t over the clean data drawn faint behind it, with each coordinate's histogram against the
@@ -300,16 +383,25 @@ def fig_trajectories(ts: np.ndarray, xs: np.ndarray, abar: np.ndarray, x0: np.nd
     return layout(fig, "Markov-chain paths (first coordinate) inside the closed-form band", "t", "x₁ of x_t")
 
 
-def fig_kl_curve(times: list[int], kl: np.ndarray, t: int) -> go.Figure:
-    """KL(q(x_t) || N(0, I)) against t on a log axis, the chosen t marked."""
-    ok = np.isfinite(kl) & (kl > 0)
-    trace = dict(type="scatter", x=np.asarray(times)[ok], y=kl[ok], mode="lines+markers", name="exact KL (grid)",
-                 line=dict(color=COLORS["truth"]))
-    lay = layout_dict("How far q(x_t) is from N(0, I)", "t", "KL(q(x_t) ‖ N(0, I))  [nats]", height=340,
-                      fixed_margins=True)
+def fig_kl_curve(times: list[int], kl: np.ndarray, t: int, prior: np.ndarray | None = None) -> go.Figure:
+    """KL(q(x_t) || N(0, I)) against t on a log axis, the chosen t marked.
+
+    prior: optionally E_{x_0} KL(q(x_t | x_0) || N(0, I)) at the same times (prior_term_curve), drawn dashed:
+    at t = T it is the bound's prior term L_T; the gap between the two curves is I(x_0; x_t).
+    """
+    def line(values, name, **style):
+        ok = np.isfinite(values) & (values > 0)
+        return dict(type="scatter", x=np.asarray(times)[ok], y=values[ok], mode="lines", name=name, line=style)
+
+    traces = [dict(line(kl, "KL(q(x_t) ‖ N(0, I))", color=COLORS["truth"]), mode="lines+markers")]
+    if prior is not None:
+        traces.append(line(prior, "average over x_0 of KL(q(x_t | x_0) ‖ N(0, I)); at t = T: L_T",
+                           color=COLORS["x_t"], dash="dash"))
+    lay = layout_dict("How far q(x_t) is from N(0, I)", "t", "KL  [nats]", height=380, fixed_margins=True,
+                      legend_below=True)
     lay["yaxis"]["type"] = "log"
     lay.update(marked_t(t))
-    return fast_figure([trace], lay)
+    return fast_figure(traces, lay)
 
 
 def fig_chain_vs_closed(r: ChainVsClosed, n_drawn: int = 400) -> go.Figure:

@@ -44,9 +44,15 @@ def trajectories(state: FrameState, data: str, n: int):
 
 @st.cache_data(max_entries=16)
 def kl_curve(state: FrameState):
+    """(times, KL(q(x_t) || N(0, I)), E_x0 KL(q(x_t | x_0) || N(0, I))) for the Gaussian mixture."""
     s = build_schedule(state)
     times = L.animation_times(s.T, 40)
-    return times, L.gmm_kl_curve(ground_truth_gmm(), s, times)
+    return times, L.gmm_kl_curve(ground_truth_gmm(), s, times), L.prior_term_curve(ground_truth_gmm(), s, times)
+
+
+@st.cache_data
+def try_this() -> str:
+    return L.try_this(ground_truth_gmm())
 
 
 @st.cache_resource(max_entries=4)  # (T+1, 1000, 2) float32, read-only: no copy per rerun
@@ -74,6 +80,8 @@ s = build_schedule(state)
 data = state.data if state.is_2d else "gmm"
 st.title("1 · Forward noising")
 explain(L.INTRO)
+st.header("The story in words")
+explain(L.NARRATIVE)
 equation(L.EQ_STEP)
 equation(L.EQ_CLOSED)
 if not state.is_2d:
@@ -81,7 +89,8 @@ if not state.is_2d:
 
 
 # Three sections, each an st.fragment with its own t slider: moving one redraws only its own figures (a
-# third of the page), which is what a slider costs the server and the browser on every move.
+# third of the page), which is what a slider costs the server and the browser on every move. What does not
+# move with t (the section's idea, its equation) stays outside the fragment: a move does not re-send it.
 def t_slider(name: str, key: str, label: str = "t (time step)") -> int:
     return url_int(name, label, 0, s.T, max(1, s.T // 10), key=key)
 
@@ -96,25 +105,24 @@ def at_time_t():
     c[2].metric("noise sd sqrt(1−ᾱ_t)", f"{(1 - abar_t) ** 0.5:.4f}")
     st.caption(f"Schedule: {s.describe()}; ᾱ_T = {float(s.alphas_cumprod[s.T]):.6g} at t = T.")
 
-    st.header(f"x_t on 2D data ({data})")
     x0, xt = xt_2d(state, data, t)
     c1, c2 = st.columns([3, 2])
     chart(L.fig_xt(x0[:N_BACKDROP], xt, t, abar_t), key="fig_xt", where=c1)
     c1.caption(f"Sample mean of x_t: ({xt[:, 0].mean():.3f}, {xt[:, 1].mean():.3f}); sample variance: "
-               f"({xt[:, 0].var():.3f}, {xt[:, 1].var():.3f}). They head to 0 and 1 as t grows, and the "
+               f"({xt[:, 0].var():.3f}, {xt[:, 1].var():.3f}). Look for: they head to 0 and 1 as t grows, and the "
                "histograms on the edges settle onto the N(0, 1) curve.")
-    times, kl = kl_curve(state)
-    chart(L.fig_kl_curve(times, kl, t), key="fig_kl", where=c2)
-    explain(f"For the Gaussian mixture (its density is exact), **KL(q(x_{{{t}}}) ‖ N(0, I)) = "
-            f"{kl_at(state, t):.4g} nats**; at t = T it is {kl[-1]:.3g} nats — the prior term L_T of the bound.",
-            where=c2)
+    times, kl, prior = kl_curve(state)
+    chart(L.fig_kl_curve(times, kl, t, prior), key="fig_kl", where=c2)
+    explain(f"For the Gaussian mixture (its density is exact), **KL(q(x_{{{t}}}) ‖ N(0, I)) = {kl_at(state, t):.4g} "
+            "nats** at this t. Look for the gap between the curves. The solid one compares the whole noised data "
+            "q(x_t) with N(0, I); the dashed one compares each q(x_t | x_0) with N(0, I) and averages over x_0, "
+            "and is larger by the mutual information I(x_0; x_t), what x_t still tells about x_0. At t = T the "
+            f"dashed value is the bound's prior term **L_T = E over x_0 of KL(q(x_T | x_0) ‖ N(0, I)) = "
+            f"{prior[-1]:.3g} nats**, while KL(q(x_T) ‖ N(0, I)) = {kl[-1]:.3g} nats.", where=c2)
 
 
 @st.fragment
 def steps_vs_jump():
-    st.header("Many small steps = one jump")
-    explain("Send 1,000 copies of **one** point to time t two ways: t Markov steps (q_chain) or one jump "
-            "with the closed form (q_sample). The clouds, their means and their variances agree.")
     c1, c2 = st.columns(2)
     with c1:
         t = t_slider("t_chain", "forward_t_chain", "t of the two routes")
@@ -125,11 +133,11 @@ def steps_vs_jump():
     rows = [{"route": k, "mean x₁": v["mean"][0], "mean x₂": v["mean"][1], "var x₁": v["var"][0],
              "var x₂": v["var"][1]} for k, v in r.moments().items()]
     st.table(rows, hide_index=True)
+    st.caption(L.LOOK_CHAIN)
 
 
 @st.fragment
 def a_digit():
-    st.header("A digit")
     try:
         from toy_models.data import mnist_digit
 
@@ -150,14 +158,20 @@ def a_digit():
     c1, c2 = st.columns(2)
     chart(L.fig_digit(xt_img, t), key="fig_digit", where=c1)
     chart(L.fig_pixel_hist(img[0].numpy(), xt_img, t), key="fig_pixels", where=c2)
-    st.caption(f"Source: {digits.source}. {digits.message}")
+    st.caption(f"{L.LOOK_DIGIT} Source: {digits.source}. {digits.message}")
 
 
+st.header(f"x_t on 2D data ({data})")
+explain(L.SECTION_XT)
+equation(L.EQ_KL)
 at_time_t()
-equation(L.EQ_KL)  # what does not move with t stays outside the fragments: a move does not re-send it
 show_source(q_sample, L.gmm_kl_curve)
+st.header("Many small steps = one jump")
+explain(L.SECTION_CHAIN)
 steps_vs_jump()
 show_source(q_chain, q_step_sample)
+st.header("A digit")
+explain(L.SECTION_DIGIT)
 a_digit()
 
 play, play_open = lazy_section("Play it: t from 0 to T in your browser", key="forward_play",
@@ -165,7 +179,9 @@ play, play_open = lazy_section("Play it: t from 0 to T in your browser", key="fo
 if play_open:  # computed and sent once opened
     with play:
         chart(animation_fig(state, data), key="fig_anim")
-        st.caption("Each frame is an exact draw of q(x_t | x_0) with one noise vector per point, so points glide.")
+        st.caption("Each frame is an exact draw of q(x_t | x_0) with one noise vector per point, so points glide. "
+                   "Look for: the shape's fine detail goes first, its overall layout last, and the last frames are "
+                   "one round cloud.")
         x0_a, frames_a, times_a, abar_a = animation_frames(state, data)
         titles = [f"t = {t}, ᾱ_t = {a:.3g}" for t, a in zip(times_a, abar_a)]
         download("the animation as a GIF", partial(E.gif_from_points, frames_a, titles, backdrop=x0_a),
@@ -173,18 +189,15 @@ if play_open:  # computed and sent once opened
                  help=f"{len(times_a)} frames of {len(x0_a)} points over the data; made when you click.")
 
 st.subheader("A few points, one Markov step at a time")
+explain(L.SECTION_PATHS)
 n_traj = url_int("chains", "number of chains", 1, 8, 3, key="forward_n_traj")
 ts, paths, abar = trajectories(state, data, n_traj)
 chart(L.fig_trajectories(ts, paths, abar), key="fig_traj")
-st.caption("Each chain is a random walk toward 0 (q_chain); the band is where q(x_t | x_0) says it should be.")
+st.caption(L.LOOK_PATHS)
 titles = [f"t = {t:.0f}, ᾱ_t = {a:.3g}" for t, a in zip(ts, abar)]
 download("the chains as a GIF", partial(E.gif_from_points, paths, titles, label="x_t (one Markov chain each)",
                                         trails=range(paths.shape[1]),
                                         backdrop=points_2d(data, N_POINTS, state.seed)[:N_ANIM].numpy()),
          f"forward_chains_{data}.gif", key="dl_forward_chains",
          help=f"The {paths.shape[1]} chains in the plane: {min(len(ts), E.MAX_FRAMES)} of their {len(ts)} kept steps.")
-
-st.header("The story in words")
-explain(L.NARRATIVE)
-explain("**Try this:** set T = 10 with beta_T = 0.5 and watch the chain take visible jumps; "
-        "then set beta_1 = beta_T (a constant schedule) and compare how fast the KL falls.")
+explain(try_this())

@@ -139,6 +139,59 @@ def test_gmm_kl_curve_against_grid_quadrature_and_monotone():
         assert math.isclose(L.gmm_kl_curve(g, s, [t])[0], grid, rel_tol=1e-3)
 
 
+class _OneGaussian:  # the attributes gmm_kl_curve and prior_term_curve read from a GaussianMixture
+    weights = torch.ones(1, dtype=torch.float64)
+    means = torch.tensor([[0.8, -0.3]], dtype=torch.float64)
+    covs = torch.tensor([[[0.5, 0.2], [0.2, 0.3]]], dtype=torch.float64)
+
+
+def test_prior_term_exceeds_the_marginal_kl_by_the_mutual_information_gaussian_data():
+    """Gaussian data x_0 ~ N(m, C): L(t) = E KL(q(x_t | x_0) || N(0, I)) = (abar E|x_0|^2 - D abar - D log(1 - abar)) / 2
+    and I(x_0; x_t) = (log det(abar C + (1 - abar) I) - D log(1 - abar)) / 2, both closed forms; the page's two
+    curves must differ by exactly that mutual information."""
+    g = _OneGaussian
+    m, C = g.means[0], g.covs[0]
+    s = make_schedule("linear", 50, beta_start=0.002, beta_end=0.4)  # Ho et al.'s range at T = 50
+    times = [1, 5, 20, 50]
+    prior = L.prior_term_curve(g, s, times)
+    kl = L.gmm_kl_curve(g, s, times)
+    for t, p_t, k_t in zip(times, prior, kl):
+        a = float(s.alphas_cumprod[t])
+        second = float(torch.trace(C) + m @ m)
+        assert p_t == pytest.approx(0.5 * (a * second - 2 * a - 2 * math.log1p(-a)), rel=1e-10)
+        mi = 0.5 * (float(torch.logdet(a * C + (1 - a) * torch.eye(2, dtype=torch.float64))) - 2 * math.log1p(-a))
+        assert p_t >= k_t and p_t - k_t == pytest.approx(mi, rel=1e-6, abs=1e-13)
+    # at t = T it is toy_models.elbo.prior_kl (the bound's L_T) averaged over draws of x_0
+    from toy_models.elbo import prior_kl
+
+    x0 = torch.distributions.MultivariateNormal(m, C).sample((200_000,))
+    per_x0 = prior_kl(s, x0)
+    assert prior[-1] == pytest.approx(float(per_x0.mean()), abs=4 * float(per_x0.std()) / math.sqrt(len(x0)))
+    assert L.prior_term_curve(g, s, [0])[0] == math.inf  # q(x_0 | x_0) is a point mass
+
+
+def test_prior_term_gap_on_the_mixture_matches_a_monte_carlo_mutual_information():
+    """On the page's mixture: L(t) >= KL(q(x_t) || N(0, I)) at every t, and the gap agrees with an independent
+    Monte Carlo estimate of I(x_0; x_t) = E[log q(x_t | x_0) - log q(x_t)] (exact log densities)."""
+    gmm_mod = pytest.importorskip("toy_models.gmm")
+    g = gmm_mod.default_gmm()
+    s = make_schedule("linear", 1000)
+    times = L.animation_times(1000, 40)[1:]
+    prior, kl = L.prior_term_curve(g, s, times), L.gmm_kl_curve(g, s, times)
+    assert np.all(prior >= kl)
+    gen = torch.Generator().manual_seed(0)
+    x0, _ = g.sample(100_000, generator=gen)
+    for t in (50, 250, 600):
+        a = float(s.alphas_cumprod[t])
+        xt = math.sqrt(a) * x0 + math.sqrt(1 - a) * torch.randn(x0.shape, generator=gen, dtype=torch.float64)
+        log_cond = -0.5 * ((xt - math.sqrt(a) * x0) ** 2).sum(1) / (1 - a) - math.log(2 * math.pi * (1 - a))
+        d = log_cond - g.noised(a).log_prob(xt)
+        gap = L.prior_term_curve(g, s, [t])[0] - L.gmm_kl_curve(g, s, [t])[0]
+        assert gap == pytest.approx(float(d.mean()), abs=4 * float(d.std()) / math.sqrt(len(d))), t
+    # at the default T the two numbers the page names differ by orders of magnitude: L_T is mostly I(x_0; x_T)
+    assert prior[-1] > 100 * kl[-1]
+
+
 def test_animation_times():
     assert L.animation_times(1, 24) == [0, 1]
     ts = L.animation_times(1000, 24)
@@ -300,3 +353,29 @@ def test_dict_built_figures_are_valid_plotly_and_keep_their_labels():
     c = figs["chain"]
     assert c.data[0].xaxis == "x" and c.data[3].xaxis == "x2" and c.layout.yaxis2.matches == "y"
     assert np.allclose(c.data[3].x, r.closed[:, 0], atol=1e-3)
+
+
+def test_forward_try_this_numbers_hold_at_the_settings_it_names():
+    """The prompt: at T = 10 the scaled range is beta_1 = 0.01, beta_T = 0.999 (clipped) and abar_T is still ~0,
+    with steps far bigger than at T = 1000; a constant beta = 0.01 keeps abar_T but drops the KL at t = 100 far
+    below the linear schedule's. Checked against schedules built by hand (not through lessons.frame)."""
+    from toy_models.gmm import default_gmm
+
+    g = default_gmm()
+    n = L.try_this_numbers(g)
+    short = make_schedule("linear", 10, beta_start=1e-4 * 100, beta_end=0.999)  # 0.02 * 100 = 2, clipped
+    assert (n["T"], n["beta_1"], n["beta_T"]) == (10, pytest.approx(0.01), pytest.approx(0.999))
+    assert n["abar_T"] == pytest.approx(float(short.alphas_cumprod[10]), rel=1e-12) and n["abar_T"] < 1e-5
+    assert n["step_sd"] == pytest.approx(math.sqrt(0.999)) and n["step_sd_default"] == pytest.approx(math.sqrt(0.02))
+    const = make_schedule("linear", 1000, beta_start=0.01, beta_end=0.01)
+    lin = make_schedule("linear", 1000)
+    assert n["sum_constant"] == pytest.approx(10.0) and n["sum_linear"] == pytest.approx(10.05)
+    assert n["abar_T_constant"] == pytest.approx(0.99**1000, rel=1e-9)
+    assert n["abar_T_constant"] / n["abar_T_linear"] == pytest.approx(1, abs=0.15)  # "barely moves"
+    assert n["t"] == 100
+    assert n["kl_constant"] == pytest.approx(L.gmm_kl_curve(g, const, [100])[0], rel=1e-12)
+    assert n["kl_linear"] == pytest.approx(L.gmm_kl_curve(g, lin, [100])[0], rel=1e-12)
+    assert n["kl_constant"] < n["kl_linear"] / 10  # "the noise comes early"
+    text = L.try_this(g)
+    for quoted in ("β_1 = 0.01", "β_T = 0.999", f"ᾱ_T = {n['abar_T']:.2g}", f"{n['kl_constant']:.2g} nats"):
+        assert quoted in text, quoted

@@ -109,6 +109,58 @@ def test_schedule_lab_values_match_make_schedule():
     assert caption_abar_T(at) == pytest.approx(float(s.alphas_cumprod[300]), rel=1e-5)
 
 
+def _figure(at: AppTest, title_start: str) -> dict:
+    """The page's plotly figure (JSON) whose title starts with title_start."""
+    for el in at.get("plotly_chart"):
+        fig = json.loads(el.proto.spec)
+        if fig["layout"]["title"]["text"].startswith(title_start):
+            return fig
+    raise AssertionError(f"no figure titled {title_start!r}")
+
+
+def _values(trace_part) -> np.ndarray:
+    return np.concatenate(list(_arrays(trace_part)))
+
+
+def test_forward_names_the_marginal_kl_and_the_prior_term_apart():
+    """The page quotes KL(q(x_T) || N(0, I)) and L_T = E KL(q(x_T | x_0) || N(0, I)) as two numbers, each from its own
+    computation, and draws both curves; L_T is the larger (by I(x_0; x_T))."""
+    from lessons import forward as LF
+    from toy_models.gmm import default_gmm
+
+    at = open_page("forward", T=200, t=50)
+    g, s = default_gmm(), F.build_schedule(F.FrameState(T=200))
+    l_T, kl_T = LF.prior_term_curve(g, s, [200])[0], LF.gmm_kl_curve(g, s, [200])[0]
+    text = next(m.value for m in at.markdown if "L_T = " in m.value)
+    assert f"{l_T:.3g} nats" in text and f"KL(q(x_T) ‖ N(0, I)) = {kl_T:.3g} nats" in text
+    assert f"KL(q(x_{{50}}) ‖ N(0, I)) = {LF.gmm_kl_curve(g, s, [50])[0]:.4g}" in text
+    assert l_T > kl_T
+    fig = _figure(at, "How far q(x_t)")
+    solid, dashed = fig["data"]
+    assert dashed["line"]["dash"] == "dash" and "L_T" in dashed["name"]
+    assert _values(dashed["x"])[-1] == 200 and _values(dashed["y"])[-1] == pytest.approx(l_T, rel=1e-6)
+    assert np.all(_values(dashed["y"]) >= np.interp(_values(dashed["x"]), _values(solid["x"]), _values(solid["y"])))
+
+
+def test_forward_try_this_opens_its_settings():
+    """Each setting the forward prompt names, opened on the page, shows the number the prompt quotes."""
+    from lessons import forward as LF
+    from toy_models.gmm import default_gmm
+
+    n = LF.try_this_numbers(default_gmm())
+    at = open_page("forward", T=LF.TRY_T)
+    assert any(m.value == LF.try_this(default_gmm()) for m in at.markdown)
+    assert caption_abar_T(at) == pytest.approx(n["abar_T"], rel=1e-5)
+    ts = _values(_figure(at, "Markov-chain paths")["data"][2]["x"])  # the chains: every one of the T steps
+    assert list(ts) == list(range(LF.TRY_T + 1))
+    for beta, kl in ((LF.TRY_CONSTANT_BETA, n["kl_constant"]), (None, n["kl_linear"])):
+        params = dict(beta_1=beta, beta_T=beta) if beta else {}
+        at = open_page("forward", T=1000, t=n["t"], **params)
+        text = next(m.value for m in at.markdown if "L_T = " in m.value)
+        assert f"KL(q(x_{{{n['t']}}}) ‖ N(0, I)) = {kl:.4g} nats" in text, text
+    assert caption_abar_T(at) == pytest.approx(n["abar_T_linear"], rel=1e-5)
+
+
 # --- extremes ---------------------------------------------------------------------------------------
 EXTREMES = [
     dict(T=F.T_MIN),
