@@ -37,24 +37,39 @@ INTRO = (
     "∇ log q(x_t) — the direction in which the noisy data gets denser. Move **t** first and compare "
     "the learned arrows with the exact ones of the Gaussian mixture."
 )
+SCORE_IDEA = ("By Tweedie's formula the best guess of the noise in x_t, E[ε | x_t], is the score of q(x_t) times "
+              "−√(1 − ᾱ_t): a trained noise predictor is a score model in disguise.")
 EQ_SCORE = (r"\nabla_{x_t}\log q(x_t) \;=\; -\,\frac{\mathbb{E}[\epsilon \mid x_t]}{\sqrt{1-\bar\alpha_t}}"
             r"\quad\Rightarrow\quad s_\theta(x_t, t) = -\,\frac{\epsilon_\theta(x_t, t)}{\sqrt{1-\bar\alpha_t}}")
-EQ_DSM = (r"\mathcal{L}_{\mathrm{DSM}}(t) = \mathbb{E}_{x_0,\epsilon}\Big\|s_\theta(x_t,t) + "
-          r"\tfrac{\epsilon}{\sqrt{1-\bar\alpha_t}}\Big\|^2 = \frac{1}{1-\bar\alpha_t}\,"
-          r"\mathbb{E}\,\|\epsilon_\theta(x_t,t)-\epsilon\|^2")
+EQ_DSM = (r"\begin{aligned}\mathcal{L}_{\mathrm{DSM}}(t) &= \mathbb{E}_{x_0,\epsilon}\Big\|s_\theta(x_t,t) + "
+          r"\tfrac{\epsilon}{\sqrt{1-\bar\alpha_t}}\Big\|^2 \\ &= \frac{1}{1-\bar\alpha_t}\,"
+          r"\mathbb{E}\,\|\epsilon_\theta(x_t,t)-\epsilon\|^2\end{aligned}")
 EQ_FISHER = (r"\mathcal{L}_{\mathrm{DSM}}(\theta) - \mathcal{L}_{\mathrm{DSM}}(\text{exact}) = "
              r"\mathbb{E}_{q(x_t)}\big\|s_\theta(x_t,t)-\nabla\log q(x_t)\big\|^2")
-EQ_LANGEVIN = r"x \leftarrow x + \tfrac{\alpha_i}{2}\, s_\theta(x, t_i) + \sqrt{\alpha_i}\, z,\quad z\sim\mathcal{N}(0,I)"
-EQ_ODE = r"\frac{dx}{dt} = -\tfrac12\,\beta(t)\,\big[x + s_\theta(x, t)\big]"
-EQ_LIK = (r"\log p_0(x_0) = \log \mathcal{N}(x_T; 0, I) + \int_0^T \nabla\!\cdot f(x(t), t)\,dt,"
-          r"\quad f = -\tfrac12\beta(t)\,[x + s_\theta(x,t)]")
+EQ_LANGEVIN = r"x \leftarrow x + \tfrac{h_i}{2}\, s_\theta(x, t_i) + \sqrt{h_i}\, z,\quad z\sim\mathcal{N}(0,I)"
+EQ_SDE = (r"dx = -\tfrac12\,\beta(t)\,x\,dt + \sqrt{\beta(t)}\,dW,\qquad "
+          r"\beta(t) = -\frac{d\log\bar\alpha(t)}{dt}")
+EQ_ODE = (r"\begin{aligned}\frac{dx}{dt} &= -\tfrac12\,\beta(t)\,\big[x + \nabla_x\log q_t(x)\big] \\ "
+          r"&\approx -\tfrac12\,\beta(t)\,\big[x + s_\theta(x, t)\big]\end{aligned}")
+EQ_LIK = (r"\begin{aligned}\log p^{\mathrm{ODE}}_\theta(x_0) &= \log \mathcal{N}(x_T; 0, I) + "
+          r"\int_0^T \nabla\!\cdot f(x(t), t)\,dt, \\ f &= -\tfrac12\beta(t)\,[x + s_\theta(x,t)]\end{aligned}")
 WHY_WRONG = (
     "**Where the learned field is wrong, and why.** The network only ever saw x_t drawn from q(x_t): "
     "far from the data (in the corners at small t) it was never trained, and its arrows there are "
-    "extrapolation. At small t the score is huge and steep (it is −(x − μ)/σ² with σ² → the data's own "
-    "variance), and dividing ε̂ by sqrt(1 − ᾱ_t) → 0 magnifies every small error in ε̂. The ε-loss "
-    "weights all t alike, so an ε error that looks small becomes a large score error there."
+    "extrapolation. At small t the score is large and changes fast: near a component it is about "
+    "−(x − μ)/σ², with σ² shrinking to that component's own variance as t → 0; and dividing ε̂ by "
+    "sqrt(1 − ᾱ_t) → 0 magnifies every small error in ε̂. The ε-loss weights all t alike, so an ε error "
+    "that looks small becomes a large score error there."
 )
+LOOK_FIELDS = ("Look for: where the blue dots of q(x_t) are dense, the orange learned arrows match the green exact "
+               "ones; in the empty corners they need not.")
+LOOK_ERROR_MAP = ("Look for: the dark (large-error) cells lie outside the green contours, where q(x_t) has "
+                  "almost no data.")
+LOOK_ERROR_T = ("Look for: the two curves differ by the factor 1/(1 − ᾱ_t), so the score error climbs at "
+                "small t even where the ε error does not.")
+LOOK_SCALE = "Look for: the factor is near 1 at large t and grows without bound as t → 0 (ᾱ_t → 1)."
+LOOK_DSM = ("Look for: the rows 'weight × ε-loss' and 'DSM loss' are equal, and 'excess DSM' matches the Fisher "
+            "divergence up to the Monte Carlo error below.")
 DSM_TEXT = (
     "**Denoising score matching.** We cannot regress on ∇ log q(x_t) (unknown), but we can regress on "
     "the score of q(x_t | x_0), which is −ε / sqrt(1 − ᾱ_t): its conditional mean given x_t is the true "
@@ -64,30 +79,136 @@ DSM_TEXT = (
     "model equals the squared score error (the Fisher divergence)."
 )
 LANGEVIN_TEXT = (
-    "**Langevin dynamics** needs only a score: step up the log-density and add noise, and the points "
-    "settle into q. Annealing runs it at a sequence of noise levels from t = T down to t = 1, so the "
-    "points first find the coarse shape of a blurry q(x_t) and then sharpen. The step size must be "
-    "small against the narrowest feature of q(x_t): too large, and the points overshoot, scatter or fly off."
+    "**Langevin dynamics** needs only a score: step up the log-density by h_i/2 times the score and add "
+    "Gaussian noise of variance h_i; with a small step h_i and many steps the points are distributed "
+    "approximately as q. Annealing runs it at a sequence of noise levels t_i from t = T down to t = 1, so "
+    "the points first find the coarse shape of a blurry q(x_t) and then sharpen. The step size h_i must be "
+    "small against the narrowest feature of q(x_t): too large, and the points overshoot, scatter or fly off. "
+    "Rule 'sigma' sets h_i = h_L σ_i²/σ_L² with σ_i² = 1 − ᾱ_{t_i} (Song & Ermon 2019), so the slider's h_L is "
+    "the step at the last, smallest level; rule 'snr' picks h_i from a target signal-to-noise ratio "
+    "(Song et al. 2021) and ignores the slider."
+)
+LOOK_LANGEVIN = "Look for: the paths wander at the first, noisy levels and settle onto the components at the last."
+LOOK_WEIGHTS = ("Look for: the orange bars match the green ones when the step is small enough; with too large a "
+                "step they drop to zero (the particles left the plot).")
+SDE_TEXT = (
+    "**From the chain to continuous time.** One forward step x_t = √(1 − β_t) x_{t−1} + √β_t z moves x by "
+    "about −½β_t x_{t−1} and adds noise of variance β_t. Read t as a continuous time and the chain is, for "
+    "small β_t, the variance-preserving SDE below (Song et al. 2021). Its rate β(t) is fixed by ᾱ: "
+    "ᾱ(t) = exp(−∫₀ᵗ β(u) du). The course interpolates log ᾱ linearly between integer steps, so on (n − 1, n] "
+    "the rate is the constant β(t) = −log α_n = −log(1 − β_n); with that rate, one unit of time of the SDE "
+    "is exactly one step of the chain (mean √α_n x, variance 1 − α_n = β_n), however large β_n. The rate "
+    "β(t) is close to β_n only where β_n is small, since −log(1 − β) = β + β²/2 + … grows without bound "
+    "as β → 1."
 )
 ODE_TEXT = (
-    "**The probability-flow ODE.** The same score defines a deterministic flow whose marginals at every "
-    "t are exactly those of the noisy data — the same q(x_t) that the random DDPM chain visits. From the "
-    "same starting noise the two paths differ (DDPM jitters, the ODE glides), yet their clouds at any t "
-    "match q(x_t)."
+    "**The probability-flow ODE.** Song et al. (2021) show that a deterministic flow, driven by the score, "
+    "has the same marginals q_t at every t as the SDE — the same q(x_t) that the random DDPM chain visits. "
+    "With the exact score the flow's marginals are exactly q_t; with a learned s_θ in its place they are "
+    "only as good as s_θ. From the same starting noise the two paths differ (DDPM jitters, the ODE glides), "
+    "yet both clouds at a given t should be draws of q(x_t): the table below measures it."
 )
+LOOK_FLOW = "Look for: the ODE paths are smooth curves; the DDPM paths from the same × zigzag."
+LOOK_DENSITY_T = ("Look for: both clouds spread over the green density the same way; the table gives each "
+                  "cloud's mean log q(x_t) against that of exact draws.")
 LIK_TEXT = (
-    "**Likelihood by integration.** Because the flow is deterministic and invertible, the change of "
-    "variables (integrated along the path) gives log p(x) exactly up to the solver's tolerance: carry x to "
-    "noise, evaluate the standard normal there and add the integrated divergence of the drift. For 2D "
-    "the divergence is exact (two backward passes); for images Hutchinson's trick estimates it with a "
-    "random probe vector."
+    "**Likelihood by integration.** The ODE with s_θ is a deterministic, invertible map from noise to data, "
+    "so it defines a density of its own, p_θ^ODE: carry x back to t = T, evaluate the standard normal there "
+    "and add the integrated divergence of the drift (the change of variables). The solver gives it up to "
+    "its tolerance, and the code starts at t = 0.001 rather than 0. For 2D the divergence is exact (two "
+    "backward passes); for images Hutchinson's trick estimates it with a random probe vector.  \n"
+    "**Two models, not one.** Sampling with the random DDPM chain and integrating the ODE are two different "
+    "generative models built from the same s_θ; their densities coincide only when s_θ is the exact score. "
+    "The ELBO of the ELBO lesson is guaranteed to lie above the negative log-likelihood of the DDPM chain "
+    "(Ho et al. 2020, eq. 3), not of the ODE: nothing guarantees that the ODE NLL is below it, so where it is "
+    "below, that is an observation about these models."
+)
+LOOK_DENSITY_PAIR = ("Look for: the learned model's ODE density has the true one's blobs in the same places; "
+                     "its edges and the low-density gaps between blobs are where it differs.")
+DENSITY_TEXT = (
+    "**Bits per dimension, and what the numbers mean.** Bits/dim is the negative log-likelihood divided by "
+    "D ln 2. For continuous 2D points it is −log q(x)/(2 ln 2), and it can be negative: a density, unlike a "
+    "probability, can exceed 1 where it is concentrated. Pixels are discrete (256 values), so an image model "
+    "must give each image a probability, and the two routes turn a density into one differently. The ELBO's "
+    "last term L₀ uses a discretized decoder: the probability that the last Gaussian step lands in the "
+    "pixel's bin of width 2/255 (Ho et al. 2020, sec. 3.3), so its bits/dim is already that of discrete "
+    "data. The ODE gives a density on [−1, 1]^D; uniform dequantization adds u/127.5, u ~ U(−½, ½), to "
+    "each pixel, spreading it over its bin, and the density there times the bin's volume (1/127.5)^D stands "
+    "for the bin's probability (averaged over u, its log is a lower bound on the log-probability: Theis et al. 2016). On the log scale "
+    "the volume adds log₂ 127.5 = {offset:.3f} bits to every dimension: the code reports "
+    "−log p(x)/(D ln 2) + log₂ 127.5, the density measured in pixel units 0..255 instead of model units."
+)
+PUBLISHED_BPD = (
+    "For scale: on full MNIST, normalizing flows reach about 1.0 bits/dim (FFJORD 0.99, Glow 1.05, as "
+    "reported by Grathwohl et al. 2019); DDPM-family models report 2.65 to 3.75 on CIFAR-10 (VDM 2.65, "
+    "Kingma et al. 2021; DDPM ≤ 3.70 to 3.75, Ho et al. 2020). The shipped model is small and is measured "
+    "here on a few held-out digits of the embedded subset with one dequantization draw: a rough reading, "
+    "not a benchmark."
 )
 TRY_THIS = [
-    "Set **t** to 1 and look at the error map: where is the learned field wrong, and is there any data there?",
-    "Raise the Langevin **step size** until the weights bar chart falls apart; then halve it.",
-    "Set the ODE **tolerance** to 1e-2: the function evaluations drop, and the density map gets blotchy.",
-    "In the sidebar set T = 50: a coarser chain of the same noise levels; the ODE barely changes, DDPM does.",
+    "Set **t** to 1 and read the caption under the error map: the median error far from the data is several "
+    "times the one inside the contours, where the network was trained.",
+    "At the default T = 1000, raise the Langevin **step size h_L** (rule 'sigma') one notch at a time: at 1e-3 every "
+    "particle leaves the plot and the orange bars drop to zero; one notch back (3e-4) the weights come back. "
+    "Too large means large against σ_L² = 1 − ᾱ_1 = β_1, the last level's noise variance.",
+    "Set the ODE **tolerance** to 1e-2: the solver's function evaluations drop (caption under the table), "
+    "while the NLLs move by less than 0.05 nats: this smooth 2D flow needs no tight tolerance.",
+    "In the sidebar set T = 50: the same journey to noise in 50 bigger steps. Run the ODE and DDPM and set the "
+    "comparison t to 0: the ODE cloud's mean log q(x₀) barely moves from its value at T = 1000, while DDPM's rises "
+    "above the data's, its samples crowding the components' centres. Each DDPM step draws with the variance β̃_t of "
+    "q(x_{t−1} | x_t, x_0), which leaves out the spread over x_0: small for small steps, not for big ones.",
 ]
+STEP_SIZES = (1e-6, 3e-6, 1e-5, 2e-5, 5e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)  # the Langevin h_L slider (rule "sigma")
+NOTCH_FAILS, NOTCH_WORKS = 1e-3, 3e-4  # the two neighbouring notches of STEP_SIZES that the second prompt names
+
+
+def look_nll(table: NllTable) -> str:
+    """The sentence under the NLL table: what is guaranteed and what these numbers show (read from the table)."""
+    out = []
+    for name in ("exact model", "learned model"):
+        ode, elbo = table.rows.get(f"ODE: {name}"), table.rows.get(f"ELBO bound: {name}")
+        if ode is None or elbo is None:
+            continue
+        rel = "below" if ode < elbo else "above"
+        out.append(f"the {name}'s ODE NLL ({ode:.3f} nats) came out {rel} its ELBO ({elbo:.3f})")
+    seen = "; ".join(out)
+    return ("Look for: the ELBO bounds only the DDPM chain's NLL. Observed here: " + seen + "." if seen else
+            "Look for: the ELBO bounds only the DDPM chain's NLL.")
+
+
+def continuous_rate(s: Schedule) -> dict:
+    """Where beta(t) = -log(1 - beta_t) (the SDE's rate on (t-1, t]) is furthest above beta_t, float64:
+    dict(t, beta, rate, ratio)."""
+    b = s.betas[1:].double()
+    rate = -torch.log1p(-b)
+    k = int(torch.argmax(rate / b))
+    return dict(t=k + 1, beta=float(b[k]), rate=float(rate[k]), ratio=float(rate[k] / b[k]))
+
+
+def _more(ratio: float) -> str:
+    return f"{ratio - 1:.1%} more" if ratio < 2 else f"{ratio:.3g} times as much"
+
+
+def rate_example(s: Schedule, cosine: Schedule | None = None) -> str:
+    """One or two sentences quoting continuous_rate for the schedule in force (and the cosine one at the same T)."""
+    r = continuous_rate(s)
+    txt = (f"In the schedule in force, {s.describe()}, the two differ most at t = {r['t']}: β_t = {r['beta']:.4g} "
+           f"and β(t) = −log(1 − β_t) = {r['rate']:.4g}, {_more(r['ratio'])}.")
+    if cosine is not None and s.name != "cosine":
+        c = continuous_rate(cosine)
+        txt += (f" The cosine schedule at the same T shows it sharply: at t = {c['t']}, β_t = {c['beta']:.4g} "
+                f"but β(t) = {c['rate']:.4g}, {_more(c['ratio'])}.")
+    return txt
+
+
+def dequantization_bits() -> float:
+    """log2(127.5): the bits per dimension that uniform dequantization's bin volume (1/127.5 per pixel) adds
+    (toy_models.likelihood.ode_log_likelihood, data_kind="image8bit")."""
+    return math.log2(127.5)
+
+
+def density_text() -> str:
+    return DENSITY_TEXT.format(offset=dequantization_bits())
 
 
 # --- the model on the page's schedule --------------------------------------------------------------
@@ -122,7 +243,8 @@ def ode_ready(s: Schedule) -> str | None:
     a_T = float(s.alphas_cumprod[s.T])
     if not a_T > 0:
         return (f"ᾱ_T = {a_T:g} underflows to 0 for this schedule: the ODE's time variable −log ᾱ is infinite. "
-                "Lower beta_T or T to use the ODE sections.")
+                "Lower β_T or β_1 to use the ODE sections (a smaller T does not help: "
+                "the sidebar's β's are scaled up as T goes down).")
     return None
 
 
@@ -362,6 +484,7 @@ class FlowPaths:
     ddpm_x: np.ndarray  # (K2, n, 2)
     ode_nfe: int
     ddpm_nfe: int
+    ode_steps: int  # the ODE solver's steps (Heun), min(ode_steps asked, T)
 
 
 def _record(sampler, model, s, x_T, stride, **kw):
@@ -391,7 +514,7 @@ def ode_vs_ddpm(model, s: Schedule, n: int = 500, seed: int = 0, ode_steps: int 
     ot, ox, on = _record(sample_ode, model, s, x_T, max(1, ode_steps // max_kept), steps=ode_steps, method="heun", y=y)
     dt, dx, dn = _record(sample_ddpm, model, s, x_T, max(1, s.T // max_kept), y=y,
                          generator=torch.Generator().manual_seed(int(seed) + 1))
-    return FlowPaths(ot, ox, dt, dx, on, dn)
+    return FlowPaths(ot, ox, dt, dx, on, dn, ode_steps)
 
 
 def state_at(ts: np.ndarray, xs: np.ndarray, t: float) -> tuple[float, np.ndarray]:
@@ -676,6 +799,6 @@ def fig_nll(table: NllTable) -> go.Figure:
              for k in bpd]
     fig = go.Figure(go.Bar(x=list(bpd), y=compact(finite(list(bpd.values()), -1e3, 1e3)), marker_color=color,
                            text=[f"{v:.3f}" for v in bpd.values()], textposition="outside"))
-    layout(fig, "NLL of held-out points, bits/dim (lower is better; the ELBO is an upper bound)", "route", "bits/dim",
-           height=360)
+    layout(fig, "NLL of held-out points, bits/dim (lower is better; an ELBO bounds its DDPM chain's NLL)", "route",
+           "bits/dim", height=360)
     return fig

@@ -17,7 +17,6 @@ from toy_models.likelihood import ode_log_likelihood
 from toy_models.samplers import pf_ode_drift, sample_langevin
 
 N_BACKDROP = 800  # draws of q(x_t) behind the arrows
-STEP_SIZES = [1e-6, 3e-6, 1e-5, 2e-5, 5e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]  # Langevin epsilon (rule "sigma")
 TOLERANCES = [1e-2, 1e-3, 1e-4, 1e-5]  # ODE solver rtol = atol
 N_GRID = 40  # the ODE density heatmap is N_GRID x N_GRID (60 x 60 of the shipped MLP: ~50 s on one loaded core)
 
@@ -156,6 +155,7 @@ ode_problem = L.ode_ready(s)
 
 # --- 1. noise = scaled score ------------------------------------------------------------------------------
 st.header("1 · The predicted noise is a scaled score")
+explain(L.SCORE_IDEA)
 equation(L.EQ_SCORE)
 t = url_int("t", "t (time step)", 1, s.T, max(1, s.T // 10), key="score_t")
 fc = fields(state, SHIPPED, t)
@@ -165,22 +165,24 @@ c[1].metric("E|s_θ − ∇log q|² on q(x_t)", f"{fc.fisher:.3g}", help=f"± {f
 c[2].metric("relative to E|∇log q|²", f"{fc.relative:.2%}")
 c[3].metric("ε error E|ε̂ − ε*|²", f"{fc.eps_mse:.3g}")
 chart(L.fig_fields(fc, backdrop(state, t)), key="fig_fields")
+st.caption(L.LOOK_FIELDS)
+explain(L.WHY_WRONG)
 c1, c2 = st.columns(2)
 chart(L.fig_error_map(fc), key="fig_error_map", where=c1)
-c1.caption(f"Median error where q(x_t) is within 10⁻³ of its peak: {fc.error_where(True):.3g}; "
+c1.caption(f"{L.LOOK_ERROR_MAP} Median error where q(x_t) is within 10⁻³ of its peak: {fc.error_where(True):.3g}; "
            f"elsewhere (far from the data): {fc.error_where(False):.3g}.")
 e = errors_over_t(state, SHIPPED)
 chart(L.fig_error_vs_t(e, t), key="fig_error_t", where=c2)
-c2.caption(f"Score error at t = {e['t'][0]:g}: {e['fisher'][0]:.3g}; at t = {e['t'][-1]:g}: {e['fisher'][-1]:.3g} "
-           "(500 draws of q(x_t) each).")
-explain(L.WHY_WRONG)
+c2.caption(f"{L.LOOK_ERROR_T} Score error at t = {e['t'][0]:g}: {e['fisher'][0]:.3g}; at t = {e['t'][-1]:g}: "
+           f"{e['fisher'][-1]:.3g} (500 draws of q(x_t) each).")
 chart(L.fig_scale(*L.score_scale(s), t_marker=t), key="fig_scale")
+st.caption(L.LOOK_SCALE)
 show_source(L.model_score, AnalyticModel.score)
 
 # --- 2. denoising score matching ------------------------------------------------------------------------------
 st.header("2 · Denoising score matching is the ε-loss, reweighted")
-equation(L.EQ_DSM)
 explain(L.DSM_TEXT)
+equation(L.EQ_DSM)
 d = dsm(state, SHIPPED, t)
 st.dataframe([
     {"quantity": "ε-loss E|ε̂ − ε|² (DDPM)", "value": d.eps_loss},
@@ -191,20 +193,19 @@ st.dataframe([
     {"quantity": "excess DSM = DSM − floor", "value": d.dsm - d.dsm_exact},
     {"quantity": "Fisher divergence E|s_θ − ∇log q|²", "value": d.fisher},
 ], hide_index=True)
-st.caption(f"At t = {t}, 4,000 draws. The excess DSM loss and the Fisher divergence agree up to Monte Carlo "
-           f"error (standard error {d.excess_se:.2g}).")
+st.caption(f"{L.LOOK_DSM} At t = {t}, 4,000 draws; standard error of the excess: {d.excess_se:.2g}.")
 equation(L.EQ_FISHER)
 show_source(L.dsm_check)
 
 # --- 3. Langevin -------------------------------------------------------------------------------------------------
 st.header("3 · Annealed Langevin dynamics with the score")
-equation(L.EQ_LANGEVIN)
 explain(L.LANGEVIN_TEXT)
+equation(L.EQ_LANGEVIN)
 c = st.columns(4)
 rule = url_choice("rule", "step-size rule", L.STEP_RULES, L.STEP_RULES[0], key="score_rule", widget=c[0].radio,
-                  help="sigma: α_i = ε σ_i²/σ_L² (Song & Ermon 2019); snr: α from a target signal-to-noise ratio "
-                       "(Song et al. 2021); ε then unused")
-step = url_choice("eps", "step size ε", STEP_SIZES, 2e-5, key="score_step", widget=c[1].select_slider,
+                  help="sigma: h_i = h_L σ_i²/σ_L² (Song & Ermon 2019); snr: h_i from a target signal-to-noise "
+                       "ratio (Song et al. 2021); h_L then unused")
+step = url_choice("eps", "step size h_L (last level)", list(L.STEP_SIZES), 2e-5, key="score_step", widget=c[1].select_slider,
                   format_func=lambda v: f"{v:g}")
 each = url_int("each", "steps per level", 1, 50, 5, key="score_each", widget=c[2].slider)
 levels = url_int("levels", "noise levels", 1, max(2, min(200, s.T)), min(100, s.T), key="score_levels",
@@ -213,7 +214,9 @@ if run_flag("score_run_langevin", "Run Langevin (500 particles)"):
     r = langevin(state, SHIPPED, min(levels, s.T), each, step, rule)
     c1, c2 = st.columns([3, 2])
     chart(L.fig_langevin(r, backdrop(state, 1)), key="fig_langevin", where=c1)
+    c1.caption(L.LOOK_LANGEVIN)
     chart(L.fig_weights(r), key="fig_weights", where=c2)
+    c2.caption(L.LOOK_WEIGHTS)
     explain(f"Mean log q(x₀) of the samples: **{r.mean_log_q:.3f} nats** (data: {r.data_log_q:.3f}); "
             f"{r.escaped:.1%} of the particles left the plot or blew up; {r.nfe} score evaluations.", where=c2)
     if r.escaped > 0.05:
@@ -228,13 +231,17 @@ show_source(sample_langevin)
 
 # --- 4. the probability-flow ODE ---------------------------------------------------------------------------------
 st.header("4 · The probability-flow ODE: same marginals, no noise")
-equation(L.EQ_ODE)
+explain(L.SDE_TEXT)
+equation(L.EQ_SDE)
+explain(L.rate_example(s, build_schedule(state, "cosine")))
 explain(L.ODE_TEXT)
+equation(L.EQ_ODE)
 if ode_problem:
     st.info(ode_problem)
 elif run_flag("score_run_flow", "Run the ODE and DDPM from the same noise (400 points)"):
     fp = flows(state, SHIPPED)
     chart(L.fig_flow(fp), key="fig_flow")
+    st.caption(L.LOOK_FLOW)
     c1, c2 = st.columns(2)
     for col, (nm, ts_f, xs_f, role) in zip((c1, c2), (("ODE", fp.ode_t, fp.ode_x, "truth"),
                                                       ("DDPM", fp.ddpm_t, fp.ddpm_x, "learned"))):
@@ -252,14 +259,14 @@ elif run_flag("score_run_flow", "Run the ODE and DDPM from the same noise (400 p
     chart(L.fig_density_at_t(ax, lq, clouds, tf), key="fig_density_t")
     mc = L.marginal_check(ground_truth_gmm(), s, tf, clouds, seed=state.seed)
     st.dataframe([{"cloud": k, "mean log q(x_t), nats": v} for k, v in mc.items()], hide_index=True)
-    st.caption(f"Both clouds are draws of q(x_t) when their mean log q(x_t) matches the exact one. ODE: {fp.ode_nfe} "
-               f"model evaluations (Heun, 100 steps); DDPM: {fp.ddpm_nfe}.")
+    st.caption(f"{L.LOOK_DENSITY_T} ODE: {fp.ode_nfe} model evaluations (Heun, {fp.ode_steps} steps); "
+               f"DDPM: {fp.ddpm_nfe}.")
 show_source(pf_ode_drift)
 
 # --- 5. likelihood -----------------------------------------------------------------------------------------------
 st.header("5 · Likelihood by integrating the ODE")
-equation(L.EQ_LIK)
 explain(L.LIK_TEXT)
+equation(L.EQ_LIK)
 rtol = url_choice("rtol", "solver tolerance (rtol = atol)", TOLERANCES, 1e-4, key="score_rtol",
                   widget=st.select_slider, format_func=lambda v: f"{v:g}")
 if ode_problem:
@@ -280,18 +287,21 @@ elif run_flag("score_run_lik", f"Compute log-likelihoods (256 points and a {N_GR
     panels = {"true log q(x)": out["true_grid"]}
     panels.update({f"ODE log p, {k}": v.log_px for k, v in out["grid"].items()})
     chart(L.fig_density_pair(out["axis"], panels), key="fig_density_pair")
+    st.caption(L.LOOK_DENSITY_PAIR)
     table = L.nll_table(ground_truth_gmm(), torch.as_tensor(out["x"]),
                         {k: v.log_px for k, v in out["points"].items()}, out["elbo"])
     chart(L.fig_nll(table), key="fig_nll")
     bpd = table.bpd()
     st.dataframe([{"route": k, "NLL, nats": v, "bits/dim": bpd[k]} for k, v in table.rows.items()], hide_index=True)
     gap = table.rows["ODE: exact model"] - table.rows["true −log q(x₀) (closed form)"]
-    st.caption(f"The exact model's ODE NLL is off the truth by {gap:+.4f} nats (solver tolerance and ᾱ_T > 0); "
-               "the ELBO (the bound of the ELBO lesson, Ho et al. eq. 5: every t ≤ 100, then every "
-               f"{max(1, s.T // 200)}-th) sits above its model's ODE NLL.")
+    st.caption(f"{L.look_nll(table)} The exact model's ODE NLL is off the truth by {gap:+.4f} nats (solver "
+               "tolerance, the start at t = 0.001, and ᾱ_T > 0). The ELBO is the bound of the ELBO lesson (Ho et al. "
+               f"2020, eq. 5), with every t ≤ 100 and then every {max(1, s.T // 200)}-th t.")
 show_source(ode_log_likelihood, L.density_grid)
 
 st.subheader("MNIST: bits/dim of the shipped model on held-out digits")
+explain(L.density_text())
+explain(L.PUBLISHED_BPD)
 mk, merr = try_checkpoint("mnist")
 if merr:
     st.info(f"The MNIST model is unavailable: {merr}")
@@ -308,7 +318,9 @@ else:
         st.dataframe([{"digit": i, "ODE bits/dim": a, "ELBO bits/dim": b}
                       for i, (a, b) in enumerate(zip(res.ode_bpd, res.elbo_bpd))], hide_index=True)
         st.caption(f"Mean: ODE {res.ode_bpd.mean():.3f} bits/dim, ELBO {res.elbo_bpd.mean():.3f} bits/dim; "
-                   f"{res.nfe} function evaluations, {res.n_probes} probe(s).")
+                   f"{res.nfe} function evaluations, {res.n_probes} probe(s). Look for: the two routes are "
+                   "two models (and two ways to discretize), so they need not agree; compare both with the "
+                   "published figures above.")
     show_source(L.mnist_bits_per_dim)
 
 st.header("Try this")

@@ -265,3 +265,100 @@ def test_field_figures_are_finite_and_small(t):
         assert_no_nan(fig)
         assert payload_bytes(fig) < MAX_PAYLOAD_BYTES / 4
         assert fig.layout.xaxis.title.text  # labelled axes
+
+
+# --- the text's claims: continuous time, dequantization, the bound, the "Try this" prompts -------------------
+def test_continuous_rate_is_minus_log_alpha_and_reproduces_alpha_bar():
+    """beta(t) = -log(1 - beta_t) on (t-1, t] (Schedule.beta_continuous), exp(-integral) = abar_T, and the
+    quoted example is the largest relative gap: 1% at the default linear end, x6.9 at the cosine end."""
+    r = L.continuous_rate(S)
+    assert r["t"] == 1000 and r["beta"] == pytest.approx(0.02, rel=1e-12)
+    assert r["rate"] == pytest.approx(-math.log(1 - 0.02), rel=1e-12)
+    assert r["rate"] == pytest.approx(float(S.beta_continuous(torch.tensor(999.5))), rel=1e-12)
+    rates = -np.log1p(-S.betas[1:].numpy())
+    assert math.exp(-rates.sum()) == pytest.approx(float(S.alphas_cumprod[S.T]), rel=1e-9)
+    assert r["ratio"] == pytest.approx((rates / S.betas[1:].numpy()).max(), rel=1e-12)
+    cos = make_schedule("cosine", 1000)
+    c = L.continuous_rate(cos)
+    assert c["beta"] == pytest.approx(0.999) and c["rate"] == pytest.approx(-math.log(0.001), rel=1e-9)
+    text = L.rate_example(S, cos)
+    assert "β(t) = −log(1 − β_t) = 0.0202, 1.0% more" in text and "6.908" in text
+
+
+def test_the_quoted_dequantization_offset_is_the_codes():
+    """bits/dim of 8-bit data = -log p(x) / (D ln 2) + log2(127.5): the offset the text quotes, read from the ODE."""
+    from toy_models.likelihood import ode_log_likelihood
+
+    s = make_schedule("linear", 200, beta_start=1e-4, beta_end=0.1)
+    x0 = torch.round(torch.linspace(-0.5, 0.5, 16, dtype=torch.float64).reshape(1, 1, 4, 4) * 127.5) / 127.5
+    r = ode_log_likelihood(GaussianImageEps(s, 0.1, 0.2), s, x0, rtol=1e-4, atol=1e-4, divergence="hutchinson",
+                           data_kind="image8bit", generator=torch.Generator().manual_seed(0))
+    offset = float(r.bits_per_dim[0]) + float(r.log_px[0]) / (16 * math.log(2))
+    assert offset == pytest.approx(L.dequantization_bits(), abs=1e-9)
+    assert L.dequantization_bits() == pytest.approx(6.99435, abs=1e-5)
+    assert "log₂ 127.5 = 6.994 bits" in L.density_text()
+
+
+def test_look_nll_reports_what_the_table_shows():
+    t = L.NllTable({"true −log q(x₀) (closed form)": 1.0, "ODE: exact model": 1.01, "ELBO bound: exact model": 2.0,
+                    "ODE: learned model": 3.0, "ELBO bound: learned model": 2.5}, 2)
+    text = L.look_nll(t)
+    assert "exact model's ODE NLL (1.010 nats) came out below its ELBO (2.000)" in text
+    assert "learned model's ODE NLL (3.000 nats) came out above its ELBO (2.500)" in text
+
+
+def _page_model(T=1000):
+    """The model the score page runs at the sidebar's T: the shipped 'gmm' at equal alpha-bar."""
+    from lessons.frame import FrameState, build_schedule
+    from tests.helpers import shipped_or_skip
+
+    ck = shipped_or_skip("gmm")
+    s = build_schedule(FrameState(T=T))
+    return L.OnSchedule(ck.model, ck.schedule, s), AnalyticModel(G, s), s
+
+
+def test_try_this_t1_error_is_largest_far_from_the_data():
+    """Prompt 1: at t = 1 (the page's fields(): n_grid 21, 1,000 draws, seed 0) the median error far from the
+    data is several times the one inside the contours."""
+    model, exact, s = _page_model()
+    fc = L.compare_fields(model, exact, s, 1, n_grid=21, n_samples=1000, seed=0)
+    assert fc.error_where(False) > 3 * fc.error_where(True)
+
+
+def test_try_this_langevin_step_notches():
+    """Prompt 2, with the page's run (500 particles, 100 levels, 5 steps each, rule sigma): at NOTCH_FAILS every
+    particle escapes and the bars are zero; one notch back the weights are recovered to within 0.05."""
+    assert L.STEP_SIZES.index(L.NOTCH_FAILS) == L.STEP_SIZES.index(L.NOTCH_WORKS) + 1
+    model, _, s = _page_model()
+    bad = L.langevin_run(model, s, G, n=500, levels=100, n_steps_each=5, step_size=L.NOTCH_FAILS, seed=0)
+    assert bad.escaped == 1.0 and (bad.weights == 0).all()
+    good = L.langevin_run(model, s, G, n=500, levels=100, n_steps_each=5, step_size=L.NOTCH_WORKS, seed=0)
+    assert good.escaped == 0.0 and good.weight_error < 0.05
+
+
+def test_try_this_loose_tolerance_costs_little():
+    """Prompt 3: at rtol 1e-2 the solver takes fewer evaluations than at the default 1e-4, and the mean NLL of the
+    page's 256 points moves by less than 0.05 nats, for both models."""
+    model, _, s = _page_model()
+    x = G.sample(256, generator=torch.Generator().manual_seed(0 + 7))[0]
+    for m in (model, L.exact_ode_model(G, s)):
+        tight, loose = L.ode_log_px(m, s, x, 1e-4), L.ode_log_px(m, s, x, 1e-2)
+        assert loose.nfe < tight.nfe
+        assert abs(np.mean(loose.log_px) - np.mean(tight.log_px)) < 0.05
+
+
+def test_try_this_T50_moves_ddpm_not_the_ode():
+    """Prompt 4, the page's flows() at T = 1000 and T = 50 (400 points, seed 0, Heun 100 steps), clouds at t = 0:
+    the ODE's mean log q(x_0) moves by < 0.05 nats, DDPM's by > 0.2 and ends above the data's."""
+    out = {}
+    for T in (1000, 50):
+        model, _, s = _page_model(T)
+        fp = L.ode_vs_ddpm(model, s, n=400, seed=0, ode_steps=100)
+        assert fp.ode_steps == min(100, T)
+        mc = L.marginal_check(G, s, 0, {"ode": L.state_at(fp.ode_t, fp.ode_x, 0)[1],
+                                        "ddpm": L.state_at(fp.ddpm_t, fp.ddpm_x, 0)[1]}, seed=0)
+        out[T] = mc
+    ref = out[1000]["q(x_t) itself (20,000 exact draws)"]
+    assert abs(out[50]["ode"] - out[1000]["ode"]) < 0.05
+    assert abs(out[50]["ddpm"] - out[1000]["ddpm"]) > 0.2
+    assert out[50]["ddpm"] > ref + 0.1
