@@ -29,52 +29,127 @@ from .figures import (COLORS, DIGIT_COLORSCALE, compact, equal_axes, fast_figure
 
 # --- narrative ------------------------------------------------------------------------------------
 INTRO = (
-    "Run the noise backwards: a chain of small Gaussian steps x_T → … → x_0. First see **why the steps "
-    "must be small** — move **T (number of steps)** below from 2 to 1000 and watch the exact reverse step "
-    "q(x_{t−1} | x_t) go from a many-peaked blob to a single Gaussian."
+    "Run the noise backwards: a chain of Gaussian steps x_T → … → x_0. First see **why the steps must be "
+    "small**: the exact reverse step q(x_{t−1} | x_t) is close to a Gaussian only when β_t is small."
+)
+WHY_GAUSSIAN = (
+    "**Why a small step is nearly Gaussian.** Bayes' rule gives q(x_{t−1} | x_t) ∝ q(x_t | x_{t−1}) "
+    "q_{t−1}(x_{t−1}). As a function of x_{t−1}, the first factor is a Gaussian of width √(β_t/α_t) around "
+    "x_t/√α_t. When β_t is small, log q_{t−1} is nearly linear over that width, and a Gaussian times the "
+    "exponential of a linear function is again a Gaussian, shifted along the gradient ∇log q. Worked out:"
+)
+EQ_WHY = (r"q(x_{t-1}\mid x_t)\approx\mathcal{N}\!\Big(x_{t-1};\ "
+          r"\frac{x_t+\beta_t\,\nabla\log q_t(x_t)}{\sqrt{\alpha_t}},\ \beta_t I\Big)")
+WHY_GAUSSIAN_AFTER = (
+    "The mean here is exact for every β_t (Tweedie's formula applied to x_t = √α_t x_{t−1} + √β_t ε); "
+    "only the variance is approximate: the exact covariance is (β_t/α_t)(I + β_t ∇²log q_t(x_t)), which is "
+    "β_t I up to terms of order β_t². Two things follow. The network only has to learn ∇log q_t, the **score** "
+    "(lesson 5: predicting the noise is the same thing), and σ_t² = β_t is a natural variance for the learned "
+    "step. With big steps the β_t² terms are not small and the exact step can have several peaks, which no "
+    "Gaussian fits: see it below."
 )
 SMALL_STEPS = (
-    "On the Gaussian-mixture data the reverse step q(x_{t−1} | x_t) is known exactly (Bayes' rule on a "
-    "mixture, `reverse_conditional`). The total noise is fixed (the sidebar schedule's ᾱ_T); only the number "
-    "of steps T it is cut into changes. With few large steps, x_{t−1} could have come from several clusters: "
-    "the exact conditional has several peaks and no single Gaussian fits it. With many small steps, x_{t−1} "
-    "barely differs from x_t and the conditional is one narrow Gaussian — exactly what the learned "
-    "p_θ(x_{t−1} | x_t) = N(μ_θ, σ_t² I) can represent."
+    "On the Gaussian-mixture data q(x_{t−1} | x_t) is known exactly (Bayes' rule on a mixture, "
+    "`reverse_conditional`). Here x_t sits at a fixed noise level of the sidebar schedule and one reverse "
+    "step covers 1/T of the way to x_T: the slider **steps the noise is cut into (T)** changes only the "
+    "step size. Left: the exact step, with the dashed circle of the small-step Gaussian above (2 sd) and the "
+    "dotted ellipse of the best Gaussian fit; right: that best fit."
 )
-POSTERIOR = (
-    "Given the clean x_0 as well, the reverse step is a plain Gaussian whatever the step size: "
-    "q(x_{t−1} | x_t, x_0) = N(μ̃_t, β̃_t I). Its mean is a weighted sum of x_0 and x_t; its variance "
-    "β̃_t is slightly below β_t. Training teaches the network to predict x_0 (or the noise) so that it can "
-    "use this formula without knowing x_0."
-)
+LOOK_STEP = ("Look for: with 2 steps the exact density has several separate peaks and both Gaussians miss them; "
+             "with 1000 steps it is one round blob and the dashed circle lies on the dotted ellipse.")
+LOOK_PICK = "Look for: where the chosen x_t (×) sits among the samples of q(x_t); click a sample to move it there."
+LOOK_KL = ("Look for: both curves fall together as β_t shrinks; the small-step Gaussian N(mean, β_t I) is nearly "
+           "as good as the best Gaussian once β_t is small.")
 CHAIN = (
     "Each step asks the model for the noise ε_θ(x_t, t), turns it into a predicted x̂_0, moves to the "
-    "posterior mean μ_θ = μ̃_t(x̂_0, x_t) (the arrows) and adds fresh noise σ_t z. Left: the **exact** model "
-    "(the Bayes-optimal noise predictor of the Gaussian mixture, for any schedule); right: a **learned** "
-    "network. Points, predictions and arrows are the sampler's own (`run_with_trajectory`)."
+    "posterior mean μ_θ = μ̃_t(x̂_0, x_t) (the arrows) and adds fresh noise σ_t z with σ_t² = β̃_t. Left: the "
+    "**exact** model (the Bayes-optimal noise predictor of the Gaussian mixture, for any schedule); right: a "
+    "**learned** network. Points, predictions and arrows are the sampler's own (`run_with_trajectory`)."
 )
+LOOK_CHAIN = ("Look for: early on every x̂_0 sits near the middle of the data (an average over all clusters); "
+              "as t falls they spread out onto the clusters, and the points x_t follow them.")
+LOOK_ANIM = ("Look for: the x̂_0 cloud starting as one small blob at the centre and splitting into clusters as t "
+             "falls, while the cloud of x_t keeps about the same size throughout.")
+LOOK_PATHS = ("Look for: long noisy moves early in each path (β_t grows with t) and short ones at its end, "
+              "where it settles onto the data.")
 MNIST_TEXT = (
-    "The same chain on digits: the predicted x̂_0 is a blurry average early on (many digits fit the noise) "
-    "and sharpens as t falls. DDIM takes big deterministic steps on a strided grid of the same model; DDPM "
-    "takes all T noisy steps."
+    "The same chain on digits, run **without a label**: the shipped digit network was trained with a null "
+    "label 10% of the time, and with the null label it predicts the noise of all digits together, so the chain "
+    "itself decides which digit to draw. The predicted x̂_0 starts as a grey average of many digits and "
+    "sharpens as t falls. DDIM (below) takes big deterministic steps on a strided grid of the same model; "
+    "DDPM takes all T noisy steps."
 )
+DDIM_TEXT = (
+    "**DDIM** (Song, Meng & Ermon 2021) uses the same trained ε_θ with another reverse process. From x_t it "
+    "forms x̂_0 and jumps to the next time t′ < t of any grid T = τ_K > … > τ_0 = 0 (their eq. 12, with t′ "
+    "for t − 1):"
+)
+EQ_DDIM = (r"\begin{aligned}x_{t'}&=\sqrt{\bar\alpha_{t'}}\,\hat x_0+\sqrt{1-\bar\alpha_{t'}-\sigma_t^2}\;"
+           r"\epsilon_\theta(x_t,t)+\sigma_t z,\\ "
+           r"\sigma_t&=\eta\,\sqrt{\frac{1-\bar\alpha_{t'}}{1-\bar\alpha_t}}\,"
+           r"\sqrt{1-\frac{\bar\alpha_t}{\bar\alpha_{t'}}}\end{aligned}")
+DDIM_AFTER = (
+    "η = 1 with t′ = t − 1 is the DDPM chain above with σ_t² = β̃_t. η = 0 adds no noise: the sampler is "
+    "deterministic, and each step is exactly an Euler step of the probability-flow ODE written in the "
+    "variables x̄ = x/√ᾱ and σ = √((1 − ᾱ)/ᾱ), where it reads dx̄ = ε_θ dσ (Song, Meng & Ermon 2021, "
+    "section 4.3). An ODE solver's error depends on how smoothly its path bends, not on how Gaussian a noisy "
+    "step is, which is why DDIM can skip most of the grid: this page runs it with η = 0 on a strided grid of "
+    "a few tens of steps."
+)
+VARIANCE_TEXT = (
+    "DDPM's variance σ_t² can be β̃_t or β_t. Ho et al. (2020, section 3.2) note that β̃_t is the optimal "
+    "choice when x_0 is one fixed point and β_t when x_0 ~ N(0, I), the two extremes, and that both gave "
+    "similar samples."
+)
+LOOK_DIGITS = ("Look for: x̂_0 is a grey average in the top rows, takes the shape of a digit in the middle "
+               "rows and gets its fine strokes in the last ones.")
+LOOK_FINAL = ("Look for: the same starting noise x_T need not give the same digit under both samplers: DDPM adds "
+              "fresh noise at every step, DDIM none.")
 EQ_REVERSE = r"p_\theta(x_{t-1}\mid x_t) = \mathcal{N}\!\big(x_{t-1};\ \mu_\theta(x_t,t),\ \sigma_t^2 I\big)"
-EQ_POSTERIOR = (r"q(x_{t-1}\mid x_t,x_0)=\mathcal{N}(\tilde\mu_t,\tilde\beta_t I),\ "
-                r"\tilde\mu_t=\frac{\sqrt{\bar\alpha_{t-1}}\beta_t}{1-\bar\alpha_t}x_0+"
-                r"\frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t,\ "
-                r"\tilde\beta_t=\frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t")
+EQ_POSTERIOR = (r"\begin{aligned}q(x_{t-1}\mid x_t,x_0)&=\mathcal{N}(\tilde\mu_t,\tilde\beta_t I),\\ "
+                r"\tilde\mu_t&=\frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,x_0+"
+                r"\frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t,\\ "
+                r"\tilde\beta_t&=\frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t\end{aligned}")
 EQ_MEAN = (r"\hat x_0=\frac{x_t-\sqrt{1-\bar\alpha_t}\,\epsilon_\theta(x_t,t)}{\sqrt{\bar\alpha_t}},\quad "
            r"\mu_\theta(x_t,t)=\tilde\mu_t(\hat x_0, x_t),\quad x_{t-1}=\mu_\theta+\sigma_t z")
 EQ_KL = r"\mathrm{KL}\big(q(x_{t-1}\mid x_t)\,\|\,\mathcal{N}(m, S)\big),\ (m, S) = \text{mean and covariance of } q"
-TRY_SMALL = ("**Try this:** set T = 2 and drag x_t to the origin: the exact step has a peak per cluster. "
-             "Then set T = 1000: one round blob, and the KL falls by orders of magnitude.")
-TRY_POSTERIOR = ("**Try this:** set t = 1: the mean lands on x_0 itself. Set t = T: x_0 barely matters and "
-                 "β̃_t ≈ β_t.")
-TRY_CHAIN = ("**Try this:** put the step at t = T/2 and look at x̂_0: the exact model already points at the "
-             "cluster centres. Then drop the sidebar T to 10 — the exact chain still works, but each step is "
-             "big and the samples blur (the Gaussian step cannot follow a multimodal reverse step).")
-TRY_MNIST = ("**Try this:** compare x̂_0 at t = 900 and t = 300: the digit's identity is decided early, "
-             "its strokes late. Then set DDIM steps to 5 and compare with DDPM: 200× fewer model calls.")
+LOOK_POSTERIOR = ("Look for: the mean μ̃_t on the segment from x_t to x_0, close to x_t at large t and on x_0 "
+                  "at t = 1; the circles shrink to a point at t = 1.")
+TRY_SMALL = ("**Try this:** the default view (2 steps, x_t at the origin) shows one peak of the exact step per "
+             "cluster. Then set **steps the noise is cut into (T)** to 1000: one round blob, and the KL printed "
+             "above falls by orders of magnitude.")
+TRY_CHAIN = ("**Try this:** move the step from t = T/2 down to t = 0 and watch the spread of x̂_0 printed under "
+             "the figure grow to the data's. Then set the sidebar **T** to 2: the exact model now takes two big "
+             "Gaussian steps, its samples pile up between the clusters, and their mean log-density under the "
+             "mixture (printed under the paths) falls far below the data's.")
+TRY_MNIST = ("**Try this:** compare x̂_0 at t = 900 and t = 300 in the grid above: at t = 900 it is still a grey "
+             "average, by t = 300 the digit is chosen (the judge's numbers above). Then set **DDIM steps** to 5 "
+             "and compare its digits with DDPM's.")
+
+
+def posterior_text(s: Schedule) -> str:
+    """The posterior paragraph, with beta-tilde_t / beta_t read off the schedule in force."""
+    r = variance_ratio(s)
+    t99 = int(np.argmax(r >= 0.99)) if (r[1:] >= 0.99).any() else None
+    cmp = (f"β̃_1 = 0 (given x_0 and x_1 the step is certain), β̃_2 = {r[2]:.2f} β_2" if s.T >= 2 else "β̃_1 = 0")
+    rest = (f", and from t = {t99} on β̃_t is within 1% of β_t (β̃_T = {r[-1]:.4f} β_T)" if t99 is not None else
+            f"; it never comes within 1% of β_t on this schedule (β̃_T = {r[-1]:.3f} β_T)")
+    return ("Given the clean x_0 as well, the reverse step is a plain Gaussian whatever the step size: "
+            "q(x_{t−1} | x_t, x_0) = N(μ̃_t, β̃_t I) (Ho et al. 2020, eqs. 6-7). Its mean is a weighted sum of "
+            "x_0 and x_t. Its variance β̃_t = β_t (1 − ᾱ_{t−1})/(1 − ᾱ_t) is below β_t, much below at small t: on "
+            f"the schedule in force ({s.describe()}) {cmp}{rest}. Training teaches the network to predict x_0 "
+            "(or the noise) so that it can use this formula without knowing x_0.")
+
+
+def try_posterior(s: Schedule) -> str:
+    """The posterior's 'Try this', with the weight of x_0 and beta-tilde_T / beta_T at t = T computed."""
+    w = float(s.posterior_mean_coef1[s.T])
+    r = variance_ratio(s)[s.T]
+    end = (f"x_0 barely matters (its weight in the mean is {w:.2g}) and β̃_T = {r:.4f} β_T" if w < 0.01 else
+           f"x_0 still matters (its weight in the mean is {w:.2g}: with so few steps the last one is big) and "
+           f"β̃_T = {r:.3g} β_T")
+    return f"**Try this:** set t = 1: the mean lands on x_0 itself. Set t = T = {s.T}: {end}."
+
 
 VARIANCE_CHOICES = ("beta_tilde", "beta")  # sigma_t^2 of p_theta (Ho et al. section 3.2)
 T_CHOICES = (2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)  # step counts of the KL-vs-step-size curve
@@ -125,6 +200,43 @@ def one_step_schedule(ref: Schedule, T: int, level: float) -> Schedule:
     return make_schedule("custom", len(betas), betas=betas)
 
 
+def variance_ratio(s: Schedule) -> np.ndarray:
+    """(T + 1,) beta-tilde_t / beta_t = (1 - abar_{t-1}) / (1 - abar_t) (Ho et al. eq. 7), float64; entry 0 is nan."""
+    ab = s.alphas_cumprod.double().numpy()
+    out = np.full(s.T + 1, np.nan)
+    out[1:] = (1.0 - ab[:-1]) / (1.0 - ab[1:])
+    return out
+
+
+def small_step_gaussian(gmm: GaussianMixture, s: Schedule, x_t, t: int) -> tuple[np.ndarray, float]:
+    """(mean (D,), variance): the small-step Gaussian N((x_t + beta_t grad log q_t(x_t)) / sqrt(alpha_t), beta_t I).
+
+    The score is the mixture's exact one (GaussianMixture.score of q_t). The mean equals E[x_{t-1} | x_t]
+    for every beta_t (Tweedie's formula for x_t = sqrt(alpha_t) x_{t-1} + sqrt(beta_t) eps); the exact
+    covariance is (beta_t / alpha_t)(I + beta_t grad^2 log q_t(x_t)), so beta_t I is right up to O(beta_t^2).
+    """
+    if isinstance(t, bool) or not float(t).is_integer() or not 1 <= int(t) <= s.T:
+        raise ValueError(f"t must be an integer from 1 to T = {s.T}; got {t!r}")
+    t = int(t)
+    x = torch.as_tensor(np.asarray(x_t, dtype=np.float64)).reshape(1, -1)
+    beta, alpha = float(s.betas[t]), float(s.alphas[t])
+    score = gmm.score(x, alpha_bar=float(s.alphas_cumprod[t]))
+    return ((x + beta * score) / math.sqrt(alpha))[0].numpy(), beta
+
+
+def count_peaks(log_density: np.ndarray, floor: float = 1e-3) -> int:
+    """Local maxima of a density on a grid (a point above its 8 neighbours), ignoring those below floor x the peak."""
+    z = np.asarray(log_density, dtype=np.float64)
+    pad = np.pad(z, 1, constant_values=-np.inf)
+    H, W = z.shape
+    top = np.ones_like(z, dtype=bool)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy or dx:
+                top &= z > pad[1 + dy:1 + dy + H, 1 + dx:1 + dx + W]
+    return int((top & (z > z.max() + math.log(floor))).sum())
+
+
 @dataclass
 class ReverseStep:
     """The exact q(x_{t-1} | x_t) at one point x_t, its Gaussian fit, and both on a grid."""
@@ -142,6 +254,10 @@ class ReverseStep:
     gy: np.ndarray  # (n,) grid of the second coordinate
     log_exact: np.ndarray  # (n, n) log q on the grid, [iy, ix]
     log_fit: np.ndarray  # (n, n) log N(fit) on the grid, [iy, ix]
+    small_mean: np.ndarray  # (2,) the small-step Gaussian's mean (x_t + beta_t score) / sqrt(alpha_t)
+    small_var: float  # its variance, beta_t
+    kl_small: float  # KL(exact || small-step Gaussian) in nats (quadrature)
+    n_peaks: int  # local maxima of the exact density on the grid
 
     @property
     def n_modes_weight(self) -> int:
@@ -158,8 +274,9 @@ def reverse_step(gmm: GaussianMixture, ref: Schedule, T: int, level: float, x_t,
     """Exact q(x_{t-1} | x_t) (toy_models.gmm.reverse_conditional) for one step of a T-step chain.
 
     x_t sits at the fraction `level` of the reference chain and the step covers 1/T of it
-    (`one_step_schedule`); t = step_for_level(T, level) names it. The fit is the moment-matched Gaussian (argmin KL(q || N)),
-    the KL is by Gauss-Hermite quadrature per component (exact densities). The grid covers the
+    (`one_step_schedule`); t = step_for_level(T, level) names it. The fit is the moment-matched Gaussian (argmin KL(q || N));
+    the small-step Gaussian is `small_step_gaussian`; both KLs are by Gauss-Hermite quadrature per component
+    (exact densities). The grid covers the
     fit's mean +- 4.5 sd (at least +- 0.05), so both panels share axes.
     """
     s1 = one_step_schedule(ref, T, level)  # the step itself, x_t exactly at `level`
@@ -174,11 +291,16 @@ def reverse_step(gmm: GaussianMixture, ref: Schedule, T: int, level: float, x_t,
     gy = torch.linspace(float(mean[1]) - half, float(mean[1]) + half, n_grid, dtype=torch.float64)
     yy, xx = torch.meshgrid(gy, gx, indexing="ij")
     pts = torch.stack([xx.flatten(), yy.flatten()], -1)  # (n*n, 2)
+    sm, sv = small_step_gaussian(gmm, s1, x, s1.T)
+    kl_small, _ = kl_mixture_to_gaussian(exact, torch.as_tensor(sm), sv * torch.eye(2, dtype=torch.float64),
+                                         method="quadrature", nodes=nodes)
+    log_exact = exact.log_prob(pts).reshape(n_grid, n_grid).numpy()
     return ReverseStep(T=int(T), t=step_for_level(T, level), beta_t=float(s1.betas[s1.T]),
                        abar_t=float(s1.alphas_cumprod[s1.T]), x_t=x.numpy(),
                        exact=exact, fit_mean=mean.numpy(), fit_cov=cov.numpy(), kl=max(kl, 0.0), gx=gx.numpy(),
-                       gy=gy.numpy(), log_exact=exact.log_prob(pts).reshape(n_grid, n_grid).numpy(),
-                       log_fit=_gauss_logpdf(pts, mean, cov).reshape(n_grid, n_grid).numpy())
+                       gy=gy.numpy(), log_exact=log_exact,
+                       log_fit=_gauss_logpdf(pts, mean, cov).reshape(n_grid, n_grid).numpy(),
+                       small_mean=sm, small_var=sv, kl_small=max(kl_small, 0.0), n_peaks=count_peaks(log_exact))
 
 
 @dataclass
@@ -190,6 +312,7 @@ class KLCurve:
     kl_point: np.ndarray  # (M,) KL at the chosen x_t, nats
     kl_mean: np.ndarray  # (M,) KL averaged over x_t ~ q(x_t), nats
     n_points: int  # how many x_t the average uses
+    kl_small_mean: np.ndarray  # (M,) KL to the small-step Gaussian N(mean, beta_t I), averaged like kl_mean
 
 
 def kl_vs_steps(gmm: GaussianMixture, ref: Schedule, level: float, x_t, Ts=T_CHOICES, n_points: int = 8,
@@ -203,21 +326,27 @@ def kl_vs_steps(gmm: GaussianMixture, ref: Schedule, level: float, x_t, Ts=T_CHO
     x0, _ = gmm.sample(n_points, generator=g)  # (n, 2)
     eps = torch.randn(n_points, 2, generator=g, dtype=torch.float64)
     Ts = [int(T) for T in Ts]
-    betas, kp, km = [], [], []
+    betas, kp, km, ks = [], [], [], []
     x = torch.as_tensor(np.asarray(x_t, dtype=np.float64)).flatten()
     for T in Ts:
         s = one_step_schedule(ref, T, level)
         t = s.T
-        a = float(s.alphas_cumprod[t])
-        betas.append(float(s.betas[t]))
-        vals = []
-        for xi in [x] + list(math.sqrt(a) * x0 + math.sqrt(1 - a) * eps):
+        a, b = float(s.alphas_cumprod[t]), float(s.betas[t])
+        betas.append(b)
+        vals, small = [], []
+        for i, xi in enumerate([x] + list(math.sqrt(a) * x0 + math.sqrt(1 - a) * eps)):
             c = reverse_conditional(gmm, s, xi, t)
             m, S = gaussian_fit(c)
             vals.append(max(kl_mixture_to_gaussian(c, m, S, method="quadrature", nodes=nodes)[0], 0.0))
+            if i:
+                sm, sv = small_step_gaussian(gmm, s, xi, t)
+                cov_small = sv * torch.eye(2, dtype=torch.float64)
+                small.append(max(kl_mixture_to_gaussian(c, torch.as_tensor(sm), cov_small, method="quadrature",
+                                                        nodes=nodes)[0], 0.0))
         kp.append(vals[0])
         km.append(float(np.mean(vals[1:])))
-    return KLCurve(np.array(Ts), np.array(betas), np.array(kp), np.array(km), int(n_points))
+        ks.append(float(np.mean(small)))
+    return KLCurve(np.array(Ts), np.array(betas), np.array(kp), np.array(km), int(n_points), np.array(ks))
 
 
 # =============================================================================================
@@ -313,6 +442,18 @@ def mean_drift(s: Schedule, x_t: np.ndarray, pred_x0: np.ndarray, t: int) -> np.
     return (mean - xt).numpy()
 
 
+def spread(x: np.ndarray) -> float:
+    """The spread of a cloud of points (n, D): the root-mean-square of its per-coordinate standard deviations."""
+    return float(np.sqrt(np.asarray(x, dtype=np.float64).var(0).mean()))
+
+
+def mean_log_density(gmm: GaussianMixture, x: np.ndarray) -> float:
+    """Mean of log q(x) over the points x (n, D) under the mixture, nats (finite points only)."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x).all(1)]
+    return float(gmm.log_prob(torch.as_tensor(x)).mean()) if len(x) else float("nan")
+
+
 # =============================================================================================
 # 4. MNIST: several digits through the chain
 # =============================================================================================
@@ -332,6 +473,13 @@ class DigitChain:
         return int(self.xs.nbytes + self.pred_x0.nbytes)
 
 
+def unlabelled(model, n: int) -> torch.Tensor | None:
+    """Labels that ask a model for no class: its null label (= num_classes, the label dropped in training) n
+    times for a label-conditional model, None for an unconditional one."""
+    k = int(getattr(model, "num_classes", 0) or 0)
+    return torch.full((int(n),), k, dtype=torch.long) if k > 0 else None
+
+
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """Images in [-1, 1] -> uint8 0..255 (values outside are clipped)."""
     return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
@@ -346,6 +494,8 @@ def digit_chain(model, s: Schedule, labels, seed: int = 0, sampler: str = "ddim"
                 variance: str = "beta_tilde", max_kept: int = 101, progress=None, device: str = "cpu") -> DigitChain:
     """Digits of the given labels (B,) from the same x_T (seed): DDPM (all T steps) or DDIM (`steps`).
 
+    labels: a (B,) sequence of class labels, or an int B for B digits without a label (`unlabelled`).
+
     Keeps at most max_kept states (stride = ceil(steps / (max_kept - 1))), as uint8: memory is
     about 2 * max_kept * B * 784 bytes whatever T. progress(fraction) is called after each step.
     x0 estimates are clipped to [-1, 1] (images live there), as in Ho et al.'s sampler.
@@ -354,8 +504,14 @@ def digit_chain(model, s: Schedule, labels, seed: int = 0, sampler: str = "ddim"
         raise ValueError(f"sampler must be 'ddpm' or 'ddim'; got {sampler!r}")
     if variance not in VARIANCE_CHOICES:
         raise ValueError(f"variance must be one of {VARIANCE_CHOICES}; got {variance!r}")
-    y = torch.as_tensor(labels).long().flatten().to(device)  # (B,)
-    B = y.shape[0]
+    if isinstance(labels, (int, np.integer)) and not isinstance(labels, bool):  # n digits without a label
+        B, y = int(labels), unlabelled(model, int(labels))
+        y = None if y is None else y.to(device)
+    else:
+        y = torch.as_tensor(labels).long().flatten().to(device)  # (B,)
+        B = y.shape[0]
+    if B < 1:
+        raise ValueError(f"need at least one digit; got {labels!r}")
     n_steps = s.T if sampler == "ddpm" else int(steps)
     if not 1 <= n_steps <= s.T:
         raise ValueError(f"steps must be an integer from 1 to T = {s.T}; got {steps!r}")
@@ -620,3 +776,20 @@ def fig_digit_grid(chain: DigitChain, rows: list[int], title: str) -> go.Figure:
     fig.update_yaxes(tickvals=ticks, showticklabels=False, row=1, col=2)  # same rows: its labels ran into x_t
     fig.update_xaxes(showticklabels=False, title_text="digit (one column per seed/label)")
     return fig
+
+
+IDENTITY_TIMES = (900, 600, 300)  # steps at which the MNIST section asks whether the digit is chosen yet
+
+
+def identity_by_step(chain: DigitChain, judge, times=IDENTITY_TIMES) -> dict[int, float]:
+    """For each wanted time t: the fraction of digits whose x̂_0 at the kept step nearest t the judge reads as
+    the same class as the chain's final digit (an independent classifier of real digits, toy_models.metrics)."""
+    from toy_models.metrics import judge_logits
+
+    final = judge_logits(torch.from_numpy(from_uint8(chain.xs[-1]))[:, None], judge).argmax(1)
+    out = {}
+    for t in times:
+        k = min(int(np.abs(chain.ts - float(t)).argmin()), len(chain.pred_x0) - 1)
+        pred = judge_logits(torch.from_numpy(from_uint8(chain.pred_x0[k]))[:, None], judge).argmax(1)
+        out[int(round(chain.ts[k]))] = float((pred == final).double().mean())
+    return out

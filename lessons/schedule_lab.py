@@ -19,22 +19,26 @@ from toy_models.schedules import Schedule
 from .figures import (COLORS, SCHEDULE_COLORS, compact, fast_figure, finite, heatmap_dict, layout_dict,
                       panel_axes, panels)
 
-INTRO = ("Move **t** and the schedule settings in the sidebar: every curve below is recomputed from "
-         "`make_schedule`. The dashed line marks your t; the numbers under it say how much signal is left.")
-NARRATIVE = """
-A schedule is only a list of step variances β_1 … β_T, but what the model experiences is their
+INTRO = ("A schedule decides how fast the signal fades. Move **t** and the schedule settings in the sidebar: "
+         "every curve below is recomputed from `make_schedule`. The dashed line marks your t; the numbers "
+         "above the figure say how much signal is left.")
+NARRATIVE_TERMS = """
+A schedule is only a list of step variances β_1 … β_T, but what the model sees at time t is their
 running product ᾱ_t. **sqrt(ᾱ_t)** is the fraction of the clean signal still in x_t;
 **sqrt(1 − ᾱ_t)** is the noise's standard deviation. Their ratio squared is the signal-to-noise
-ratio; its logarithm (log-SNR) falls from large positive (almost clean) to large negative (almost
-pure noise).
-
-The linear schedule destroys most of the signal in the first half and then wastes many steps on
-nearly pure noise; the cosine schedule was designed so that log-SNR falls roughly linearly, spreading
-the work evenly over t. The sigmoid schedule keeps β small for longer and then rises steeply.
+ratio SNR_t; its logarithm (log-SNR) falls from large positive (almost clean) to large negative
+(almost pure noise).
 """
 EQ_ABAR = r"\bar\alpha_t = \prod_{s=1}^{t}(1-\beta_s),\qquad \mathrm{SNR}_t = \frac{\bar\alpha_t}{1-\bar\alpha_t}"
-EQ_COSINE = (r"\bar\alpha_t = \frac{f(t)}{f(0)},\quad f(t) = \cos^2\!\left(\frac{t/T + s}{1+s}\cdot"
-             r"\frac{\pi}{2}\right)\quad\text{(Nichol \& Dhariwal 2021, eq. 17)}")
+EQ_COSINE = (r"\bar\alpha_t = \frac{f(t)}{f(0)},\quad f(t) = \cos^2\!\left(\frac{t/T + \delta}{1+\delta}\cdot"
+             r"\frac{\pi}{2}\right)")
+EQ_COSINE_NOTE = ("The cosine schedule (Nichol & Dhariwal 2021, eq. 17, where the offset δ is called s); "
+                  "β_t = 1 − ᾱ_t / ᾱ_{t−1}, at most 0.999.")
+SECTION_DIGITS = ("**The same digit, the same noise, the same t**: only the schedule differs, so any difference you "
+                  "see is the schedule's doing. Choose the two schedules.")
+LOOK_DIGITS = ("Look for: the digit you can still read is the one whose schedule has left more signal (sqrt(ᾱ_t) "
+               "in each title).")
+NOISE_FLOOR = 0.01  # abar_t below this: less than a tenth of the signal's amplitude is left ("nearly pure noise")
 
 # The quantities plotted, in order: (attribute / key, axis label).
 QUANTITIES = (  # (key of schedule_curves, panel title); each panel's y axis is titled with the symbol before ":"
@@ -78,6 +82,91 @@ def signal_left(s: Schedule, t: int) -> dict[str, float]:
     abar = float(s.alphas_cumprod[t])
     return {"abar": abar, "signal": math.sqrt(abar), "noise": math.sqrt(1.0 - abar),
             "log_snr": float(finite(s.log_snr[t].item(), -LOG_SNR_CLIP, LOG_SNR_CLIP))}
+
+
+def schedule_facts(s: Schedule) -> dict:
+    """Where a schedule spends its steps: t_half, the first t with abar_t <= 1/2 (None if it never gets there),
+    and noise_share, the share of its T steps with abar_t < NOISE_FLOOR (nearly pure noise)."""
+    a = s.alphas_cumprod.numpy()
+    below = np.flatnonzero(a <= 0.5)
+    return {"t_half": int(below[0]) if below.size else None, "noise_share": float((a[1:] < NOISE_FLOOR).mean())}
+
+
+def _t_half_text(facts: dict) -> str:
+    return "never" if facts["t_half"] is None else f"t = {facts['t_half']}"
+
+
+def narrative(T: int) -> str:
+    """Where each schedule spends its steps, with the numbers of the sidebar's default schedules at this T."""
+    from .frame import SCHEDULES, FrameState, build_schedule
+
+    f = {name: schedule_facts(build_schedule(FrameState(T=T), name)) for name in SCHEDULES}
+    return (
+        f"**Where each schedule spends its steps** (the default settings at T = {T}). The linear schedule of "
+        f"Ho et al. (2020) takes the signal away fast: ᾱ_t is down to 1/2 at {_t_half_text(f['linear'])}, and "
+        f"{f['linear']['noise_share']:.0%} of its steps have ᾱ_t < {NOISE_FLOOR:g}, less than a tenth of the "
+        "signal's amplitude left. Nichol & Dhariwal (2021, §3.2) found that these nearly pure-noise steps at the "
+        "end add little to sample quality, and designed the cosine schedule so that ᾱ_t falls nearly linearly "
+        "in the middle and changes little near t = 0 and t = T: it is down to 1/2 at "
+        f"{_t_half_text(f['cosine'])}, and {f['cosine']['noise_share']:.0%} of its steps have ᾱ_t < "
+        f"{NOISE_FLOOR:g}. Its offset δ keeps β_t from being tiny near t = 0, and each β_t is clipped at 0.999, "
+        "since at t = T the formula gives β_T = 1. The sigmoid schedule's β_t follows an S-curve from β_1 to β_T, flat at "
+        f"both ends: ᾱ_t is down to 1/2 at {_t_half_text(f['sigmoid'])}."
+    )
+
+
+def look_for(schedules: dict[str, Schedule]) -> list[str]:
+    """One sentence per panel of fig_schedules (in QUANTITIES order): what to look for, with the numbers of
+    the schedules drawn."""
+    halves = ", ".join(f"{name} at {_t_half_text(schedule_facts(s))}" for name, s in schedules.items())
+    T = next(iter(schedules.values())).T
+    return [
+        "**β_t**, the noise each step adds: the linear schedule is a straight line from β_1 to β_T, the sigmoid "
+        "an S-curve between them, and the cosine stays small until it shoots up to its 0.999 clip in the last "
+        "steps.",
+        f"**ᾱ_t**, the share of the signal's variance left: see where each curve falls to 1/2 ({halves}; "
+        f"T = {T}).",
+        "**sqrt(ᾱ_t)**, the signal's amplitude: the arrow reads your schedule's value at your t.",
+        "**sqrt(1 − ᾱ_t)**, the noise's standard deviation: the mirror image of the panel above, since "
+        "signal² + noise² = 1 at every t.",
+        "**log-SNR_t**: it crosses 0 where the signal and noise variances are equal (where ᾱ_t = 1/2); the "
+        "cosine curve is nearly straight through the middle and steep only near t = 0 and t = T. The plot clips "
+        f"it to ±{LOG_SNR_CLIP:g}.",
+    ]
+
+
+TRY_T = 100  # the prompt's smaller T: a tenth of the default's steps
+
+
+def try_this_numbers() -> dict:
+    """Every number the lab's try-this prompt quotes: signal, noise and SNR at t = T/2 for the default linear and
+    cosine schedules at the default T and at TRY_T (lessons.frame.build_schedule, the sidebar's own schedules)."""
+    from .frame import DEFAULT, FrameState, build_schedule
+
+    out = {}
+    for T in (DEFAULT.T, TRY_T):
+        for name in ("linear", "cosine"):
+            s = build_schedule(FrameState(T=T), name)
+            left = signal_left(s, T // 2)
+            out[(name, T)] = {**left, "t": T // 2, "snr": left["abar"] / (1 - left["abar"])}
+    return out
+
+
+def try_this() -> str:
+    """The lab's try-this prompt, with its numbers from try_this_numbers."""
+    n = try_this_numbers()
+    T = max(T for _, T in n)
+    lin, cos = n[("linear", T)], n[("cosine", T)]
+    lin_s, cos_s = n[("linear", TRY_T)], n[("cosine", TRY_T)]
+    return (
+        f"**Try this:** with the default settings (T = {T}), at t = T/2 = {lin['t']} (where the slider starts), "
+        f"compare linear and cosine on the digit. The linear schedule has left sqrt(ᾱ_t) = {lin['signal']:.2f} of the signal under "
+        f"noise of sd {lin['noise']:.2f} (SNR {lin['snr']:.2g}): the digit is hard to make out. The cosine one has "
+        f"left {cos['signal']:.2f} under noise of sd {cos['noise']:.2f} (SNR {cos['snr']:.2g}): it is still readable. "
+        f"Then set T = {TRY_T}, a tenth of the steps (and of the network evaluations when sampling), and t = "
+        f"{lin_s['t']}: the β's scale with 1000/T, so the picture barely changes: ᾱ_t = {lin_s['abar']:.2g} for "
+        f"linear (against {lin['abar']:.2g}) and {cos_s['abar']:.3g} for cosine (against {cos['abar']:.3g})."
+    )
 
 
 def fig_schedules(schedules: dict[str, Schedule], t: int, selected: str) -> go.Figure:

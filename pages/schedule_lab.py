@@ -15,11 +15,26 @@ def schedules(state: FrameState) -> dict:
     return {name: build_schedule(state, name) for name in SCHEDULES}
 
 
+@st.cache_data(max_entries=32)
+def narrative(T: int) -> str:
+    return L.narrative(T)
+
+
+@st.cache_data
+def try_this() -> str:
+    return L.try_this()
+
+
 state = frame()
 all_s = schedules(state)
 s = all_s[state.schedule]
 st.title("2 · Schedule lab")
 explain(L.INTRO)
+explain(L.NARRATIVE_TERMS)
+equation(L.EQ_ABAR)
+explain(narrative(state.T))
+equation(L.EQ_COSINE)
+explain(L.EQ_COSINE_NOTE)
 
 
 @st.fragment  # moving t (or the digit section's choices) reruns only this part, not the sidebar
@@ -34,8 +49,10 @@ def at_time_t():
     st.caption(f"Your schedule: {s.describe()}; ᾱ_T = {float(s.alphas_cumprod[s.T]):.6g}. "
                + ", ".join(f"{n}: ᾱ_t = {float(x.alphas_cumprod[t]):.4g}" for n, x in all_s.items()))
     chart(L.fig_schedules(all_s, t, state.schedule), key="fig_schedules")
+    explain("\n".join(f"- {sentence}" for sentence in L.look_for(all_s)))
 
     st.header("Two schedules, one digit, one t")
+    explain(L.SECTION_DIGITS)
     c1, c2 = st.columns(2)
     a = url_choice("left", "left schedule", SCHEDULES, "linear", key="lab_a", widget=c1.selectbox)
     b = url_choice("right", "right schedule", SCHEDULES, "cosine", key="lab_b", widget=c2.selectbox)
@@ -47,17 +64,14 @@ def at_time_t():
         xa, xb = L.same_digit_two_schedules(img, all_s[a], all_s[b], t, state.seed)
         chart(L.fig_two_digits(xa, xb, a, b, t, L.signal_left(all_s[a], t)["signal"],
                                L.signal_left(all_s[b], t)["signal"]), key="fig_two_digits")
+        st.caption(L.LOOK_DIGITS)
     except ImportError as e:
         st.info(f"MNIST is unavailable: {e}")
 
 
 at_time_t()
+explain(try_this())
 download("the three schedules as .npz", partial(E.npz_bytes, **L.schedule_arrays(all_s)), f"schedules_T{s.T}.npz",
          key="dl_lab_npz", help="t, and for each of linear, cosine and sigmoid: beta, abar, sqrt_abar, "
          "sqrt_one_minus_abar, log_snr (float64) and describe (its parameters).")
-equation(L.EQ_ABAR)  # outside the fragment: a move of t does not re-send it
-equation(L.EQ_COSINE)
 show_source(linear_betas, cosine_betas, sigmoid_betas)
-explain(L.NARRATIVE)
-explain("**Try this:** at t = T/2 compare linear and cosine: the linear digit is already gone, "
-        "the cosine one is still readable. Then set T = 50 and see the same at a tenth of the cost.")

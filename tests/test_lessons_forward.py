@@ -284,6 +284,74 @@ def test_same_digit_two_schedules():
     assert np.allclose(ea, eb, atol=1e-9)
 
 
+def _default(T: int, name: str):
+    """The sidebar's default schedule at T, built by hand: Ho et al.'s 1e-4..0.02 scaled by 1000/T, clipped."""
+    if name == "cosine":
+        return make_schedule("cosine", T, s=0.008)
+    return make_schedule(name, T, beta_start=min(1e-4 * 1000 / T, 0.999), beta_end=min(0.02 * 1000 / T, 0.999))
+
+
+@pytest.mark.parametrize("T", [1000, 100])
+def test_schedule_lab_narrative_claims_hold(T):
+    """Every claim of the lab's narrative and of its panel notes, checked on the default schedules at T."""
+    lin, cos, sig = (_default(T, n) for n in ("linear", "cosine", "sigmoid"))
+    text = S.narrative(T)
+    for name, s in (("linear", lin), ("cosine", cos), ("sigmoid", sig)):
+        a = s.alphas_cumprod.numpy()
+        t_half = next(t for t in range(T + 1) if a[t] <= 0.5)  # an independent search
+        share = sum(a[t] < 0.01 for t in range(1, T + 1)) / T
+        assert S.schedule_facts(s) == {"t_half": t_half, "noise_share": pytest.approx(share)}
+        assert f"1/2 at t = {t_half}" in text
+    # "takes the signal away fast" / "nearly pure-noise steps at the end": the linear tail is 4x the cosine's,
+    # and it is a tail (every step after the first one below 0.01 stays below)
+    f_lin, f_cos = S.schedule_facts(lin), S.schedule_facts(cos)
+    assert f_lin["noise_share"] > 4 * f_cos["noise_share"] and f_lin["t_half"] < 0.3 * T
+    a = lin.alphas_cumprod.numpy()
+    assert np.all(a[np.flatnonzero(a < 0.01)[0]:] < 0.01)
+    assert f"{f_lin['noise_share']:.0%} of its steps" in text and f"{f_cos['noise_share']:.0%} of its steps" in text
+    # cosine: abar falls nearly linearly in the middle and changes little near t = 0 and t = T
+    u = np.arange(T + 1) / T
+    ac = cos.alphas_cumprod.numpy()
+    mid = (u >= 0.25) & (u <= 0.75)
+    fit = np.polyval(np.polyfit(u[mid], ac[mid], 1), u[mid])
+    assert np.abs(fit - ac[mid]).max() < 0.05
+    slope = np.abs(np.diff(ac)) * T
+    assert slope[: T // 50].max() < 0.2 * slope[T // 2] and slope[-(T // 50):].max() < 0.2 * slope[T // 2]
+    # the log-SNR panel: cosine's is nearly straight in the middle, steeper near both ends
+    ls = cos.log_snr.numpy()
+    fit = np.polyval(np.polyfit(u[mid], ls[mid], 1), u[mid])
+    assert np.abs(fit - ls[mid]).max() < 0.1 * (ls[mid].max() - ls[mid].min())
+    d = np.abs(np.diff(ls[1:]))
+    assert min(d[: T // 20].mean(), d[-(T // 20):].mean()) > 2 * d[T // 4: 3 * T // 4].mean()
+    # the beta panel: linear is a straight line, sigmoid flat at both ends, cosine ends on its 0.999 clip
+    b = lin.betas.numpy()[1:]
+    assert np.allclose(np.diff(b), (b[-1] - b[0]) / (T - 1))
+    bs = sig.betas.numpy()[1:]
+    span = bs[-1] - bs[0]
+    assert bs[T // 10] - bs[0] < 0.01 * span and bs[-1] - bs[-T // 10] < 0.01 * span
+    bc = cos.betas.numpy()
+    assert bc[T] == 0.999 and bc[: int(0.9 * T)].max() < 0.2  # "small until it shoots up" to the clip
+    notes = S.look_for({"linear": lin, "cosine": cos, "sigmoid": sig})
+    assert len(notes) == len(S.QUANTITIES)
+    assert f"linear at t = {f_lin['t_half']}, cosine at t = {f_cos['t_half']}" in notes[1]
+
+
+def test_schedule_lab_try_this_numbers():
+    """The prompt: at t = T/2 the linear schedule's SNR is far below the cosine's, and at T = 100 (a tenth of the
+    steps) abar at T/2 barely moves, because the sidebar scales the betas by 1000/T."""
+    n = S.try_this_numbers()
+    for (name, T), v in n.items():
+        a = float(_default(T, name).alphas_cumprod[T // 2])
+        assert v["t"] == T // 2 and v["abar"] == pytest.approx(a, rel=1e-12)
+        assert v["signal"] == pytest.approx(math.sqrt(a)) and v["snr"] == pytest.approx(a / (1 - a))
+    assert S.TRY_T * 10 == F.DEFAULT.T  # "a tenth of the steps"
+    assert n[("linear", 1000)]["snr"] < 0.1 and n[("cosine", 1000)]["snr"] > 0.9  # hard to read / readable
+    assert n[("linear", 100)]["abar"] == pytest.approx(n[("linear", 1000)]["abar"], rel=0.1)  # "barely changes"
+    assert n[("cosine", 100)]["abar"] == pytest.approx(n[("cosine", 1000)]["abar"], rel=1e-9)
+    text = S.try_this()
+    assert f"sqrt(ᾱ_t) = {n[('linear', 1000)]['signal']:.2f}" in text and f"T = {S.TRY_T}" in text
+
+
 # --- home ------------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_story_returns_to_the_data():

@@ -161,6 +161,27 @@ def test_forward_try_this_opens_its_settings():
     assert caption_abar_T(at) == pytest.approx(n["abar_T_linear"], rel=1e-5)
 
 
+def test_schedule_lab_try_this_opens_its_settings():
+    """The lab's prompt at its two settings (the defaults, t = T/2; then T = 100, t = 50): the page shows the
+    prompt, and its caption's abar_t for linear and cosine are the numbers the prompt quotes."""
+    from lessons import schedule_lab as LS
+
+    n = LS.try_this_numbers()
+    for T, params in ((F.DEFAULT.T, {}), (LS.TRY_T, dict(T=LS.TRY_T, t=LS.TRY_T // 2))):
+        at = open_page("schedule_lab", **params)
+        assert at.slider(key="lab_t").value == T // 2
+        assert any(m.value == LS.try_this() for m in at.markdown)
+        assert any(m.value == LS.narrative(T) for m in at.markdown)
+        caption = next(c.value for c in at.caption if c.value.startswith("Your schedule"))
+        for name in ("linear", "cosine"):
+            assert f"{name}: ᾱ_t = {n[(name, T)]['abar']:.4g}" in caption, (name, caption)
+        assert float(at.metric[1].value) == pytest.approx(n[("linear", T)]["signal"], abs=1e-4)  # the sidebar's linear
+        digits = _figure(at, "The same digit and the same noise")
+        titles = [a["text"] for a in digits["layout"]["annotations"]]
+        assert titles[:2] == [f"linear: sqrt(ᾱ_t) = {n[('linear', T)]['signal']:.3f}",
+                              f"cosine: sqrt(ᾱ_t) = {n[('cosine', T)]['signal']:.3f}"]
+
+
 # --- extremes ---------------------------------------------------------------------------------------
 EXTREMES = [
     dict(T=F.T_MIN),
