@@ -24,25 +24,51 @@ CLIP = (-1.0, 1.0)  # digits live in [-1, 1]
 
 INTRO = ("Hide part of a digit and let a diffusion model fill it in. The one control to touch first: the "
          "**mask** — then compare the two methods side by side.")
-EQ_REPLACE = (r"x_{t-1} = m\odot\underbrace{\big(\sqrt{\bar\alpha_{t-1}}\,x_0^{\text{known}} + "
-              r"\sqrt{1-\bar\alpha_{t-1}}\,\epsilon\big)}_{q(x_{t-1}\mid x_0^{\text{known}})} + "
-              r"(1-m)\odot \underbrace{x_{t-1}^{\text{model}}}_{p_\theta(x_{t-1}\mid x_t)}")
-EQ_RESAMPLE = r"x_t \sim q(x_t \mid x_{t-1}) = \mathcal N\big(\sqrt{1-\beta_t}\,x_{t-1},\ \beta_t I\big)\ \text{(then step again)}"
-NARRATIVE = ("**Replacement** needs no new training: at every step the known pixels are overwritten by the known "
-             "digit noised to the current level, and the model fills the rest. But the unknown pixels hear about "
-             "the known ones only through the model's one-step prediction, so the two can disagree at the seam. "
-             "**Resampling** (RePaint) steps back up and down a few times per step so they harmonise. A model "
-             "**fine-tuned for inpainting** sees the mask and the known pixels as inputs and learns the conditional "
-             "directly: one pass, no seams.")
-TRY_THIS = ("**Try this:** (1) on the 2D mixture, set resampling to 1 and see the replacement histogram miss the "
-            "exact conditional; raise it to 10 and watch it close the gap. (2) On MNIST pick 'scattered pixels' — "
-            "90% of pixels hidden — and compare how often each method still yields a valid digit.")
+EQ_REPLACE = (r"\begin{aligned}x_{t'}^{\text{model}} &= \sqrt{\bar\alpha_{t'}}\,\hat x_0(x_t) + "
+              r"\sqrt{1-\bar\alpha_{t'}-\sigma^2}\,\hat\epsilon(x_t) + \sigma z "
+              r"\quad(\text{DDIM},\ \eta = 1) \\ "
+              r"x_{t'} &= m\odot\big(\sqrt{\bar\alpha_{t'}}\,x_0^{\text{known}} + \sqrt{1-\bar\alpha_{t'}}\,\epsilon\big)"
+              r" + (1-m)\odot x_{t'}^{\text{model}}\end{aligned}")
+EQ_SIGMA = (r"\sigma^2 = \frac{1-\bar\alpha_{t'}}{1-\bar\alpha_t}\Big(1-\frac{\bar\alpha_t}{\bar\alpha_{t'}}\Big),"
+            r"\qquad t \to t' \text{ one step of the strided grid}")
+EQ_RESAMPLE = (r"x_t \sim q(x_t \mid x_{t'}) = \mathcal N\Big(\sqrt{\bar\alpha_t/\bar\alpha_{t'}}\;x_{t'},\ "
+               r"\big(1-\bar\alpha_t/\bar\alpha_{t'}\big) I\Big)\quad\text{then step } t \to t' \text{ again}")
+NARRATIVE = ("**Replacement** needs no new training. The sampler walks a strided grid of times, one step t → t′ "
+             "at a time (DDIM with η = 1, a stochastic step: first line below). After each step the known pixels "
+             "are overwritten by the known digit noised afresh to level t′ (second line), and the model's step "
+             "fills the rest. The unknown pixels hear about the known ones only through the model's prediction "
+             "from x_t, whose known part is a noisy copy of the digit: at high noise that copy says little, the "
+             "unknown pixels commit to a guess, and the later, smaller steps revise it only a little, so the two "
+             "parts can disagree at the seam.")
+RESAMPLE_TEXT = ("**Resampling** (RePaint, Lugmayr et al. 2022) noises each step's result back from t′ to t in one "
+                 "jump of the forward process (below) and takes the step again, r times in all: more chances for "
+                 "the unknown pixels to agree with the known ones, at r network evaluations per step instead of 1.")
+FINETUNED_TEXT = ("A model **fine-tuned for inpainting** gets the mask and the known pixels themselves as extra "
+                  "inputs at every step, so it is trained to predict the noise given the known pixels, not their "
+                  "noisy copy. It needs no replacement and no resampling loop: one network evaluation per step "
+                  "(here plain deterministic DDIM), at the price of training a network for the task.")
+IDEA_2D = ("Know x₁ of a point of the Gaussian mixture and sample x₂: the exact answer p(x₂ | x₁) is again a "
+           "mixture, so the figure shows how close replacement gets.")
+LOOK_2D = ("Look for: every point on the vertical line x₁ = known (left), and where the orange histogram puts more "
+           "or less mass than the green exact curve (right).")
+LOOK_MASK = "Look for: how much of the digit's stroke the mask leaves visible."
+LOOK_SAMPLES = "Look for: whether the filled-in pixels continue the known strokes across the mask's edge."
+LOOK_STEP = {"replacement": "Look for: the known region is the digit re-noised to this t; the rest forms from noise.",
+             "fine-tuned": "Look for: nothing is replaced: the whole image is the model's own state, steered by the "
+                           "mask input."}
+TRY_THIS = ("**Try this:** (1) on the 2D mixture, with resampling r = 1 the replacement histogram misses the exact "
+            "conditional (the Wasserstein distance in the caption is many times the floor); raise r to 10 and the "
+            "distance falls, yet stays well above the floor: resampling helps but does not finish the job at 50 "
+            "steps. (2) On MNIST pick 'scattered pixels' — about 90% of the pixels hidden — and compare how often "
+            "each method still yields a digit the judge reads as the original.")
+TRY_R = (1, 10)  # the resampling values prompt (1) names
+SCATTER_KEEP = 0.1  # 'scattered pixels' keeps this share of the pixels: prompt (2)'s "90% hidden"
 
 
 # =============================================================================================
 # Masks
 # =============================================================================================
-def preset_mask(name: str, seed: int = 0, keep_fraction: float = 0.1, blocks=None) -> torch.Tensor:
+def preset_mask(name: str, seed: int = 0, keep_fraction: float = SCATTER_KEEP, blocks=None) -> torch.Tensor:
     """(1, 1, 28, 28) float mask, 1 = known. `blocks`: GRID x GRID 0/1 for "custom" (4x4-pixel blocks)."""
     m = torch.zeros(1, 1, 28, 28)
     if name == "left half":

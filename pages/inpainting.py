@@ -12,7 +12,7 @@ from lessons import exports as E
 from lessons import inpainting as L
 from lessons.frame import FrameState, build_schedule
 from toy_models.gmm import AnalyticModel
-from toy_models.inpainting import gmm_condition_on, replace_known, sample_replacement
+from toy_models.inpainting import gmm_condition_on, renoise, replace_known, sample_replacement
 
 N_2D = 400  # points in the 2D analogue
 N_DIGITS = 8  # inpainted samples per method
@@ -60,10 +60,16 @@ def run_mnist(method: str, digit: int, which: int, mask_key: tuple, steps: int, 
 state = frame()
 st.title("7 · Inpainting")
 explain(L.INTRO)
-equation(L.EQ_REPLACE)
 explain(L.NARRATIVE)
+equation(L.EQ_REPLACE)
+equation(L.EQ_SIGMA)
+explain(L.RESAMPLE_TEXT)
+equation(L.EQ_RESAMPLE)
+explain(L.FINETUNED_TEXT)
+show_source(sample_replacement, replace_known, renoise)
 
 st.header("The 2D analogue: know x₁, sample x₂")
+explain(L.IDEA_2D)
 s = build_schedule(state)
 c1, c2, c3 = st.columns(3)
 value = url_float("x1", "known x₁", -2.5, 2.5, 0.5, 0.05, key="inp_value", widget=c1.slider)
@@ -75,15 +81,14 @@ if steps_2d > s.T:
     steps_2d = s.T
 x0, grid, dens, ex, w1_rep, w1_floor = run_2d(state, value, steps_2d, resample_2d)
 chart(L.fig_2d(x0, value, grid, dens, ex, data=points_2d("gmm", 1000, state.seed).numpy()), key="fig_2d")
-st.caption(f"Wasserstein-1 distance of the replacement samples' x₂ to the exact conditional: **{w1_rep:.3f}** "
+st.caption(f"{L.LOOK_2D} Wasserstein-1 distance of the replacement samples' x₂ to the exact conditional: **{w1_rep:.3f}** "
            f"(an exact sample of the same size scores {w1_floor:.3f}: the sampling-noise floor). The known x₁ is "
            f"kept exactly: max |x₁ − {value:g}| = {np.abs(x0[:, 0] - value).max():.2g}.")
 download("the 2D samples as .npz", partial(E.npz_bytes, samples=x0, known_x1=value, exact_x2=ex, steps=steps_2d,
                                           resample=resample_2d, w1_to_exact=w1_rep, seed=state.seed),
          "inpainting_2d.npz", key="dl_inp_2d",
          help=f"samples ({N_2D}, 2): x₁ known, x₂ inpainted; exact_x2: draws of the exact conditional.")
-equation(L.EQ_RESAMPLE)
-show_source(sample_replacement, replace_known, gmm_condition_on)
+show_source(L.inpaint_2d, gmm_condition_on)
 
 st.header("Digits")
 ld, err = try_checkpoint("mnist")
@@ -114,6 +119,7 @@ else:
     c3.metric("known pixels", f"{int(mask.sum())} / 784")
     chart(L.fig_images([x_true[0, 0].numpy(), mask[0, 0].numpy() * 2 - 1, L.masked_view(x_true, mask)],
                                  ["the digit", "mask (white = known)", "what the model gets"]), key="fig_mask")
+    st.caption(L.LOOK_MASK)
     key = tuple(mask.flatten().tolist())
     cols = st.columns(2)
     for col, (method, ok, e) in zip(cols, (("replacement", ld is not None, err), ("fine-tuned", li is not None, err_i))):
@@ -124,9 +130,11 @@ else:
                 continue
             xs, ts, out, m = run_mnist(method, digit, int(which), key, steps_m, resample_m, state.seed)
             chart(L.fig_images(list(out[:4, 0]), [f"sample {k}" for k in range(4)]), key=f"fig_{method}")
+            st.caption(L.LOOK_SAMPLES)
             step = url_int(f"step_{method}", "step of the chain", 0, len(ts) - 1, len(ts) - 1, key=f"inp_step_{method}")
             chart(L.fig_images([xs[step, k, 0] for k in range(4)], [f"t = {ts[step]:.0f}"] * 4),
                             key=f"fig_{method}_step")
+            st.caption(L.LOOK_STEP[method])
             txt = f"Known-pixel RMS error **{m['known_rmse']:.3f}**, seam score {m['seam']:.3f}"
             if "accuracy" in m:
                 txt += (f"; the judge reads **{m['accuracy']:.0%}** as a {digit} "
@@ -143,5 +151,5 @@ else:
                              known_rmse=m["known_rmse"], seam=m["seam"]),
                      f"inpainting_{method}_{digit}.npz", key=f"dl_inp_npz_{method}",
                      help=f"samples ({len(out)}, 28, 28) in [-1, 1], the original digit, the mask (1 = known).")
-    show_source(L.inpaint_finetuned, L.known_region_error, L.seam_error)
+    show_source(L.inpaint_replacement, L.inpaint_finetuned, L.known_region_error, L.seam_error)
 explain(L.TRY_THIS)

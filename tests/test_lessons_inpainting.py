@@ -165,3 +165,73 @@ def test_mnist_replacement_and_finetuned_measured():
     fin = L.inpaint_finetuned(li.model, li.schedule, x0, mask, 4, 0, steps=20).x0
     assert L.known_region_error(rep, x0, mask) == 0.0  # replacement: exact by construction
     assert L.known_region_error(fin, x0, mask) < 0.3  # the fine-tuned model: close, learned
+
+
+# --- what the text says the code does, and the "Try this" prompts --------------------------------------------
+def test_the_step_shown_is_the_step_taken(s):
+    """EQ_REPLACE: the replacement method takes DDIM steps with eta = 1 on the strided grid (its default, which
+    the lesson's runs keep), and one recorded step equals ddim_step with eta = 1 then the known part re-noised."""
+    import inspect
+
+    from toy_models.samplers import ddim_step, ddim_timesteps, model_predictions
+
+    assert inspect.signature(sample_replacement).parameters["eta"].default == 1.0
+    for f in (L.inpaint_2d, L.inpaint_replacement):
+        assert "eta" not in inspect.getsource(f)
+    g = default_gmm()
+    m = AnalyticModel(g, s)
+    x_T = torch.randn(50, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    steps = []
+    sample_replacement(m, s, x_T, steps=10, mask=coordinate_mask(0).double(), known=torch.tensor([0.5, 0.0]),
+                       generator=torch.Generator().manual_seed(1), callback=steps.append)
+    st = steps[3]
+    t, t_next = int(st.t), int(st.t_next)
+    assert [t, t_next] == ddim_timesteps(s.T, 10)[3:5]
+    eps, x0 = model_predictions(m, s, st.x_t, torch.full((50,), float(t), dtype=torch.float64))
+    zero, sigma = ddim_step(s, st.x_t, eps, x0, t, t_next, 1.0, torch.zeros_like(st.x_t))
+    assert sigma > 0  # a stochastic step
+    a_n = float(s.alphas_cumprod[t_next])
+    # unknown coordinate: mean ddim_step(noise = 0), residual of size sigma (one draw each; loose check on 50)
+    r = (st.x_next[:, 1] - zero[:, 1]) / sigma
+    assert abs(float(r.mean())) < 0.6 and 0.6 < float(r.std()) < 1.4
+    # known coordinate: the known value re-noised to t_next
+    k = (st.x_next[:, 0] - math.sqrt(a_n) * 0.5) / math.sqrt(1 - a_n)
+    assert abs(float(k.mean())) < 0.6 and 0.6 < float(k.std()) < 1.4
+
+
+def test_resampling_costs_r_evaluations_a_step_and_the_finetuned_model_one(s):
+    """RESAMPLE_TEXT / FINETUNED_TEXT: r evaluations per step (the last step, to t = 0, once) against 1 per step."""
+    from toy_models.samplers import SamplerInfo
+
+    x_T = torch.zeros(2, 1, 28, 28)
+    for r in (1, 3):
+        info = SamplerInfo()
+        sample_replacement(ToyImageModel(), s, x_T, steps=10, mask=L.preset_mask("left half"), known=_digit(),
+                           resample=r, generator=torch.Generator().manual_seed(0), info=info)
+        assert info.nfe == 9 * r + 1
+    info = SamplerInfo()
+    sample_ddim(ToyImageModel(), s, x_T, steps=10, info=info)
+    assert info.nfe == 10
+
+
+def test_try_this_2d_resampling_helps_but_stays_above_the_floor():
+    """Prompt (1) with the page's run_2d at the default sidebar (T = 1000), x1 = 0.5, 400 points, 50 steps, seed 0:
+    W1 at r = 1 is many times the floor; at r = 10 it is smaller, yet still well above the floor."""
+    from lessons.frame import FrameState, build_schedule
+
+    g = default_gmm()
+    sch = build_schedule(FrameState())
+    ex, _ = gmm_condition_on(g, 0, 0.5).sample(400, generator=torch.Generator().manual_seed(0))
+    floor = L.wasserstein_to_exact(ex[:, 0].numpy(), g, 0.5, seed=7)
+    w1 = {r: L.wasserstein_to_exact(L.inpaint_2d(AnalyticModel(g, sch), sch, 0.5, 400, 0, 50, r).x0[:, 1].numpy(),
+                                    g, 0.5, seed=7) for r in L.TRY_R}
+    assert w1[1] > 10 * floor
+    assert w1[10] < 0.8 * w1[1]
+    assert w1[10] > 5 * floor
+
+
+def test_try_this_scattered_pixels_hide_about_90_percent():
+    """Prompt (2): the 'scattered pixels' mask at the default seed hides about 90% of the 784 pixels."""
+    assert L.SCATTER_KEEP == pytest.approx(0.1)
+    hidden = 1 - float(L.preset_mask("scattered pixels", 0).mean())
+    assert abs(hidden - 0.9) < 0.03
