@@ -132,8 +132,8 @@ def posterior_text(s: Schedule) -> str:
     r = variance_ratio(s)
     t99 = int(np.argmax(r >= 0.99)) if (r[1:] >= 0.99).any() else None
     cmp = (f"β̃_1 = 0 (given x_0 and x_1 the step is certain), β̃_2 = {r[2]:.2f} β_2" if s.T >= 2 else "β̃_1 = 0")
-    rest = (f", and from t = {t99} on β̃_t is within 1% of β_t (β̃_T = {r[-1]:.4f} β_T)" if t99 is not None else
-            f"; it never comes within 1% of β_t on this schedule (β̃_T = {r[-1]:.3f} β_T)")
+    rest = (f", and from t = {t99} on β̃_t is within 1% of β_t (β̃_T/β_T = {r[-1]:.5g})" if t99 is not None else
+            f"; it never comes within 1% of β_t on this schedule (β̃_T/β_T = {r[-1]:.3g})")
     return ("Given the clean x_0 as well, the reverse step is a plain Gaussian whatever the step size: "
             "q(x_{t−1} | x_t, x_0) = N(μ̃_t, β̃_t I) (Ho et al. 2020, eqs. 6-7). Its mean is a weighted sum of "
             "x_0 and x_t. Its variance β̃_t = β_t (1 − ᾱ_{t−1})/(1 − ᾱ_t) is below β_t, much below at small t: on "
@@ -145,9 +145,9 @@ def try_posterior(s: Schedule) -> str:
     """The posterior's 'Try this', with the weight of x_0 and beta-tilde_T / beta_T at t = T computed."""
     w = float(s.posterior_mean_coef1[s.T])
     r = variance_ratio(s)[s.T]
-    end = (f"x_0 barely matters (its weight in the mean is {w:.2g}) and β̃_T = {r:.4f} β_T" if w < 0.01 else
+    end = (f"x_0 barely matters (its weight in the mean is {w:.2g}) and β̃_T/β_T = {r:.5g}" if w < 0.01 else
            f"x_0 still matters (its weight in the mean is {w:.2g}: with so few steps the last one is big) and "
-           f"β̃_T = {r:.3g} β_T")
+           f"β̃_T/β_T = {r:.3g}")
     return f"**Try this:** set t = 1: the mean lands on x_0 itself. Set t = T = {s.T}: {end}."
 
 
@@ -565,7 +565,7 @@ def fig_reverse_step(r: ReverseStep) -> go.Figure:
     """Two heatmaps on the same x_{t-1} grid: the exact q(x_{t-1} | x_t) and its Gaussian fit."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(1, 2, subplot_titles=(f"exact: {len(r.exact.weights)} components",
+    fig = make_subplots(1, 2, subplot_titles=(f"exact: {r.n_peaks} peak{'s' if r.n_peaks != 1 else ''}",
                                               f"best Gaussian: KL = {r.kl:.3g} nats"),
                         horizontal_spacing=0.08)
     vmax = float(max(np.exp(r.log_exact).max(), np.exp(r.log_fit).max()))
@@ -578,10 +578,16 @@ def fig_reverse_step(r: ReverseStep) -> go.Figure:
         e = _ellipse(r.fit_mean, r.fit_cov)
         fig.add_trace(go.Scatter(x=compact(e[:, 0]), y=compact(e[:, 1]), mode="lines", showlegend=False,
                                  name="fit: 2 sd", line=dict(color="white", dash="dot", width=1)), 1, col)
+        c = _ellipse(r.small_mean, r.small_var * np.eye(2))
+        fig.add_trace(go.Scatter(x=compact(c[:, 0]), y=compact(c[:, 1]), mode="lines", showlegend=False,
+                                 name="small-step Gaussian: 2 sd", line=dict(color="#ff7f0e", dash="dash", width=1.5)),
+                      1, col)
         fig.update_xaxes(title_text="x_t−1, first coordinate", row=1, col=col)
         fig.update_yaxes(title_text="x_t−1, second coordinate", row=1, col=col, scaleanchor=f"x{col if col > 1 else ''}")
-    # no legend (above the panels it ran into their titles): the title says what the dotted line is
-    layout(fig, f"T = {r.T}: step t = {r.t}, β_t = {r.beta_t:.4g}; dotted: the fit's 2-sd ellipse", height=430)
+    # no legend (above the panels it ran into their titles): the title says what the lines are
+    layout(fig, f"T = {r.T}: step t = {r.t}, β_t = {r.beta_t:.4g}<br><sup>white dotted: best Gaussian (2 sd); "
+           f"orange dashed: N((x_t + β_t ∇log q_t)/√α_t, β_t I), KL = {r.kl_small:.3g} nats</sup>", height=450)
+    fig.update_layout(margin=dict(t=100))
     fig.update_xaxes(title_text="x_t−1, first coordinate")
     fig.update_yaxes(title_text="x_t−1, second coordinate")
     return fig
@@ -607,11 +613,15 @@ def fig_kl_curve(c: KLCurve, T_now: int) -> go.Figure:
     fig.add_trace(go.Scatter(x=c.betas, y=np.maximum(finite(c.kl_point), 1e-12), mode="lines+markers", text=lab,
                              name="at the chosen x_t", line=dict(color=COLORS["marker"], dash="dash"),
                              hovertemplate="%{text}<br>β_t %{x:.3g}<br>KL %{y:.3g} nats<extra></extra>"))
+    fig.add_trace(go.Scatter(x=c.betas, y=np.maximum(finite(c.kl_small_mean), 1e-12), mode="lines+markers", text=lab,
+                             name="small-step Gaussian N(…, β_t I), same average", line=dict(color="#ff7f0e", dash="dot"),
+                             hovertemplate="%{text}<br>β_t %{x:.3g}<br>KL %{y:.3g} nats<extra></extra>"))
     if T_now in c.Ts.tolist():
         i = c.Ts.tolist().index(T_now)
         fig.add_vline(x=float(c.betas[i]), line=dict(color="grey", dash="dot"))
     layout(fig, "How far is the exact reverse step from a Gaussian?", "step size β_t (log scale)",
-           "KL(exact ‖ Gaussian fit), nats (log scale)", height=400)
+           "KL(exact ‖ Gaussian), nats (log scale)", height=440, legend_below=True)
+    fig.update_layout(margin=dict(b=110))
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
     return fig
@@ -630,8 +640,10 @@ def fig_posterior(p: PosteriorView, half_width: float = 3.5) -> go.Figure:
                                 (p.mean, "mean μ̃_t", "truth", "x")):
         fig.add_trace(go.Scatter(x=[pt[0]], y=[pt[1]], mode="markers", name=name,
                                  marker=dict(size=12, color=COLORS[role], symbol=sym)))
+    # legend below the axes: above them its six entries ran over the title in a wide window
     layout(fig, f"t = {p.t}: mean = {p.coef1:.3g}·x_0 + {p.coef2:.3g}·x_t, variance β̃_t = {p.var:.3g}",
-           "x, first coordinate", "x, second coordinate", height=450)
+           "x, first coordinate", "x, second coordinate", height=520, legend_below=True)
+    fig.update_layout(margin=dict(b=120))
     return equal_axes(fig, half_width)
 
 
@@ -733,7 +745,8 @@ def fig_chain_animation(run: ChainRun, title: str, n_frames: int = 40, n_points:
                                         yanchor="top", direction="left")],
                       sliders=[dict(steps=steps, x=0.2, len=0.8, y=-0.06, currentvalue=dict(prefix="t = "))])
     layout(fig, f"{title}: t = {int(round(run.ts[rows[0]]))}", "first coordinate", "second coordinate", height=500)
-    fig.update_layout(margin=dict(b=110))
+    fig.update_layout(margin=dict(b=110),  # the legend inside the plot: the play buttons and slider are below
+                      legend=dict(x=0.01, y=0.99, xanchor="left", yanchor="top", bgcolor="rgba(255,255,255,0.75)"))
     return equal_axes(fig, half_width)
 
 
@@ -750,7 +763,9 @@ def fig_paths(run: ChainRun, idx, title: str, data: np.ndarray | None = None, ha
                                  marker=dict(color=c, size=[8, 12], symbol=["circle-open", "star"]),
                                  hovertext=["x_T (start)", "x_0 (end)"]))
     fig = go.Figure(traces)
-    layout(fig, f"{title}: full paths (○ x_T, ★ x_0)", "first coordinate", "second coordinate", height=470)
+    layout(fig, f"{title}: full paths (○ x_T, ★ x_0)", "first coordinate", "second coordinate", height=520,
+           legend_below=True)  # below: up to nine entries above the axes ran into the title
+    fig.update_layout(margin=dict(b=120))
     return equal_axes(fig, half_width)
 
 

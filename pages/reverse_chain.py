@@ -13,7 +13,7 @@ from lessons import reverse_chain as L
 from lessons.frame import FrameState, build_schedule
 from toy_models.diffusion import p_mean_variance, q_posterior_mean_variance
 from toy_models.gmm import kl_mixture_to_gaussian, reverse_conditional
-from toy_models.samplers import sample_ddim, sample_ddpm
+from toy_models.samplers import ddim_step, sample_ddim, sample_ddpm
 
 N_PICK = 400  # samples of q(x_t) drawn in the picking figure
 N_BACKDROP = 300  # data points drawn faint behind the chain (each SVG marker costs a slider move)
@@ -51,7 +51,33 @@ def learned_chain(name: str, n: int, seed: int):
 @st.cache_data(max_entries=6, show_spinner="Sampling digits ...")
 def digit_chain(sampler: str, steps: int, variance: str, n: int, seed: int, dev: str):
     ck, _ = try_checkpoint("mnist", dev)
-    return L.digit_chain(ck.model, ck.schedule, np.arange(n) % 10, seed, sampler, steps, variance, device=dev)
+    return L.digit_chain(ck.model, ck.schedule, int(n), seed, sampler, steps, variance, device=dev)  # no label
+
+
+N_IDENTITY, IDENTITY_STEPS = 64, 20  # digits and DDIM steps of the "when is the digit chosen" measurement
+
+
+@st.cache_data(max_entries=4, show_spinner="Asking the judge when the digit is chosen ...")
+def identity_numbers(seed: int, dev: str):
+    """{t: fraction of digits whose x̂_0 at t the judge reads as the final digit}, or the judge's error text."""
+    from toy_models.metrics import JudgeError, load_judge
+
+    ck, _ = try_checkpoint("mnist", dev)
+    try:
+        judge = load_judge()
+    except JudgeError as e:
+        return str(e)
+    chain = L.digit_chain(ck.model, ck.schedule, N_IDENTITY, seed, "ddim", min(IDENTITY_STEPS, ck.schedule.T),
+                          device=dev)
+    Tm = ck.schedule.T
+    return L.identity_by_step(chain, judge, [round(f * Tm) for f in (0.9, 0.6, 0.3)])
+
+
+@st.cache_data(max_entries=8)
+def data_log_density(seed: int) -> float:
+    """Mean log-density of 2,000 draws of the mixture itself: what the chain's samples should match."""
+    g = ground_truth_gmm()
+    return L.mean_log_density(g, g.sample(2000, generator=torch.Generator().manual_seed(seed + 7))[0].numpy())
 
 
 @st.cache_resource
@@ -74,7 +100,7 @@ def ddpm_with_progress(n: int, variance: str, seed: int, dev: str):
                 last[0] = pct
                 bar.progress(min(f, 1.0), text=f"DDPM step {round(f * ck.schedule.T)} of {ck.schedule.T}")
 
-        chain = L.digit_chain(ck.model, ck.schedule, np.arange(n) % 10, seed, "ddpm", None, variance,
+        chain = L.digit_chain(ck.model, ck.schedule, int(n), seed, "ddpm", None, variance,  # no label
                               progress=progress, device=dev)
         bar.empty()
         while len(store) >= 4:
@@ -126,6 +152,9 @@ equation(L.EQ_REVERSE)
 
 # 1. why small steps --------------------------------------------------------------------------------
 st.header("Why small steps")
+explain(L.WHY_GAUSSIAN)
+equation(L.EQ_WHY)
+explain(L.WHY_GAUSSIAN_AFTER)
 explain(L.SMALL_STEPS)
 pick = st.session_state.get("rc_pick")
 points = getattr(getattr(pick, "selection", None), "points", None) if pick is not None else None
@@ -149,21 +178,26 @@ chart(L.fig_reverse_step(r), key="fig_step", where=c1)
 samples, a_lvl = q_t_samples(state, level)
 chart(L.fig_pick_xt(samples, r.x_t, a_lvl), key="rc_pick", on_select="rerun", selection_mode="points",
       where=c2)
+explain(L.LOOK_STEP)
+explain(L.LOOK_PICK, where=c2)
 explain(f"With **T = {T_steps}** this is step t = {r.t} with **β_t = {r.beta_t:.4g}**; x_t has ᾱ_t = "
-        f"{r.abar_t:.4g}. The exact conditional has {r.n_modes_weight} component(s) with at least 5% of the "
-        f"weight, and **KL(exact ‖ best Gaussian) = {r.kl:.3g} nats**.")
+        f"{r.abar_t:.4g}. The exact conditional has **{r.n_peaks} peak{'s' if r.n_peaks != 1 else ''}** on the "
+        f"grid, **KL(exact ‖ best Gaussian) = {r.kl:.3g} nats** and KL(exact ‖ small-step Gaussian) = "
+        f"{r.kl_small:.3g} nats.")
+equation(L.EQ_KL)
 curve = kl_curve(state, level, x1, x2)
 chart(L.fig_kl_curve(curve, T_steps), key="fig_kl")
 ratio = curve.kl_mean[0] / max(curve.kl_mean[-1], 1e-300)
-st.caption(f"From T = {curve.Ts[0]} to T = {curve.Ts[-1]} the average KL falls from {curve.kl_mean[0]:.3g} to "
-           f"{curve.kl_mean[-1]:.3g} nats ({ratio:.2g}×): each small step is Gaussian to that accuracy.")
-equation(L.EQ_KL)
+st.caption(f"From T = {curve.Ts[0]} to T = {curve.Ts[-1]} the average KL to the best Gaussian falls from "
+           f"{curve.kl_mean[0]:.3g} to {curve.kl_mean[-1]:.3g} nats ({ratio:.2g}×), and to the small-step Gaussian "
+           f"from {curve.kl_small_mean[0]:.3g} to {curve.kl_small_mean[-1]:.3g} nats.")
+explain(L.LOOK_KL)
 explain(L.TRY_SMALL)
-show_source(reverse_conditional, kl_mixture_to_gaussian, L.one_step_schedule)
+show_source(reverse_conditional, L.small_step_gaussian, kl_mixture_to_gaussian, L.one_step_schedule)
 
 # 2. the posterior given x_0 ----------------------------------------------------------------------------
 st.header("The reverse step when x_0 is known")
-explain(L.POSTERIOR)
+explain(L.posterior_text(s))
 equation(L.EQ_POSTERIOR)
 c1, c2, c3, c4 = st.columns(4)
 a0 = url_float("x0_1", "x_0, first", -3.0, 3.0, 1.5, 0.1, key="rc_x0a", widget=c1.slider)
@@ -180,7 +214,8 @@ c2.metric("variance β̃_t (vs β_t)", f"{pv.var:.4g}", help=f"β_t = {pv.beta_t
 frac = pv.fraction_to_x0
 c2.caption(f"The mean sits {frac:.1%} of the way from x_t to x_0." if np.isfinite(frac) else
            "x_0 = x_t: the mean is a scaled copy of them.")
-explain(L.TRY_POSTERIOR)
+explain(L.LOOK_POSTERIOR)
+explain(L.try_posterior(s))
 show_source(q_posterior_mean_variance)
 
 # 3. the chain, every step -------------------------------------------------------------------------------
@@ -213,7 +248,12 @@ def chain_at_step():
         views.append(L.StepView(lr, ck.schedule, lr.index_of(t_l), f"learned ({name})", data_l))
         note += f" Learned chain, at the same fraction of its T = {ck.schedule.T}: {lr.seconds:.2f} s."
     chart(L.fig_chain_steps(views), key="fig_chain_step")
+    k = ex.index_of(t_step)
+    if k < len(ex.pred_x0) and t_step >= 1:
+        note += (f" Spread of the exact model's x̂_0 at t = {int(round(ex.ts[k]))}: **{L.spread(ex.pred_x0[k]):.2f}** "
+                 f"(the data's: {L.spread(backdrop):.2f}).")
     st.caption(note)
+    explain(L.LOOK_CHAIN)
 
 
 chain_at_step()
@@ -221,6 +261,7 @@ play, play_open = lazy_section("Play it: both chains in your browser", key="rc_p
 if play_open:
     with play:
         cols = st.columns(2)
+        explain(L.LOOK_ANIM)
         chart(exact_animation(state, n), key="anim_exact", where=cols[0])
         download("the exact chain as a GIF", chain_gif(ex, "exact", backdrop), f"reverse_exact_T{s.T}_n{n}.gif",
                  key="dl_rc_exact", where=cols[0],
@@ -241,6 +282,10 @@ cols = st.columns(2)
 chart(L.fig_paths(ex, idx, "exact", backdrop), key="paths_exact", where=cols[0])
 if lr is not None:
     chart(L.fig_paths(lr, idx, f"learned ({name})", data_l), key="paths_learned", where=cols[1])
+st.caption(f"Mean log-density under the mixture of the exact chain's {n} samples: "
+           f"**{L.mean_log_density(ground_truth_gmm(), ex.xs[-1]):.2f}** nats (2,000 draws of the mixture itself: "
+           f"{data_log_density(state.seed):.2f}).")
+explain(L.LOOK_PATHS)
 explain(L.TRY_CHAIN)
 show_source(L.ddpm_chain, sample_ddpm, p_mean_variance, L.mean_drift)
 
@@ -258,8 +303,9 @@ def digits_through_the_chain():
     n_dig = url_int("ndig", "digits", 2, 10, 8, key="rc_ndig", widget=c1.slider)
     ddim_steps = url_int("ddim", "DDIM steps", 1, min(Tm, 200), min(20, Tm), key="rc_ddim", widget=c2.slider)
     variance = url_choice("variance", "DDPM variance σ_t²", L.VARIANCE_CHOICES, L.VARIANCE_CHOICES[0], key="rc_var",
-                          widget=c3.radio, horizontal=True,
+                          widget=c3.radio, horizontal=True, help=L.VARIANCE_TEXT,
                           format_func=lambda v: "β̃_t (posterior)" if v == "beta_tilde" else "β_t")
+    explain(L.VARIANCE_TEXT)
     ddim = digit_chain("ddim", ddim_steps, "beta_tilde", n_dig, state.seed, dev)
     run_ddpm = url_bool("ddpm", f"also run DDPM, all {Tm} steps (slow on a CPU: a progress bar shows it)",
                         key="rc_ddpm")
@@ -268,6 +314,15 @@ def digits_through_the_chain():
     label = "DDPM" if ddpm is not None else f"DDIM ({ddim_steps} steps)"
     rows = L.pick_rows(shown.ts, np.linspace(shown.ts[0], 0, 6))
     chart(L.fig_digit_grid(shown, rows, f"{label}: x_t and x̂_0 at chosen steps"), key="fig_digits")
+    ident = identity_numbers(state.seed, dev)
+    if isinstance(ident, str):
+        st.caption(f"No judge to measure when the digit is chosen: {ident}")
+    else:
+        st.caption(f"When is the digit chosen? On {N_IDENTITY} digits without a label ({IDENTITY_STEPS} DDIM steps, "
+                   "seed of the sidebar), the independent judge reads x̂_0 as the chain's final digit in "
+                   + ", ".join(f"**{v:.0%}** at t = {t}" for t, v in ident.items())
+                   + " (by chance alone: about 10%).")
+    explain(L.LOOK_DIGITS)
     k = url_int("dstep", "kept step (T → 0)", 0, len(shown.ts) - 1, 0, key="rc_dstep",  # clamped if the chain shrank
                 help=f"{len(shown.ts)} kept states (stride keeps memory at {shown.nbytes / 1e6:.1f} MB, uint8)")
     chart(L.fig_digit_grid(shown, [k], f"{label} at t = {int(round(shown.ts[k]))}"), key="fig_digit_k")
@@ -276,20 +331,24 @@ def digits_through_the_chain():
         chart(L.fig_digit_grid(ch, [len(ch.ts) - 1], f"{nm}: {ch.steps} model calls, {ch.seconds:.2f} s"),
               key=f"fig_final_{nm}", where=col)
     st.caption("Same seeds (same x_T) for both; times measured when first computed, then cached.")
+    explain(L.LOOK_FINAL)
     c1, c2 = st.columns(2)
     download(f"the {label} chain as a GIF", partial(digits_gif, shown, label), f"reverse_digits_{shown.sampler}.gif",
              key="dl_rc_digits_gif", where=c1, help=f"{min(len(shown.ts), E.MAX_FRAMES)} of the {len(shown.ts)} kept "
              "steps; top row x_t, bottom row x̂_0.")
     digits = {f"{nm.lower()}_images": L.from_uint8(ch.xs[-1]) for nm, ch in compare}
-    download("the digits as .npz", partial(E.npz_bytes, labels=np.arange(n_dig) % 10, seed=state.seed, **digits),
+    download("the digits as .npz", partial(E.npz_bytes, seed=state.seed, **digits),
              "reverse_digits.npz", key="dl_rc_digits_npz", where=c2,
-             help=", ".join(digits) + f": ({n_dig}, 28, 28) in [-1, 1], and their labels.")
+             help=", ".join(digits) + f": ({n_dig}, 28, 28) in [-1, 1], drawn without a label.")
     explain(L.TRY_MNIST)
-    show_source(L.digit_chain, sample_ddim)
+    show_source(L.digit_chain, sample_ddim, ddim_step)
 
 
 st.header("Digits through the chain")
 explain(L.MNIST_TEXT)
+explain(L.DDIM_TEXT)
+equation(L.EQ_DDIM)
+explain(L.DDIM_AFTER)
 digits_box, digits_open = lazy_section("Run it: digits through DDIM and DDPM", key="rc_mnist",
                                        icon=":material/grid_view:", params=("ndig", "ddim", "variance", "ddpm", "dstep"))
 if digits_open:  # computed and sent once opened (or when a link sets one of its parameters)

@@ -225,3 +225,67 @@ def test_with_shipped_weights():
     assert n >= 7
     open_sections(at, "rc_play", "rc_mnist")  # + 2 animations and 3 digit grids, each finite and under 1 MB
     assert check_figures(at) == n + 5
+
+
+# --- the prompts and the numbers the page prints, at the settings they name ------------------------------
+def markdown_text(at: AppTest) -> str:
+    return " ".join(m.value for m in at.markdown)
+
+
+def test_prompts_true_on_the_page(no_weights):
+    at = open_page()
+    text = markdown_text(at)
+    s = build_schedule(FrameState())
+    assert L.posterior_text(s) in text and L.try_posterior(s) in text
+    assert "**5 peaks**" in text  # TRY_SMALL: the default view, one peak per cluster
+    kl2 = L.reverse_step(default_gmm(), s, 2, 0.5, [0.0, 0.0]).kl
+    by_label(at.select_slider, "steps the noise is cut into (T)").set_value(1000)
+    rerun(at)
+    text = markdown_text(at)
+    assert "**1 peak**" in text
+    kl1000 = float(text.split("KL(exact ‖ best Gaussian) = ")[1].split()[0])
+    assert kl1000 < 1e-6 * kl2  # "falls by orders of magnitude"
+    caps = " ".join(c.value for c in at.caption)
+    spread_half = float(caps.split("Spread of the exact model's x̂_0 at t = 500: **")[1].split("**")[0])
+    data_spread = float(caps.split("(the data's: ")[1].split(")")[0])
+    assert spread_half < 0.5 * data_spread  # TRY_CHAIN: x̂_0 starts as a blob ...
+    by_label(at.slider, "reverse step t (T → 0)").set_value(1)
+    rerun(at)
+    caps = " ".join(c.value for c in at.caption)
+    late = float(caps.split("x̂_0 at t = 1: **")[1].split("**")[0])
+    assert abs(late - data_spread) < 0.1 * data_spread  # ... and grows to the data's
+    lp = float(caps.split("samples: **")[1].split("**")[0])
+    ref = float(caps.split("the mixture itself: ")[1].split(")")[0])
+    assert abs(lp - ref) < 0.2
+
+
+def test_try_chain_sidebar_T_2_samples_fall_off_the_data(no_weights):
+    at = open_page(T=2)
+    caps = " ".join(c.value for c in at.caption)
+    lp = float(caps.split("samples: **")[1].split("**")[0])
+    ref = float(caps.split("the mixture itself: ")[1].split(")")[0])
+    assert lp < ref - 1.0
+    text = markdown_text(at)
+    assert "x_0 still matters" in text and "never comes within 1%" in text
+
+
+def test_mnist_digits_have_no_label_and_the_identity_numbers_are_the_judges():
+    """TRY_MNIST with the shipped model: at t = 900 x̂_0 is read as the final digit about as often as by chance,
+    by t = 300 mostly; the page's caption quotes identity_by_step on the same chain."""
+    from toy_models.metrics import JudgeError, load_judge
+
+    ck = helpers.shipped_or_skip("mnist")
+    try:
+        judge = load_judge()
+    except JudgeError as e:
+        pytest.skip(str(e))
+    chain = L.digit_chain(ck.model, ck.schedule, 64, 0, "ddim", 20)
+    ident = L.identity_by_step(chain, judge, [900, 600, 300])
+    assert ident[900] < 0.35 and ident[300] > 0.7 and ident[900] < ident[600] < ident[300]
+    clear_caches()
+    at = open_page(ndig=2, ddim=2)  # a link parameter of the section opens it
+    caps = " ".join(c.value for c in at.caption)
+    for t, v in ident.items():
+        assert f"**{v:.0%}** at t = {t}" in caps
+    y = L.unlabelled(ck.model, 3)
+    assert y.tolist() == [ck.model.num_classes] * 3  # the null label, the one dropped in training
