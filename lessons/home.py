@@ -3,7 +3,8 @@
 Forward: the exact q(x_t | x_0) (Ho et al. eq. 4). Back: the deterministic DDIM sampler
 (Song et al. 2021, eq. 12) driven by the exact optimal noise predictor of the point set itself
 (toy_models.gmm.AnalyticModel on GaussianMixture.from_points), so no training is needed and the
-picture is the true reverse of the forward process for that finite set. No streamlit here.
+picture is the reverse of the forward process for that finite set, up to DDIM's discretisation: the
+points re-form on (or, with few steps, close to) points of the set. No streamlit here.
 """
 from __future__ import annotations
 
@@ -22,8 +23,15 @@ from .forward import animation_times
 STORY = (
     "A diffusion model learns to **undo noise**. The forward process blurs data into pure Gaussian "
     "noise in many small steps — no learning involved. A network learns each small step backwards; "
-    "run backwards from fresh noise, it produces new data. Press ▶ below: the points dissolve and then "
-    "re-form, driven here by the exact answer a perfect network would give."
+    "run backwards from fresh noise, it turns the noise into samples that look like the data. Press ▶ below: "
+    "the points dissolve and then re-form, driven here by the exact answer for this very set of points.\n\n"
+    "**A perfect network would only copy.** The exact denoiser of a finite training set knows nothing but "
+    "those points: the distribution it reverses is a mixture of point masses, one per training point, so its "
+    "reverse chain ends on training points (run with all T = 1000 steps, every sample lands on one; "
+    "the at most 50 DDIM steps drawn here land close to them). A trained network makes new data because it is *not* exact: it is a "
+    "smooth function with a built-in bias toward simple answers, with too few parameters and too few "
+    "training steps to memorise every point, so it fills in the space between them. Give a large network a "
+    "small training set and it does memorise: it reproduces training examples."
 )
 
 
