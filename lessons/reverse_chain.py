@@ -58,8 +58,9 @@ SMALL_STEPS = (
 LOOK_STEP = ("Look for: with 2 steps the exact density has several separate peaks and both Gaussians miss them; "
              "with 1000 steps it is one round blob and the dashed circle lies on the dotted ellipse.")
 LOOK_PICK = "Look for: where the chosen x_t (×) sits among the samples of q(x_t); click a sample to move it there."
-LOOK_KL = ("Look for: both curves fall together as β_t shrinks; the small-step Gaussian N(mean, β_t I) is nearly "
-           "as good as the best Gaussian once β_t is small.")
+LOOK_KL = ("Look for: every curve falls steeply as β_t shrinks (a straight line on these log axes is a power law); "
+           "the small-step Gaussian's (orange) stays above the best Gaussian's, since its variance is right only "
+           "up to O(β_t²).")
 CHAIN = (
     "Each step asks the model for the noise ε_θ(x_t, t), turns it into a predicted x̂_0, moves to the "
     "posterior mean μ_θ = μ̃_t(x̂_0, x_t) (the arrows) and adds fresh noise σ_t z with σ_t² = β̃_t. Left: the "
@@ -122,9 +123,9 @@ TRY_CHAIN = ("**Try this:** move the step from t = T/2 down to t = 0 and watch t
              "the figure grow to the data's. Then set the sidebar **T** to 2: the exact model now takes two big "
              "Gaussian steps, its samples pile up between the clusters, and their mean log-density under the "
              "mixture (printed under the paths) falls far below the data's.")
-TRY_MNIST = ("**Try this:** compare x̂_0 at t = 900 and t = 300 in the grid above: at t = 900 it is still a grey "
-             "average, by t = 300 the digit is chosen (the judge's numbers above). Then set **DDIM steps** to 5 "
-             "and compare its digits with DDPM's.")
+TRY_MNIST = ("**Try this:** with the default 20 DDIM steps, move **kept step** until the single grid's title says "
+             "t = 900, then t = 300: at t = 900 x̂_0 is still a grey average, at t = 300 most digits are chosen "
+             "(the judge's numbers above). Then set **DDIM steps** to 5 and compare its digits with DDPM's.")
 
 
 def posterior_text(s: Schedule) -> str:

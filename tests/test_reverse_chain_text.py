@@ -160,3 +160,14 @@ def test_try_chain_spread_grows_and_two_big_steps_miss_the_clusters():
     s2 = build_schedule(FrameState(T=2))
     run2 = L.ddpm_chain(L.MixtureEpsModel(GMM, s2), s2, 500, 0)
     assert L.mean_log_density(GMM, run2.xs[-1]) < ref - 1.0  # T = 2: far below the data's
+
+
+def test_try_mnist_kept_steps_include_900_and_300_at_the_default_20_ddim_steps():
+    from toy_models.networks import UNet, UNetConfig
+
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(channels=[8, 8], attention=False, num_classes=10, time_embed_dim=16)).eval()
+    ch = L.digit_chain(net, DEFAULT, 1, seed=0, sampler="ddim", steps=20)  # one digit, the null label
+    assert {900, 300} <= set(int(t) for t in ch.ts)
+    assert L.unlabelled(net, 2).tolist() == [10, 10] and L.unlabelled(torch.nn.Identity(), 2) is None
+    assert "t = 900, then t = 300" in L.TRY_MNIST
