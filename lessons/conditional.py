@@ -27,33 +27,64 @@ HALF_WIDTH = 3.2  # 2D plots span [-HALF_WIDTH, HALF_WIDTH]^2 (the mixture has u
 CLASS_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
                 "#7f7f7f", "#ff7f0e")  # one colour per class label (component / digit)
 
+ARROW_REF = 20.0  # |grad log p(y | x_t)| at which the classifier's arrows reach full size, the same at every t
+
 INTRO = ("Pick a class and watch the sampler land in it. The one control to touch first: the **guidance "
          "scale** — at 0 the samples ignore the label; turn it up and they crowd into the class, then "
-         "into its densest part.")
+         "into a tight cloud.")
 EQ_LABEL = r"\epsilon_\theta(x_t, t, y),\qquad y \in \{0,\dots,K-1\} \cup \{\varnothing\}"
-EQ_CG = (r"\nabla_{x_t}\log p_s(x_t\mid y) = \nabla_{x_t}\log p(x_t) + s\,\nabla_{x_t}\log p_\phi(y\mid x_t)"
-         r"\;\Longleftrightarrow\; \hat\epsilon = \epsilon_\theta(x_t,t) - s\sqrt{1-\bar\alpha_t}\,"
-         r"\nabla_{x_t}\log p_\phi(y\mid x_t)")
+EQ_CG = (r"\begin{aligned}\nabla_{x_t}\log p_\gamma(x_t\mid y) &= \nabla_{x_t}\log p(x_t) + \gamma\,"
+         r"\nabla_{x_t}\log p_\phi(y\mid x_t) \\ \Longleftrightarrow\quad \hat\epsilon &= \epsilon_\theta(x_t,t) - "
+         r"\gamma\sqrt{1-\bar\alpha_t}\,\nabla_{x_t}\log p_\phi(y\mid x_t)\end{aligned}")
 EQ_CFG = (r"\hat\epsilon = \epsilon_\theta(x_t,t,\varnothing) + w\,\big(\epsilon_\theta(x_t,t,y) - "
           r"\epsilon_\theta(x_t,t,\varnothing)\big)")
-CFG_CONVENTION = ("Convention: **w = 0** is the unconditional model, **w = 1** the conditional model, **w > 1** "
-                  "over-weights the label. Ho & Salimans (2022) write (1 + w′)ε_cond − w′ε_uncond: the same "
-                  "with w = 1 + w′. In density terms the guided model samples (approximately) "
-                  "p(x)·p(y | x)^w ∝ p(x | y)^w p(x)^(1−w).")
+CFG_CONVENTION = ("Convention (the code's): **w = 0** is the unconditional model, **w = 1** the conditional model, "
+                  "**w > 1** over-weights the label. Ho & Salimans (2022) write (1 + w′)ε_cond − w′ε_uncond: the "
+                  "same with w = 1 + w′. In score terms the guided model follows ∇log p_t(x) + w ∇log p_t(y | x) at "
+                  "every t, the score of p_t(x) p_t(y | x)^w ∝ p_t(x | y)^w p_t(x)^(1−w); at t = 0 that is the "
+                  "dotted target below, but the noised versions of that target are not these products, so "
+                  "the samples follow it only approximately.")
 NARRATIVE_LABEL = ("**Conditioning by input.** The network gets the label as one more input, embedded next to "
                    "the time. Trained with the label dropped (replaced by a null label ∅) some of the time, the "
                    "same network is both p(x | y) and p(x): ask for ∅ and it samples everything.")
-NARRATIVE_CG = ("**Classifier guidance.** Keep an unconditional model and train a classifier on *noisy* points "
-                "x_t. Bayes' rule turns its gradient into the missing piece of the conditional score. The scale "
-                "s sharpens p(y | x_t) into p(y | x_t)^s: s = 1 is exact Bayes, s > 1 pushes harder.")
-NARRATIVE_CFG = ("**Classifier-free guidance.** The difference ε(x_t, y) − ε(x_t, ∅) *is* an implicit classifier "
-                 "gradient (times −sqrt(1 − ᾱ_t)), so extrapolating past the conditional model does the job of "
-                 "the classifier without a second network. Past w = 1 the samples gain fidelity (they look "
-                 "more like the class) and lose diversity (they collapse toward the class's mode).")
-TRY_THIS = ("**Try this:** (1) set w = 0 and see the label ignored; (2) set w = 1 and compare the samples with "
-            "the green exact density of the class — they match; (3) set w = 8 and watch the cloud shrink into "
-            "the densest part of the class while the exact density stays wide: over-sharpening. "
-            "(4) On classifier guidance, move t to 900 and see the arrows shrink: the noisy classifier is unsure.")
+LOOK_LABEL = ("Look for: with a class y the samples sit inside the green contours of that component; with ∅ they "
+              "spread over all of them.")
+LOOK_MOONS = "Look for: the samples lie on the moon asked for, and on both with ∅."
+NARRATIVE_CG = ("**Classifier guidance** (Dhariwal & Nichol 2021). Keep an unconditional model and add the "
+                "gradient of a classifier: by Bayes' rule ∇log p(x_t | y) = ∇log p(x_t) + ∇log p(y | x_t). "
+                "The classifier must be trained on *noisy* inputs x_t at every noise level, with t as an input: "
+                "a classifier of clean data has never seen x_t, and its gradient there says nothing reliable "
+                "about p(y | x_t). Sampling then costs a forward and a backward pass of the classifier at every "
+                "step, on top of the diffusion model. The scale γ sharpens p(y | x_t) into p(y | x_t)^γ: γ = 1 is "
+                "exact Bayes, γ > 1 pushes harder.")
+LOOK_FIELD = ("Look for: the arrows point into the class's blue region; they are drawn on one scale at every t, "
+              "so they shrink as t grows and the noisy classes overlap.")
+LOOK_CG = "Look for: how many samples land inside the class's green contours as γ goes from 0 to 1 and beyond."
+NARRATIVE_CFG = ("**Classifier-free guidance** (Ho & Salimans 2022) needs no second network, which is why it "
+                 "largely replaced classifier guidance. One network is trained with the label dropped (replaced by ∅) "
+                 "some of the time, so it gives both ε(x_t, y) and ε(x_t, ∅). For exact models their difference "
+                 "is a classifier gradient, ε(x_t, y) − ε(x_t, ∅) = −√(1 − ᾱ_t) ∇log p(y | x_t), so "
+                 "extrapolating past the conditional model does the classifier's job. Cost: two evaluations of "
+                 "the one network per step (here one batched call). Past w = 1 the samples gain fidelity (they "
+                 "look more like the class) and lose diversity (they collapse into a tight cloud).")
+LOOK_CFG = ("Look for: at w = 1 the samples cover the green class density; at large w they shrink, and can be "
+            "pushed off the dotted target, away from the other classes.")
+LOOK_SWEEP = ("Look for: the share in the class (green) climbs to about 1 by w = 1, while the spread (orange) "
+              "falls as w grows.")
+TRY_THIS = ("**Try this** (class y = 0, the exact model): (1) set w = 0 and see the label ignored: the share in "
+            "the class falls to about the class's weight in the mixture. (2) Set w = 1: nearly every sample lands in "
+            "the class, with a spread close to the class's own (DDIM's few steps narrow it a little; more DDIM "
+            "steps bring it nearer 1). (3) Set w = 8: the cloud shrinks to a fraction of the class's spread and is "
+            "pushed away from the other classes, off the class's densest part (the caption's mean log q(x₀ | y) "
+            "drops below its value at w = 1): guidance acts at every noise level, where the classes still overlap, "
+            "which the dotted t = 0 target does not show. (4) On classifier guidance (T = 1000), move t from 100 to "
+            "900 and see the arrows shrink: at high noise the classes overlap and the noisy classifier is unsure.")
+LOOK_MNIST = "Look for: at w = 0 the digits are of any class; as w grows they become the chosen digit."
+LOOK_CHAIN = "Look for: the step at which the digit becomes readable."
+LOOK_MNIST_CG = "Look for: how often these are the chosen digit, against the classifier-free grid above."
+LOOK_MNIST_SWEEP = "Look for: how judge accuracy and feature diversity move as w grows (the caption gives both ends)."
+TRY_W = (0.0, 1.0, 8.0)  # the scales prompts (1)-(3) name
+TRY_T = (100, 900)  # the times prompt (4) names
 
 
 # =============================================================================================
@@ -87,7 +118,8 @@ def cfg_model(model, w: float, null_label: int):
 
 
 def cg_model(model, classifier, s_scale: float, schedule, pass_y: bool = False):
-    """The classifier-guided model: eps - s sqrt(1 - abar_t) grad log p(y | x_t) (toy_models.guidance)."""
+    """The classifier-guided model: eps - gamma sqrt(1 - abar_t) grad log p(y | x_t) (toy_models.guidance),
+    gamma = s_scale (the code's name; the page writes gamma, since s is the score)."""
     return ClassifierGuidance(model, classifier, s_scale, schedule, pass_y=pass_y)
 
 
@@ -239,8 +271,9 @@ def fig_samples_2d(x0: np.ndarray, title: str, density=None, paths: np.ndarray |
     return equal_axes(fig, HALF_WIDTH)
 
 
-def fig_classifier_field(field: dict, label: int, t: float) -> go.Figure:
-    """Heatmap of p(y | x_t) and arrows along grad log p(y | x_t) (direction, length ~ log magnitude)."""
+def fig_classifier_field(field: dict, label: int, t: float, ref: float = ARROW_REF) -> go.Figure:
+    """Heatmap of p(y | x_t) and arrows along grad log p(y | x_t): direction, and a size that grows with
+    log(1 + |grad|) on ONE scale for every t (full size at |grad| >= ref), so figures at two t compare."""
     fig = go.Figure()
     axis = compact(field["axis"])
     fig.add_trace(go.Heatmap(x=axis, y=axis, z=compact(field["prob"]), zmin=0, zmax=1, colorscale="Blues",
@@ -249,10 +282,10 @@ def fig_classifier_field(field: dict, label: int, t: float) -> go.Figure:
     xy, g = field["arrow_xy"], finite(field["arrow_grad"], -1e3, 1e3)
     norm = np.linalg.norm(g, axis=1)
     angle = 90.0 - np.degrees(np.arctan2(g[:, 1], g[:, 0]))  # plotly: degrees clockwise from "up"
-    size = 4.0 + 14.0 * np.log1p(norm) / max(float(np.log1p(norm).max()), 1e-12)  # log-scaled lengths
+    size = 4.0 + 14.0 * np.minimum(1.0, np.log1p(norm) / math.log1p(ref))  # log-scaled, fixed scale
     fig.add_trace(go.Scatter(x=compact(xy[:, 0]), y=compact(xy[:, 1]), mode="markers",
-                             name="∇ log p(y | x_t) (arrow size ~ log of its length)",
-                             marker=dict(symbol="arrow", angle=compact(angle, 1), size=compact(size, 1),
+                             name=f"∇ log p(y | x_t) (size ~ log(1 + length), full at {ref:g})",
+                             marker=dict(symbol="arrow", angle=compact(angle, 1), size=compact(size, 2),
                                          color=COLORS["pred_x0"], line=dict(width=0)),
                              customdata=compact(norm), hovertemplate="|∇ log p| = %{customdata:.3g}<extra></extra>"))
     layout(fig, f"Noisy classifier at t = {t:g}: p(y = {label} | x_t) and its gradient", "x₁ (data units)",

@@ -74,7 +74,7 @@ def sweep_2d(state: FrameState, source: str, label: int, steps: int):
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def mnist_grid(kind: str, digit: int, scale: float, steps: int, seed: int):
-    """16 digits: kind 'cfg' (mnist, w) or 'cg' (unconditional mnist + mnist-classifier, s)."""
+    """16 digits: kind 'cfg' (mnist, w) or 'cg' (unconditional mnist + mnist-classifier, gamma)."""
     ld, _ = try_checkpoint("mnist")
     if kind == "cfg":
         model = L.cfg_model(ld.model, scale, 10)
@@ -163,6 +163,7 @@ x0, paths, m = run_2d(state, source, "label", label, 0.0, steps)
 dens = L.class_density(g, label)
 chart(L.fig_samples_2d(x0, f"Samples for y = {label_pick} (DDIM, {steps} steps)", density=dens,
                                  paths=paths), key="fig_label")
+st.caption(L.LOOK_LABEL)
 metrics_caption(m, f"y = {label_pick}")
 show_source(L.guided_trajectory, sample_ddim)
 
@@ -181,7 +182,7 @@ else:
     shown = data_x if moon is None else data_x[data_y == moon]
     chart(L.fig_samples_2d(xm, f"Two moons, y = {moon_pick} (DDIM, {min(steps, lm.schedule.T)} steps)", paths=pm,
                            data=shown), key="fig_label_moons")
-    st.caption(f"Model: recipe `{lm.recipe.get('name')}`, {lm.recipe.get('steps')} training steps. Nearest data "
+    st.caption(f"{L.LOOK_MOONS} Model: recipe `{lm.recipe.get('name')}`, {lm.recipe.get('steps')} training steps. Nearest data "
                "point: " + ", ".join(f"moon {c}: **{v:.0%}**" for c, v in share["shares"].items())
                + " of the samples" + ("" if moon is None else f" (asked for moon {moon})") + ".")
     show_source(L.nearest_label_share)
@@ -193,14 +194,17 @@ cg_label = 0 if label is None else label
 c1, c2 = st.columns(2)
 t_field = url_int("t", "t (noise level of the classifier)", 0, s2.T, min(s2.T, max(1, s2.T // 5)), key="cond_t",
                   widget=c1.slider)
-s_scale = url_float("cg_s", "classifier scale s", 0.0, L.CG_MAX, 3.0, 0.5, key="cond_s", widget=c2.slider)
+s_scale = url_float("cg_s", "classifier scale γ", 0.0, L.CG_MAX, 3.0, 0.5, key="cond_s", widget=c2.slider)
 chart(L.fig_classifier_field(field_2d(state, source, t_field, cg_label), cg_label, t_field),
                 key="fig_field")
+st.caption(L.LOOK_FIELD)
 x0, paths, m = run_2d(state, source, "cg", cg_label, s_scale, steps)
-chart(L.fig_samples_2d(x0, f"Unconditional model guided toward y = {cg_label} with s = {s_scale:g}",
+chart(L.fig_samples_2d(x0, f"Unconditional model guided toward y = {cg_label} with γ = {s_scale:g}",
                                  density=L.class_density(g, cg_label), paths=paths), key="fig_cg")
-metrics_caption(m, f"s = {s_scale:g}")
-st.caption("s = 0 is the unconditional model exactly; with the exact classifier, s = 1 is exactly the conditional model.")
+st.caption(L.LOOK_CG)
+metrics_caption(m, f"γ = {s_scale:g}")
+st.caption("γ = 0 is the unconditional model exactly; with the exact model and classifier, γ = 1 gives exactly "
+           "the conditional model's ε.")
 show_source(ClassifierGuidance, L.ExactNoisyClassifier)
 
 st.header("3 · Classifier-free guidance")
@@ -211,6 +215,7 @@ w = url_float("w", "guidance scale w", 0.0, L.CFG_MAX, 3.0, 0.1, key="cond_w")
 x0, paths, m = run_2d(state, source, "cfg", cg_label, w, steps)
 chart(L.fig_samples_with_target(x0, L.class_density(g, cg_label), L.tilted_density(g, cg_label, w),
                                           f"Classifier-free guidance, y = {cg_label}, w = {w:g}"), key="fig_cfg")
+st.caption(L.LOOK_CFG)
 metrics_caption(m, f"w = {w:g}")
 runs = {kind: run_2d(state, source, kind, y, scale, steps)[0]  # cached: the three clouds drawn above
         for kind, y, scale in (("label", label, 0.0), ("cg", cg_label, s_scale), ("cfg", cg_label, w))}
@@ -219,10 +224,10 @@ download("the 2D samples as .npz",
                  cg_samples=runs["cg"], cg_y=cg_label, cg_scale=s_scale, cfg_samples=runs["cfg"], cfg_y=cg_label,
                  cfg_w=w, ddim_steps=steps, model=source, seed=state.seed),
          "conditional_2d.npz", key="dl_cond_2d",
-         help=f"The three clouds above ({N_2D} points each) with their class y (−1 = ∅) and scales s and w.")
+         help=f"The three clouds above ({N_2D} points each) with their class y (−1 = ∅) and scales γ (cg_scale) and w.")
 sw = sweep_2d(state, source, cg_label, min(steps, 40, s2.T))
 chart(L.fig_sweep(sw, w, "share in the class (exact classifier)", "spread / class spread"), key="fig_sweep")
-st.caption(f"200 samples per scale, the same seeds for every scale. From w = 0 to w = 10 the share in class "
+st.caption(f"{L.LOOK_SWEEP} 200 samples per scale, the same seeds for every scale. From w = 0 to w = 10 the share in class "
            f"{cg_label} goes {sw['accuracy'][0]:.0%} → {sw['accuracy'][-1]:.0%} and the spread "
            f"{sw['diversity'][0]:.2f} → {sw['diversity'][-1]:.2f}× the class's own.")
 show_source(ClassifierFreeGuidance, L.cfg_sweep_2d, L.fidelity_diversity_2d)
@@ -243,10 +248,11 @@ else:
     m_steps = ld.schedule.T if full else 20
     imgs = mnist_grid("cfg", digit, wm, m_steps, state.seed)
     chart(L.fig_digit_grid(imgs, f"16 samples of digit {digit}, w = {wm:g}"), key="fig_mnist_cfg")
+    st.caption(L.LOOK_MNIST)
     chain, chain_ts = mnist_chain(digit, wm, state.seed)
     chart(L.fig_digit_grid(chain, "One chain x_T → x₀ at t = " + ", ".join(f"{t:.0f}" for t in chain_ts),
                                      cols=8, height=200), key="fig_mnist_chain")
-    st.caption("w = 0 is the same network given the null label ∅: unconditional digits; w = 1 is the plain "
+    st.caption(f"{L.LOOK_CHAIN} w = 0 is the same network given the null label ∅: unconditional digits; w = 1 is the plain "
                "label-conditional model.")
     titles = [f"digit {digit}, w = {wm:g}: t = {t:.0f}" for t in chain_ts]
     download("this chain as a GIF", partial(E.gif_from_images, chain[:, 0], titles, scale=8),
@@ -261,10 +267,11 @@ else:
     if lc is None:
         st.info(f"Classifier guidance on MNIST needs weights/mnist-classifier. {err_c}")
     else:
-        sm = url_float("cg_s_mnist", "classifier scale s (MNIST)", 0.0, L.CG_MAX, 5.0, 0.5, key="cond_s_mnist")
+        sm = url_float("cg_s_mnist", "classifier scale γ (MNIST)", 0.0, L.CG_MAX, 5.0, 0.5, key="cond_s_mnist")
         chart(L.fig_digit_grid(mnist_grid("cg", digit, sm, m_steps, state.seed),
-                                         f"Unconditional model + noisy classifier toward {digit}, s = {sm:g}"),
+                                         f"Unconditional model + noisy classifier toward {digit}, γ = {sm:g}"),
                         key="fig_mnist_cg")
+        st.caption(L.LOOK_MNIST_CG)
     digits = dict(cfg_images=imgs[:, 0], cfg_w=wm)
     if lc is not None:
         digits.update(cg_images=mnist_grid("cg", digit, sm, m_steps, state.seed)[:, 0], cg_scale=sm)
@@ -277,5 +284,5 @@ else:
                 key="cond_sweep"):
         swm = mnist_sweep(20, state.seed)
         chart(L.fig_sweep(swm, wm, "judge accuracy", "feature diversity"), key="fig_mnist_sweep")
-        st.caption(f"Judge accuracy {swm['accuracy'][0]:.0%} at w = 0 → {swm['accuracy'][-1]:.0%} at w = 10; "
+        st.caption(f"{L.LOOK_MNIST_SWEEP} Judge accuracy {swm['accuracy'][0]:.0%} at w = 0 → {swm['accuracy'][-1]:.0%} at w = 10; "
                    f"diversity {swm['diversity'][0]:.2f} → {swm['diversity'][-1]:.2f}.")

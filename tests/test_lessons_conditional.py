@@ -150,3 +150,82 @@ def test_nearest_label_share_counts_the_nearest_data_points_class():
     assert r["share"] == 0.5 and r["shares"] == {0: 0.5, 1: 0.5}
     assert L.nearest_label_share(x0[:1], data_x, data_y, 1)["share"] == 0.0
     assert L.nearest_label_share(x0, data_x, data_y, None)["share"] is None
+
+
+# --- the page's "Try this" prompts, with the page's own runs (pages/conditional.py run_2d, sweep_2d) ---------------
+N_2D, STEPS = 300, 40  # the page's cloud size and default DDIM steps
+
+
+@pytest.fixture(scope="module")
+def page_runs():
+    """The exact source at the sidebar's default (T = 1000), class 0: run_2d's clouds at the prompts' scales."""
+    from lessons.frame import FrameState, build_schedule
+
+    g = default_gmm()
+    s = build_schedule(FrameState())
+    model, clf = AnalyticModel(g, s), L.ExactNoisyClassifier(g, s)
+    out = {}
+    for w in L.TRY_W:
+        x0 = L.guided_trajectory(L.cfg_model(model, w, g.num_components), s, 0, N_2D, 0, STEPS,
+                                 stride=max(1, STEPS // 25)).x0.numpy()
+        out[w] = (x0, L.fidelity_diversity_2d(x0, 0, g, clf))
+    return g, s, model, clf, out
+
+
+def test_try_this_w0_ignores_the_label(page_runs):
+    """(1) w = 0: the share in class 0 is about the class's mixture weight (within 3 binomial standard errors)."""
+    g, _, _, _, out = page_runs
+    p = float(g.weights[0])
+    assert abs(out[0.0][1]["accuracy"] - p) < 3 * math.sqrt(p * (1 - p) / N_2D)
+
+
+def test_try_this_w1_lands_in_the_class_with_about_its_spread(page_runs):
+    """(2) w = 1: nearly every sample in the class, spread a little under 1 at 40 steps, nearer 1 at 200."""
+    g, s, model, clf, out = page_runs
+    m = out[1.0][1]
+    assert m["accuracy"] > 0.97 and 0.75 < m["diversity"] < 1.0
+    x0 = L.guided_trajectory(L.cfg_model(model, 1.0, 5), s, 0, N_2D, 0, 200, stride=8).x0.numpy()
+    assert abs(L.fidelity_diversity_2d(x0, 0, g, clf)["diversity"] - 1) < abs(m["diversity"] - 1)
+
+
+def test_try_this_w8_shrinks_and_is_pushed_off_the_class_mode(page_runs):
+    """(3) w = 8: the spread falls below half of w = 1's, the mean log q(x_0 | y) drops below w = 1's, and the
+    cloud's centre moves away from the mixture's centre (the other classes), while the t = 0 target stays
+    centred on the class."""
+    g, _, _, _, out = page_runs
+    (x1, m1), (x8, m8) = out[1.0], out[8.0]
+    assert m8["diversity"] < 0.5 * m1["diversity"]
+    assert m8["log_lik"] < m1["log_lik"] - 0.5
+    centre = (g.weights[:, None] * g.means).sum(0).numpy()
+    assert np.linalg.norm(x8.mean(0) - centre) > np.linalg.norm(x1.mean(0) - centre) + 0.2
+    axis, d = L.tilted_density(g, 0, 8.0)
+    X, Y = np.meshgrid(axis, axis)
+    target_mean = np.array([(d * X).sum(), (d * Y).sum()]) / d.sum()
+    assert np.linalg.norm(target_mean - g.means[0].numpy()) < 0.05
+
+
+def test_try_this_arrows_shrink_from_t100_to_t900(page_runs):
+    """(4) The classifier figure draws its arrows on one scale: every arrow at t = 900 is smaller than the median
+    arrow at t = 100, for the exact classifier and (if shipped) the learned one."""
+    g, s, _, clf, _ = page_runs
+    clfs = [clf]
+    from toy_models.checkpoints import CheckpointError, load_checkpoint
+
+    try:
+        clfs.append(load_checkpoint("gmm-classifier").model)
+    except CheckpointError:
+        pass
+    for c in clfs:
+        sizes = {}
+        for t in L.TRY_T:
+            fig = L.fig_classifier_field(L.classifier_field(c, float(t), 0), 0, t)
+            sizes[t] = np.asarray(fig.data[1].marker.size, dtype=float)
+        assert sizes[900].max() < np.median(sizes[100])
+
+
+def test_sweep_caption_claims(page_runs):
+    """LOOK_SWEEP: the page's sweep (200 samples, 40 steps, seed 0): share >= 0.95 from w = 1 on, spread falling."""
+    g, s, model, clf, _ = page_runs
+    sw = L.cfg_sweep_2d(model, s, g, clf, 0, (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0), 200, 0, 40, 5)
+    assert (sw["accuracy"][sw["scale"] >= 1] >= 0.95).all()
+    assert (np.diff(sw["diversity"]) < 0.02).all()

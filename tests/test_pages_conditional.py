@@ -43,7 +43,8 @@ def at():
 def test_defaults(at):
     _check_figures(at)
     assert _share(at, "y = 0") > 0.9  # the label input lands in the class
-    sweep = next(c.value for c in at.caption if c.value.startswith("200 samples per scale"))
+    sweep = next(c.value for c in at.caption if "200 samples per scale" in c.value)
+    sweep = sweep[sweep.index("200 samples per scale"):]
     lo, hi = (int(v) for v in re.findall(r"(\d+)%", sweep)[:2])
     assert lo < 60 and hi >= 95  # w = 0 ignores the label; w = 10 is all in the class
     assert at.header[0].value.startswith("1")
@@ -55,7 +56,7 @@ def test_scale_extremes(at):
     at.slider(key="cond_steps").set_value(5)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert _share(at, "w = 0") < 0.6 and _share(at, "s = 0") < 0.6  # unguided: the label is ignored
+    assert _share(at, "w = 0") < 0.6 and _share(at, "γ = 0") < 0.6  # unguided: the label is ignored
     at.slider(key="cond_w").set_value(10.0)
     at.slider(key="cond_s").set_value(20.0)
     at.run()
@@ -128,5 +129,7 @@ def test_extreme_T_from_the_url(T):
     at.query_params["T"] = T
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    if T == "1":
-        assert any(c.value.startswith("Only T = 1 steps exist") for c in at.caption)
+    if T == "1":  # clamped to T_MIN, below the page's 5-step minimum
+        from lessons.frame import T_MIN
+
+        assert any(c.value.startswith(f"Only T = {T_MIN} steps exist") for c in at.caption)

@@ -9,8 +9,10 @@ Scale conventions (both wrappers: scale 0 returns the unguided model's output ex
                             w = 0 unconditional, w = 1 conditional, w > 1 sharper.
                             Ho & Salimans (2022, eq. 6) write (1 + w') eps_cond - w' eps_uncond:
                             the same thing with w = 1 + w'.
-    ClassifierGuidance      eps = eps - s sqrt(1 - abar_t) grad_x log p_phi(y | x_t, t)
-                            (Dhariwal & Nichol 2021, Algorithm 2 / eq. 14: score + s grad log p).
+    ClassifierGuidance      eps = eps - gamma sqrt(1 - abar_t) grad_x log p_phi(y | x_t, t)
+                            (Dhariwal & Nichol 2021, Algorithm 2 / eq. 14, where the scale is
+                            called s: score + gamma grad log p). The course writes gamma, since s
+                            is the score s_theta; the argument is `s_scale`.
 """
 from __future__ import annotations
 
@@ -86,15 +88,15 @@ def classifier_log_prob_grad(classifier, x_t: torch.Tensor, t: torch.Tensor, y: 
 
 
 class ClassifierGuidance:
-    """Classifier guidance (Dhariwal & Nichol 2021, eq. 14): eps - s sqrt(1 - abar_t) grad log p(y | x_t, t).
+    """Classifier guidance (Dhariwal & Nichol 2021, eq. 14): eps - gamma sqrt(1 - abar_t) grad log p(y | x_t, t).
 
-    In score terms: grad log p_s(x_t | y) = grad log p(x_t) + s grad log p_phi(y | x_t) and
-    eps = -sqrt(1 - abar_t) * score. The noisy classifier takes (x_t, t) and returns logits;
+    gamma = s_scale. In score terms: grad log p_gamma(x_t | y) = grad log p(x_t) + gamma grad log p_phi(y | x_t)
+    and eps = -sqrt(1 - abar_t) * score. The noisy classifier takes (x_t, t) and returns logits;
     abar_t comes from `schedule.alpha_bar(t)`, so real-valued t (ODE samplers) works.
 
     model: the diffusion model (eps or x0 parameterization). By default it is called with y=None
         (an unconditional model, as in the paper's main experiments); pass_y=True hands it the
-        labels too (guiding a conditional model). With y=None or s = 0 the output is the
+        labels too (guiding a conditional model). With y=None or gamma = 0 the output is the
         unguided model's output exactly.
     """
 
@@ -116,7 +118,7 @@ class ClassifierGuidance:
             return out
         grad = classifier_log_prob_grad(self.classifier, x_t, t, y)  # (B, ...)
         abar = append_dims(self.schedule.alpha_bar(t.detach().cpu()), x_t.ndim).to(x_t.device)  # float64
-        shift = (self.s * (1.0 - abar).sqrt()).to(x_t.dtype) * grad  # s sqrt(1 - abar_t) grad log p
+        shift = (self.s * (1.0 - abar).sqrt()).to(x_t.dtype) * grad  # gamma sqrt(1 - abar_t) grad log p
         if self.parameterization == "eps":
             return out - shift
         # x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar): shifting eps by -shift moves x0 by +shift sqrt((1-abar)/abar)
