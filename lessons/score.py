@@ -123,8 +123,8 @@ LIK_TEXT = (
     "(Ho et al. 2020, eq. 3), not of the ODE: nothing guarantees that the ODE NLL is below it, so where it is "
     "below, that is an observation about these models."
 )
-LOOK_DENSITY_PAIR = ("Look for: the learned model's ODE density has the true one's blobs in the same places; "
-                     "its edges and the low-density gaps between blobs are where it differs.")
+LOOK_DENSITY_PAIR = ("Look for: whether the ODE density puts its blobs where the true one does, and where the two "
+                     "differ.")
 DENSITY_TEXT = (
     "**Bits per dimension, and what the numbers mean.** Bits/dim is the negative log-likelihood divided by "
     "D ln 2. For continuous 2D points it is −log q(x)/(2 ln 2), and it can be negative: a density, unlike a "

@@ -281,7 +281,8 @@ elif run_flag("score_run_lik", f"Compute log-likelihoods (256 points and a {N_GR
         row.update({f"ODE log p, {k}": v.log_px[i] for k, v in out["points"].items()})
         rows.append(row)
     st.dataframe(rows, hide_index=True)
-    st.caption("Function evaluations of the adaptive solver (dopri5, rtol = atol = "
+    st.caption("Look for: each ODE log p beside the true log q(x) of the same point. "
+               "Function evaluations of the adaptive solver (dopri5, rtol = atol = "
                f"{rtol:g}): " + "; ".join(f"{k}: {v.nfe} for the 256 points" for k, v in out["points"].items())
                + "; " + "; ".join(f"{k}: {v.nfe} for the {N_GRID} × {N_GRID} grid" for k, v in out["grid"].items()) + ".")
     panels = {"true log q(x)": out["true_grid"]}
@@ -296,7 +297,9 @@ elif run_flag("score_run_lik", f"Compute log-likelihoods (256 points and a {N_GR
     gap = table.rows["ODE: exact model"] - table.rows["true −log q(x₀) (closed form)"]
     st.caption(f"{L.look_nll(table)} The exact model's ODE NLL is off the truth by {gap:+.4f} nats (solver "
                "tolerance, the start at t = 0.001, and ᾱ_T > 0). The ELBO is the bound of the ELBO lesson (Ho et al. "
-               f"2020, eq. 5), with every t ≤ 100 and then every {max(1, s.T // 200)}-th t.")
+               + ("2020, eq. 5), every term summed." if s.T <= 100 or s.T // 200 <= 1 else
+                  f"2020, eq. 5): every term for t ≤ 100, above that every {max(1, s.T // 200)}-th term standing "
+                  "for its neighbours (an estimate of the sum)."))
 show_source(ode_log_likelihood, L.density_grid)
 
 st.subheader("MNIST: bits/dim of the shipped model on held-out digits")
@@ -310,7 +313,8 @@ else:
     n_digits = url_int("mnist_n", "held-out digits", 1, 8, 2, key="score_mnist_n", widget=c[0].slider)
     probes = url_int("probes", "Hutchinson probes", 1, 4, 1, key="score_mnist_probes", widget=c[1].slider)
     st.caption(f"Model: shipped 'mnist' ({mk.sidecar.get('steps')} training steps, {mk.schedule.describe()}); "
-               "digits from the test split. The ODE takes about a minute per digit on a CPU.")
+               "digits from the test split. The ODE is slow: many network evaluations per digit (counted below "
+               "after the run).")
     if st.button("Compute MNIST bits/dim", key="score_mnist_run"):
         bar, prog = _bar("ODE (Hutchinson) then ELBO ...")
         res = mnist_bpd(n_digits, probes, state.seed, _progress=prog)

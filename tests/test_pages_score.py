@@ -159,3 +159,14 @@ def test_a_shipped_gmm_model_is_compared_with_the_exact_score(tmp_path, monkeypa
     assert {"ODE: learned model", "ELBO bound: learned model"} <= set(nll.index)
     assert nll["NLL, nats"].notna().all()
     check_figures(at)
+
+
+def test_the_sde_example_and_the_dequantization_offset_are_computed_on_the_page():
+    """At T = 50 (betas scaled to 0.002..0.4) the page quotes beta_50 = 0.4 and beta(t) = -log(0.6) = 0.5108, the
+    cosine end's -log(0.001) = 6.908, and the 8-bit offset log2(127.5) = 6.994."""
+    at = open_page(T=50, t=5)
+    text = " ".join(m.value for m in at.markdown)
+    assert f"β_t = 0.4 and β(t) = −log(1 − β_t) = {-math.log(0.6):.4g}" in text
+    assert f"{-math.log(0.001):.4g}" in text
+    assert f"log₂ 127.5 = {math.log2(127.5):.3f} bits" in text
+    assert "h_i" in text and "α_i" not in text  # the Langevin step is h_i; alpha_t stays 1 - beta_t
