@@ -32,7 +32,7 @@ EQ_REPLACE = (r"\begin{aligned}x_{t'}^{\text{model}} &= \sqrt{\bar\alpha_{t'}}\,
 EQ_SIGMA = (r"\sigma^2 = \frac{1-\bar\alpha_{t'}}{1-\bar\alpha_t}\Big(1-\frac{\bar\alpha_t}{\bar\alpha_{t'}}\Big),"
             r"\qquad t \to t' \text{ one step of the strided grid}")
 EQ_RESAMPLE = (r"x_t \sim q(x_t \mid x_{t'}) = \mathcal N\Big(\sqrt{\bar\alpha_t/\bar\alpha_{t'}}\;x_{t'},\ "
-               r"\big(1-\bar\alpha_t/\bar\alpha_{t'}\big) I\Big)\quad\text{then step } t \to t' \text{ again}")
+               r"\big(1-\bar\alpha_t/\bar\alpha_{t'}\big) I\Big)")
 NARRATIVE = ("**Replacement** needs no new training. The sampler walks a strided grid of times, one step t → t′ "
              "at a time (DDIM with η = 1, a stochastic step: first line below). After each step the known pixels "
              "are overwritten by the known digit noised afresh to level t′ (second line), and the model's step "
