@@ -92,7 +92,7 @@ EQ_DDIM = (r"\begin{aligned}x_{t'}&=\sqrt{\bar\alpha_{t'}}\,\hat x_0+\sqrt{1-\ba
 DDIM_AFTER = (
     "η = 1 with t′ = t − 1 is the DDPM chain above with σ_t² = β̃_t. η = 0 adds no noise: the sampler is "
     "deterministic, and each step is exactly an Euler step of the probability-flow ODE written in the "
-    "variables x̄ = x/√ᾱ and σ = √((1 − ᾱ)/ᾱ), where it reads dx̄ = ε_θ dσ (Song, Meng & Ermon 2021, "
+    "variables x̄ = x/√ᾱ and κ = √((1 − ᾱ)/ᾱ), where it reads dx̄ = ε_θ dκ (Song, Meng & Ermon 2021, "
     "section 4.3). An ODE solver's error depends on how smoothly its path bends, not on how Gaussian a noisy "
     "step is, which is why DDIM can skip most of the grid: this page runs it with η = 0 on a strided grid of "
     "a few tens of steps."
