@@ -26,6 +26,10 @@ DEFAULT_PARAMS = {
 }
 
 
+# How `Schedule.describe` writes each parameter on the pages (the course's symbols).
+DISPLAY_NAMES = {"beta_start": "β_start", "beta_end": "β_end", "s": "δ", "max_beta": "max β"}
+
+
 @dataclass(frozen=True, eq=False)
 class Schedule:
     """A noise schedule and its derived coefficients (Ho et al. 2020, sections 2-3)."""
@@ -101,8 +105,9 @@ class Schedule:
         return -torch.log(self.alphas[n])
 
     def describe(self) -> str:
-        """One line naming the schedule, e.g. 'linear (T=1000, beta_start=0.0001, beta_end=0.02)'."""
-        shown = {k: v for k, v in self.params.items() if k != "betas"}
+        """One line naming the schedule as the pages write it, e.g. 'linear (T=1000, β_start=0.0001,
+        β_end=0.02)'; the cosine offset s is written δ (the course keeps s for the score)."""
+        shown = {DISPLAY_NAMES.get(k, k): v for k, v in self.params.items() if k != "betas"}
         inner = ", ".join([f"T={self.T}"] + [f"{k}={v:g}" for k, v in shown.items()])
         return f"{self.name} ({inner})"
 
