@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -250,3 +251,233 @@ def test_l0_floor_is_the_binned_gaussian_mass_around_the_exact_pixel(variance):
     want = -(is_end * end + (1.0 - is_end) * inner).flatten(1).sum(1).mean().item()
     assert L.l0_floor(s, x0, variance=variance) == pytest.approx(want, rel=1e-6)
     assert L.l0_floor(s, x0, variance=variance) > 0.0  # no network removes it while sigma_1 is fixed
+
+
+# --- every equation of the lesson renders in KaTeX and fits a ~700 px column ---------------------------------------
+def _equations() -> list[str]:
+    return [latex for latex, _, _ in L.BOUND_LINES] + [L.EQ_SIMPLE] + list(L.EQ_PARAMS)
+
+
+KNOWN_CONTROL_WORDS = {  # every control word the lesson's equations may use (all KaTeX built-ins)
+    "log", "le", "mathbb", "left", "right", "frac", "mid", "sum", "begin", "end", "underbrace", "mathrm", "big",
+    "Big", "qquad", "quad", "tilde", "mu", "sigma", "theta", "mathcal", "sqrt", "bar", "alpha", "beta", "lambda",
+    "epsilon", "text", "Longleftrightarrow", "tfrac",
+}
+
+
+def test_equations_use_only_known_control_words():
+    """No control word run into the next letters (the old `\\qquadL_0` rendered as a red KaTeX error)."""
+    import re
+
+    for eq in _equations():
+        words = set(re.findall(r"\\([A-Za-z]+)", eq))
+        assert words <= KNOWN_CONTROL_WORDS, (words - KNOWN_CONTROL_WORDS, eq)
+        assert eq.count("{") == eq.count("}") and eq.count(r"\left") == eq.count(r"\right")
+        assert eq.count(r"\begin") == eq.count(r"\end")
+
+
+KATEX_CHECK = r"""
+import fs from 'fs';
+const k = (await import(process.argv[2])).default;
+const SP = {'\\qquad': 2, '\\quad': 1, '\\,': 0.17, '\\:': 0.22, '\\;': 0.28, '\\!': -0.17, '\\ ': 0.33};
+const S = 0.7;  // script size
+// a rough width in em of a KaTeX parse tree: ~0.55 em a symbol, fractions as wide as their wider part
+function w(n) {
+  if (n == null) return 0;
+  if (Array.isArray(n)) return n.reduce((a, x) => a + w(x), 0);
+  switch (n.type) {
+    case 'mathord': case 'textord': return 0.55 * ((n.text || 'x').startsWith('\\') ? 1 : [...(n.text || 'x')].length);
+    case 'atom': return n.family === 'bin' ? 1.0 : n.family === 'rel' ? 1.1 : n.family === 'punct' ? 0.45 : 0.55;
+    case 'op': return n.symbol ? 1.1 : n.body ? w(n.body) + 0.2 : 0.5 * (n.name || '').length + 0.2;
+    case 'genfrac': return Math.max(w(n.numer), w(n.denom)) * (n.size === 'text' ? S : 1) + 0.25;
+    case 'supsub': {
+      const b = w(n.base), sc = S * Math.max(w(n.sup), w(n.sub));
+      const limits = n.base && (n.base.type === 'op' && n.base.limits || n.base.type === 'horizBrace');
+      return limits ? Math.max(b, sc) : b + sc;
+    }
+    case 'horizBrace': case 'accent': return w(n.base);
+    case 'sqrt': return w(n.body) + 0.9;
+    case 'leftright': return w(n.body) + 0.9;
+    case 'spacing': return SP[n.text] ?? 0.33;
+    case 'kern': return 0;
+    case 'array': return Math.max(...n.body.map(row => row.reduce((a, c) => a + w(c), 0)));
+    case 'text': return 0.5 * JSON.stringify(n.body).split('"text":"').length;
+    case 'delimsizing': return 0.6;
+    default: return n.body !== undefined ? w(n.body) : 0.55;
+  }
+}
+for (const e of JSON.parse(fs.readFileSync(0, 'utf8'))) {
+  try {
+    k.renderToString(e, {throwOnError: true, displayMode: true});
+    console.log(JSON.stringify({ok: true, em: w(k.__parse(e, {displayMode: true}))}));
+  } catch (err) { console.log(JSON.stringify({ok: false, error: err.message})); }
+}
+"""
+MAX_EM = 30  # ~580 px at the display size of 1.21 x 16 px: room to spare in a ~700 px column
+
+
+def test_equations_render_in_streamlit_s_katex_and_fit_the_column(tmp_path):
+    """Parse each equation with the KaTeX that streamlit ships (as the browser does) and estimate its width.
+    The estimate put the old one-line bound at 38 em (it was cut at the column's edge); the split lines are ~22."""
+    import glob
+    import json
+    import shutil
+    import subprocess
+
+    import streamlit
+
+    node = shutil.which("node")
+    bundle = sorted(glob.glob(str(Path(streamlit.__file__).parent / "static" / "static" / "js" / "katex.*.js")))
+    if node is None or not bundle:
+        pytest.skip("needs node and streamlit's KaTeX bundle")
+    script = tmp_path / "check.mjs"
+    script.write_text(KATEX_CHECK)
+    out = subprocess.run([node, str(script), Path(bundle[0]).as_uri()], input=json.dumps(_equations()),
+                         capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
+    results = [json.loads(line) for line in out]
+    assert len(results) == len(_equations())
+    for eq, r in zip(_equations(), results):
+        assert r["ok"], (r.get("error"), eq)
+        assert r["em"] <= MAX_EM, (r["em"], eq)
+
+
+# --- the words of the page against the numbers ---------------------------------------------------------------
+def test_the_bound_lines_write_the_expectation_and_define_c_t():
+    assert r"L = \mathbb{E}_q\Big[" in L.BOUND_LINES[2][0]  # Ho et al. eq. 5: the sum sits inside E_q
+    assert r"c_t &= \frac{1}{2}" in L.BOUND_LINES[4][0]
+
+
+def test_c_t_as_displayed_is_the_variance_part_of_the_kl(gmm):
+    """c_t = 1/2 (log(sigma^2 / beta-tilde) + beta-tilde / sigma^2 - 1) (the displayed formula, in float64) is what
+    vb_weights uses, and KL(N(mu, beta-tilde I) || N(mu, sigma^2 I)) / D (equal means) equals it."""
+    from toy_models.elbo import normal_kl, vb_weights
+
+    s = make_schedule("linear", 100, beta_start=1e-3, beta_end=0.2)
+    _, c = vb_weights(s, "beta")
+    t = torch.arange(2, s.T + 1)
+    sig2, bt = s.betas[t].double(), s.posterior_variance[t].double()
+    shown = 0.5 * (torch.log(sig2 / bt) + bt / sig2 - 1)
+    assert torch.allclose(c[2:].double(), shown, rtol=1e-10)
+    kl = normal_kl(torch.zeros_like(bt), bt.log(), torch.zeros_like(bt), sig2.log())
+    assert torch.allclose(kl, shown, rtol=1e-10)
+    assert vb_weights(s, "beta_tilde")[1].abs().max() == 0  # zero when sigma_t^2 = beta-tilde_t
+
+
+def test_lambda_is_ho_et_al_eq_12_in_float64():
+    from toy_models.elbo import vb_weights
+
+    s = make_schedule("linear", 50, beta_start=1e-3, beta_end=0.2)
+    for variance, sig2 in (("beta", s.betas), ("beta_tilde", s.posterior_variance)):
+        lam, _ = vb_weights(s, variance)
+        b, a, acp = s.betas.double(), s.alphas.double(), s.alphas_cumprod.double()
+        ref = b[2:] ** 2 / (2 * sig2.double()[2:] * a[2:] * (1 - acp[2:]))
+        assert torch.allclose(lam[2:].double(), ref, rtol=1e-10)
+
+
+def test_mnist_comparison_cites_flows_for_mnist_and_diffusion_for_cifar():
+    assert "FFJORD 0.99" in L.MNIST_LIMITS and "Glow 1.05" in L.MNIST_LIMITS
+    assert "CIFAR-10" in L.MNIST_LIMITS and "Nichol" not in L.MNIST_LIMITS
+
+
+def test_estimator_labels_say_one_t_scaled_by_T(gmm):
+    s = make_schedule("linear", 20, beta_start=1e-3, beta_end=0.3)
+    c = L.compare_estimators(s, AnalyticModel(gmm, s), points(gmm, 1)[0], 50)
+    names = [tr.name for tr in L.fig_estimators(c).data]
+    assert all("one random t" in n and "× T" in n for n in names) and not any("whole chain" in n for n in names)
+    fixed = L.fig_estimators(c, t_fixed=7)
+    assert all("t = 7" in tr.name for tr in fixed.data) and "not the bound" in fixed.layout.title.text
+
+
+def test_ode_text_reports_the_observation_from_the_numbers():
+    below = L.ode_vs_bound_text(0.004, 1.1, 200, 1000, ("moons", 1.70, 0.97))
+    assert "lies below the bound" in below and "shows the same" in below and "exactly" in below
+    above = L.ode_vs_bound_text(1.3, 1.1, 200, 1000, ("moons", 1.70, 0.97))
+    assert "lies above the bound" in above and "does not" in above
+    assert "model's exact likelihood" not in below  # the ODE is another model, not the chain's likelihood
+
+
+def test_hybrid_loss_of_the_trainer_is_l_simple_reweighted_by_1_plus_T_lambda():
+    """toy_models.training's hybrid loss, on one batch at fixed t >= 2, equals w_t * (its L_simple) + 0.001 T c_t
+    with w_t from hybrid_weights: the text's claim about the code, checked on the code."""
+    from toy_models.elbo import vb_weights
+    from toy_models.recipes import get_recipe
+    from toy_models.training import Trainer
+
+    r = get_recipe("moons-hybrid").replace(steps=1, batch_size=64)
+    for variance in ("beta_tilde", "beta"):
+        losses = {}
+        for obj in ("simple", "hybrid"):
+            tr = Trainer(r.replace(objective=obj, variance=variance), device="cpu", seed=0)
+            x0, y = tr._batch()
+            t = torch.randint(2, tr.schedule.T + 1, (64,), generator=torch.Generator().manual_seed(1))
+            losses[obj] = tr._losses(x0, y, t, torch.full((64,), 1.0 / tr.schedule.T, dtype=torch.float64))
+        _, w = L.hybrid_weights(tr.schedule, variance, r.vlb_weight)
+        _, c = vb_weights(tr.schedule, variance)
+        want = torch.as_tensor(w)[t - 2] * losses["simple"].double() + r.vlb_weight * tr.schedule.T * c[t].double()
+        assert torch.allclose(losses["hybrid"].double(), want, rtol=1e-4, atol=1e-6)
+
+
+def test_hybrid_text_on_the_shipped_recipe_says_a_small_reweighting():
+    text = L.recipe_hybrid_text("moons-hybrid")
+    assert "a small reweighting of L_simple" in text and "stop-gradient" in text
+    s = make_schedule("cosine", 1000)
+    assert "small reweighting" not in L.hybrid_text(s)  # lambda_T is large there: the verdict follows the numbers
+
+
+# --- the "Try this" prompts, each at the setting it names (the page's exact model: 1,000 points, seed 0) ----------
+@pytest.fixture(scope="module")
+def page_reports(gmm):
+    from lessons.frame import FrameState, build_schedule
+
+    cache = {}
+    x0 = points(gmm, 1000, 0)
+    nll = float(-gmm.log_prob(x0).mean())
+
+    def get(T=1000, schedule="linear", variance="beta_tilde"):
+        key = (T, schedule, variance)
+        if key not in cache:
+            s = build_schedule(FrameState(T=T, schedule=schedule))
+            cache[key] = L.bound_terms(s, AnalyticModel(gmm, s), x0, variance=variance, seed=0)
+        return cache[key]
+    return get, nll
+
+
+@pytest.mark.slow
+def test_try_this_T10_L_T_stays_tiny_terms_grow_and_the_gap_grows_several_times(page_reports):
+    get, nll = page_reports
+    r10, r1000 = get(T=10), get(T=1000)
+    assert r10.prior < 1e-3 and r1000.prior < 1e-3  # "L_T stays tiny"
+    assert r10.kl_sum / 9 > 10 * r1000.kl_sum / 999  # "each of the few KL terms is much larger"
+    assert r10.l0 > r1000.l0 + 1  # "L_0 rises"
+    assert r10.total - nll > 3 * (r1000.total - nll)  # "the gap ... grows several times over"
+
+
+@pytest.mark.slow
+def test_try_this_beta_shrinks_small_t_terms_changes_L0_and_tightens(page_reports):
+    get, _ = page_reports
+    tilde, beta = get(variance="beta_tilde"), get(variance="beta")
+    assert (beta.terms[1:6] < tilde.terms[1:6]).all()  # t = 2..6
+    assert abs(beta.l0 - tilde.l0) > 0.05
+    assert beta.total < tilde.total
+
+
+@pytest.mark.slow
+def test_try_this_cosine_moves_half_of_the_kl_sum_to_larger_t(page_reports):
+    get, _ = page_reports
+    lin, cos = get(), get(schedule="cosine")
+    assert cos.dominant_steps() > lin.dominant_steps()
+    assert cos.dominant_steps() < 0.1 * cos.T  # still the last few denoising steps
+
+
+@pytest.mark.slow
+def test_try_this_fixed_t_naive_spread_grows_like_sqrt_T_rearranged_does_not(gmm):
+    from lessons.frame import FrameState, build_schedule
+
+    x0 = points(gmm, 1000, 0)[0]  # the page's data point 0
+    out = {}
+    for T in (100, 1000):
+        s = build_schedule(FrameState(T=T))
+        out[T] = L.compare_estimators(s, AnalyticModel(gmm, s), x0, 2000, "beta_tilde", 0, T // 2)
+    grow = out[1000].std_naive / out[100].std_naive
+    assert 0.6 * math.sqrt(10) < grow < 1.5 * math.sqrt(10)
+    assert 0.8 < out[1000].std_rearranged / out[100].std_rearranged < 1.25

@@ -99,6 +99,9 @@ def test_ode_toggle_shows_the_ode_gap():
     assert shown, "the ODE result is not shown"
     gap_ode = float(shown[0].split("**")[1].split()[0])
     assert math.isfinite(gap_ode)
+    gap_bound = number(metric(at, "gap"))
+    assert ("lies below the bound" in shown[0]) == (gap_ode < gap_bound)  # the observation follows the numbers
+    assert "exact likelihood" not in shown[0]
 
 
 def test_learned_model_toggle_when_shipped():
@@ -134,3 +137,18 @@ def test_mnist_bound_says_what_limits_it():
     assert floor_shown == pytest.approx(floor, abs=0.06)
     l0_shown = [m.value for m in at.markdown if "Bound on 8 held-out digits" in m.value][0]
     assert float(l0_shown.split("L_0 ")[1].split()[0]) > floor  # the network pays more than the floor
+
+
+def test_try_this_T10_as_the_page_shows_it():
+    """The first prompt at its setting: the page's L_T and gap at T = 10 against the default T = 1000."""
+    at10, at1000 = open_page(T=10), open_page()
+    table10, table1000 = at10.dataframe[0].value, at1000.dataframe[0].value
+    assert table10["nats"].iloc[0] < 1e-3  # L_T stays tiny
+    assert number(metric(at10, "gap")) > 3 * number(metric(at1000, "gap"))
+
+
+def test_equations_are_full_width_and_the_variance_sits_in_the_advanced_section():
+    at = open_page(T=20)
+    assert len(at.latex) == len(L.BOUND_LINES) + 1 + len(L.EQ_PARAMS)
+    assert at.radio(key="elbo_variance").value == "beta_tilde"
+    assert any(e.label.startswith("Advanced") for e in at.expander)
