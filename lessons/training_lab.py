@@ -29,16 +29,17 @@ INTRO = ("Train your own diffusion model here and watch its loss fall and its sa
 WHAT_YOU_SEE = """
 **The loss curve** is L_simple (or the bound's terms) per dimension, one point per optimisation step;
 it is noisy because every step draws fresh x_0, t and noise. **Loss per t** splits it by noise level:
-small t (almost clean x_t) is where the noise is hardest to guess, so that bar stays highest.
+small t (almost clean x_t) is where the noise is hardest to guess, so for L_simple that bar stays highest
+(for L_vlb the first bin also holds L_0, a log-density of continuous points, which can be negative).
 **Snapshots** are 20-step DDIM samples of the EMA weights from the same x_T each time, so you see the
 same points move as the model learns.
 """
 TRY_THIS = (
-    "Train two moons with width 16 and depth 1, then with the default width 32 and depth 2 (the shipped "
-    "models' size): the thin moons need the bigger net.",
-    "Set the learning rate to 1: the loss curve spikes while the warm-up raises the rate, then the cosine decay "
-    "brings it back down.",
-    "Compare the objectives: L_vlb's loss curve is far noisier than L_simple's (it weights small t heavily).",
+    "Set the learning rate to 1: the loss jumps during the warm-up (the first 50 of 1,000 steps, while the rate "
+    "climbs to 1), then comes back down.",
+    "Compare the objectives: L_vlb's loss curve is far noisier than L_simple's (it weights small t heavily), "
+    "while the hybrid's is almost L_simple's: with σ_t fixed, the hybrid only reweights L_simple a little "
+    "(see the note under the objective).",
     "Draw a letter with the lasso, train 2,000 steps, then use it in the reverse chain lesson (sidebar: model).",
 )
 OBJECTIVE_LABELS = {"simple": "L_simple (noise MSE)", "vlb": "L_vlb (the bound)",
@@ -84,7 +85,8 @@ def abar_T_message(s: Schedule) -> str | None:
     if a > MAX_ABAR_T:
         return (f"With the sidebar's schedule ({s.describe()}) x_T still holds sqrt(ᾱ_T) = {math.sqrt(a):.2f} of "
                 f"the signal (ᾱ_T = {a:.3g} > {MAX_ABAR_T}), but sampling starts from pure noise N(0, I): the model "
-                "would learn the wrong starting point. Raise T or beta_T in the sidebar.")
+                "would learn the wrong starting point. Raise beta_T in the sidebar (T only changes how many "
+                "steps share the same journey to noise).")
     return None
 
 

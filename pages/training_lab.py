@@ -7,6 +7,7 @@ import torch
 from app import (chart, device, explain, frame, mnist, points_2d, session_lab, show_source, url_choice,
                  url_int)
 from lessons import training_lab as L
+from lessons.elbo_lesson import hybrid_text
 from lessons.frame import build_schedule, device_label
 from lessons.jobs import TrainingJob, model_label
 from toy_models.training import Trainer
@@ -45,6 +46,8 @@ lr = url_choice("lab_lr", "learning rate", L.LRS, 3e-3, key="lab_lr", widget=c[2
 every = url_choice("lab_every", "snapshot every N steps", L.SNAPSHOT_EVERY, 100, key="lab_every",
                    widget=c[3].select_slider)
 st.caption(f"Schedule: the sidebar's, **{s.describe()}** (change it there).")
+if objective == "hybrid":
+    st.caption(hybrid_text(s, where=f"the sidebar's schedule ({s.describe()})"))
 
 # --- the data it will see -------------------------------------------------------------------------------
 points = None

@@ -198,3 +198,15 @@ def test_a_disconnect_keeps_the_job_and_ending_the_session_stops_it_and_frees_it
     assert done.key not in lab.models and running.key not in lab.models
     run(at)  # the same browser tab again = a new session: an empty lab
     assert progress(at) is None and all(s.key != "frame_model" for s in at.sidebar.selectbox)
+
+
+def test_hybrid_objective_says_what_hybrid_means_with_fixed_variances():
+    """Choosing the hybrid objective shows its weights on the sidebar's schedule, computed (default: small)."""
+    from lessons.elbo_lesson import hybrid_weights
+    from lessons.frame import FrameState, build_schedule
+
+    at = open_lab(lab_objective="hybrid")
+    shown = [c.value for c in at.caption if "What \"hybrid\" means here" in c.value]
+    assert shown, "the hybrid note is not shown"
+    _, w = hybrid_weights(build_schedule(FrameState()))
+    assert f"to {w.max():.3g}" in shown[0] and "a small reweighting of L_simple" in shown[0]
