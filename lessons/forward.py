@@ -51,8 +51,9 @@ SECTION_XT = (
     "noised data to N(0, I), where sampling will start? The KL divergence below measures it. Move **t**."
 )
 SECTION_CHAIN = (
-    "**Many small steps = one jump.** Send 1,000 copies of **one** point to time t two ways: t Markov steps "
-    "(q_chain) or one jump with the closed form (q_sample). Choose t and the point."
+    "Small Gaussian steps compose into one Gaussian jump: t Markov steps and the closed form give x_t the same "
+    "distribution. Check it: send 1,000 copies of **one** point to time t by t Markov steps (q_chain) and by "
+    "one jump (q_sample). Choose t and the point."
 )
 LOOK_CHAIN = ("Look for: the two clouds are centred in the same dotted circle (theory: mean ± 2 sd), and the "
               "table's means and variances agree with the theory row up to sampling noise.")
@@ -63,8 +64,8 @@ SECTION_DIGIT = (
 LOOK_DIGIT = ("Look for: the pixel histogram goes from two spikes (paper at −1, ink near +1) to the N(0, 1) "
               "bell as t grows.")
 SECTION_PATHS = (
-    "**A few points, one Markov step at a time.** Each line is one chain x_0 → x_1 → … → x_T run step by "
-    "step (q_chain). Choose how many."
+    "Each line is one chain x_0 → x_1 → … → x_T run step by step (q_chain): a random path, yet its spread at "
+    "every t is what the closed form q(x_t | x_0) predicts. Choose how many chains."
 )
 LOOK_PATHS = ("Look for: each chain forgets its start. Its mean sqrt(ᾱ_t) x_0 (dotted) decays to 0 while its "
               "spread grows to 1, and the chain stays mostly inside its band, ± 2 sd of q(x_t | x_0), about 95% "
