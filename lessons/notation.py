@@ -73,10 +73,10 @@ SYMBOLS = (
     Symbol(r"\Sigma_\theta", "a learned reverse variance (Nichol & Dhariwal 2021)", "D × D, diagonal", 4),
     Symbol(r"D", "dimension of x_0", "2 for the 2D toys, 784 for a digit", 4),
     Symbol(r"\text{bits/dim}", "negative log-likelihood per dimension, in bits", "≥ 0 for discrete data", 4),
+    Symbol(r"\epsilon^*", "the exact optimal noise prediction, −√(1 − ᾱ_t) ∇log q_t", "shape of x_0", 4),
     # 5 · Noise = score, and likelihood
     Symbol(r"s_\theta(x_t, t)", "the score model, −ε_θ / √(1 − ᾱ_t)", "shape of x_0", 5),
     Symbol(r"\hat\epsilon", "a noise prediction used by a sampler (learned, exact or guided)", "shape of x_0", 5),
-    Symbol(r"\epsilon^*", "the exact optimal noise prediction, −√(1 − ᾱ_t) ∇log q_t", "shape of x_0", 5),
     Symbol(r"\beta(t)", "continuous-time noise rate −d log ᾱ / dt", "≥ 0", 5),
     Symbol(r"h_i", "Langevin step size at noise level i (h_L at the last level)", "> 0", 5),
     Symbol(r"\sigma_i", "noise level i of annealed Langevin, σ_i² = 1 − ᾱ_{t_i}", "in (0, 1)", 5),
