@@ -7,6 +7,7 @@ import streamlit as st
 from lessons import frame as F
 
 from .my_models import model_sidebar
+from .notation import notation_button
 from .present import PRESENT
 from .resources import device
 
@@ -70,6 +71,7 @@ def render_sidebar() -> F.FrameState:
     sb.number_input("seed", 0, F.SEED_MAX, step=1, key=KEYS["seed"])
     sb.toggle("presenter mode", key=PRESENT, help="Large type, one figure at a time with step buttons, no "
               "sidebar or explanations: for projecting. The URL gets present=1&slide=i.")
+    notation_button(sb)
     state = F.FrameState(**{name: st.session_state[key] for name, key in KEYS.items()})  # with the seed
     model_sidebar(sb)
     sb.caption(f"device: **{F.device_label(device())}**")

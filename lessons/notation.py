@@ -79,7 +79,6 @@ SYMBOLS = (
     Symbol(r"\hat\epsilon", "a noise prediction used by a sampler (learned, exact or guided)", "shape of x_0", 5),
     Symbol(r"\beta(t)", "continuous-time noise rate −d log ᾱ / dt", "≥ 0", 5),
     Symbol(r"h_i", "Langevin step size at noise level i (h_L at the last level)", "> 0", 5),
-    Symbol(r"\sigma_i", "noise level i of annealed Langevin, σ_i² = 1 − ᾱ_{t_i}", "in (0, 1)", 5),
     Symbol(r"p_\theta^{\mathrm{ODE}}", "the density the probability-flow ODE defines", "a density over x_0", 5),
     # 6 · Conditional generation and guidance
     Symbol(r"y", "class label", "0 … 9 (digits) or a mixture component", 6),

@@ -84,7 +84,7 @@ LANGEVIN_TEXT = (
     "approximately as q. Annealing runs it at a sequence of noise levels t_i from t = T down to t = 1, so "
     "the points first find the coarse shape of a blurry q(x_t) and then sharpen. The step size h_i must be "
     "small against the narrowest feature of q(x_t): too large, and the points overshoot, scatter or fly off. "
-    "Rule 'sigma' sets h_i = h_L σ_i²/σ_L² with σ_i² = 1 − ᾱ_{t_i} (Song & Ermon 2019), so the slider's h_L is "
+    "Rule 'sigma' sets h_i = h_L (1 − ᾱ_{t_i})/(1 − ᾱ_{t_L}), each level's noise variance over the last's (Song & Ermon 2019), so the slider's h_L is "
     "the step at the last, smallest level; rule 'snr' picks h_i from a target signal-to-noise ratio "
     "(Song et al. 2021) and ignores the slider."
 )
@@ -150,7 +150,7 @@ TRY_THIS = [
     "times the one inside the contours, where the network was trained.",
     "At the default T = 1000, raise the Langevin **step size h_L** (rule 'sigma') one notch at a time: at 1e-3 every "
     "particle leaves the plot and the orange bars drop to zero; one notch back (3e-4) the weights come back. "
-    "Too large means large against σ_L² = 1 − ᾱ_1 = β_1, the last level's noise variance.",
+    "Too large means large against 1 − ᾱ_1 = β_1, the last level's noise variance.",
     "Set the ODE **tolerance** to 1e-2: the solver's function evaluations drop (caption under the table), "
     "while the NLLs move by less than 0.05 nats: this smooth 2D flow needs no tight tolerance.",
     "In the sidebar set T = 50: the same journey to noise in 50 bigger steps. Run the ODE and DDPM and set the "

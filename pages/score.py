@@ -203,7 +203,7 @@ explain(L.LANGEVIN_TEXT)
 equation(L.EQ_LANGEVIN)
 c = st.columns(4)
 rule = url_choice("rule", "step-size rule", L.STEP_RULES, L.STEP_RULES[0], key="score_rule", widget=c[0].radio,
-                  help="sigma: h_i = h_L σ_i²/σ_L² (Song & Ermon 2019); snr: h_i from a target signal-to-noise "
+                  help="sigma: h_i = h_L (1 − ᾱ_{t_i})/(1 − ᾱ_{t_L}) (Song & Ermon 2019); snr: h_i from a target signal-to-noise "
                        "ratio (Song et al. 2021); h_L then unused")
 step = url_choice("eps", "step size h_L (last level)", list(L.STEP_SIZES), 2e-5, key="score_step", widget=c[1].select_slider,
                   format_func=lambda v: f"{v:g}")

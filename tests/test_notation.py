@@ -150,3 +150,19 @@ def test_the_sidebar_button_opens_the_sheet():
     assert not at.exception
     table = next(m.value for m in at.markdown if m.value.startswith("| symbol |"))
     assert table == N.table_markdown()
+
+
+@pytest.mark.slow
+def test_the_home_page_and_every_lesson_have_the_button_in_their_sidebar():
+    """The shared sidebar carries the button, so the sheet opens from the home page and every lesson (clicked
+    here on the home page; AppTest does not deliver a sidebar click on a file page, so the browser test clicks
+    it on a lesson)."""
+    from lessons.frame import LESSONS
+    from tests.helpers import open_page
+
+    for lesson in LESSONS:
+        assert open_page(lesson.page).sidebar.button(key="notation_open").label == "Notation sheet"
+    at = open_page()
+    at.sidebar.button(key="notation_open").click().run()
+    assert not at.exception
+    assert any(m.value == N.table_markdown() for m in at.markdown)
