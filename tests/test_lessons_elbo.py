@@ -276,69 +276,14 @@ def test_equations_use_only_known_control_words():
         assert eq.count(r"\begin") == eq.count(r"\end")
 
 
-KATEX_CHECK = r"""
-import fs from 'fs';
-const k = (await import(process.argv[2])).default;
-const SP = {'\\qquad': 2, '\\quad': 1, '\\,': 0.17, '\\:': 0.22, '\\;': 0.28, '\\!': -0.17, '\\ ': 0.33};
-const S = 0.7;  // script size
-// a rough width in em of a KaTeX parse tree: ~0.55 em a symbol, fractions as wide as their wider part
-function w(n) {
-  if (n == null) return 0;
-  if (Array.isArray(n)) return n.reduce((a, x) => a + w(x), 0);
-  switch (n.type) {
-    case 'mathord': case 'textord': return 0.55 * ((n.text || 'x').startsWith('\\') ? 1 : [...(n.text || 'x')].length);
-    case 'atom': return n.family === 'bin' ? 1.0 : n.family === 'rel' ? 1.1 : n.family === 'punct' ? 0.45 : 0.55;
-    case 'op': return n.symbol ? 1.1 : n.body ? w(n.body) + 0.2 : 0.5 * (n.name || '').length + 0.2;
-    case 'genfrac': return Math.max(w(n.numer), w(n.denom)) * (n.size === 'text' ? S : 1) + 0.25;
-    case 'supsub': {
-      const b = w(n.base), sc = S * Math.max(w(n.sup), w(n.sub));
-      const limits = n.base && (n.base.type === 'op' && n.base.limits || n.base.type === 'horizBrace');
-      return limits ? Math.max(b, sc) : b + sc;
-    }
-    case 'horizBrace': case 'accent': return w(n.base);
-    case 'sqrt': return w(n.body) + 0.9;
-    case 'leftright': return w(n.body) + 0.9;
-    case 'spacing': return SP[n.text] ?? 0.33;
-    case 'kern': return 0;
-    case 'array': return Math.max(...n.body.map(row => row.reduce((a, c) => a + w(c), 0)));
-    case 'text': return 0.5 * JSON.stringify(n.body).split('"text":"').length;
-    case 'delimsizing': return 0.6;
-    default: return n.body !== undefined ? w(n.body) : 0.55;
-  }
-}
-for (const e of JSON.parse(fs.readFileSync(0, 'utf8'))) {
-  try {
-    k.renderToString(e, {throwOnError: true, displayMode: true});
-    console.log(JSON.stringify({ok: true, em: w(k.__parse(e, {displayMode: true}))}));
-  } catch (err) { console.log(JSON.stringify({ok: false, error: err.message})); }
-}
-"""
-MAX_EM = 30  # ~580 px at the display size of 1.21 x 16 px: room to spare in a ~700 px column
-
-
 def test_equations_render_in_streamlit_s_katex_and_fit_the_column(tmp_path):
     """Parse each equation with the KaTeX that streamlit ships (as the browser does) and estimate its width.
     The estimate put the old one-line bound at 38 em (it was cut at the column's edge); the split lines are ~22."""
-    import glob
-    import json
-    import shutil
-    import subprocess
+    from tests.helpers import MAX_EQUATION_EM, katex_report
 
-    import streamlit
-
-    node = shutil.which("node")
-    bundle = sorted(glob.glob(str(Path(streamlit.__file__).parent / "static" / "static" / "js" / "katex.*.js")))
-    if node is None or not bundle:
-        pytest.skip("needs node and streamlit's KaTeX bundle")
-    script = tmp_path / "check.mjs"
-    script.write_text(KATEX_CHECK)
-    out = subprocess.run([node, str(script), Path(bundle[0]).as_uri()], input=json.dumps(_equations()),
-                         capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
-    results = [json.loads(line) for line in out]
-    assert len(results) == len(_equations())
-    for eq, r in zip(_equations(), results):
+    for eq, r in zip(_equations(), katex_report(_equations(), tmp_path)):
         assert r["ok"], (r.get("error"), eq)
-        assert r["em"] <= MAX_EM, (r["em"], eq)
+        assert r["em"] <= MAX_EQUATION_EM, (r["em"], eq)
 
 
 # --- the words of the page against the numbers ---------------------------------------------------------------

@@ -474,8 +474,8 @@ def test_the_exact_denoiser_of_a_point_set_only_returns_training_points(sampler)
 
 def test_lesson_equations_render_with_katex(tmp_path):
     """Every display equation of lessons 1 and 2 parses with the KaTeX that streamlit ships."""
-    from tests.test_notation import _katex_errors
+    from tests.helpers import katex_report
 
     eqs = [L.EQ_STEP, L.EQ_CLOSED, L.EQ_KL, S.EQ_ABAR, S.EQ_COSINE]
-    assert _katex_errors(eqs, tmp_path) == {}
+    assert all(r["ok"] for r in katex_report(eqs, tmp_path))
     assert r"\delta" in S.EQ_COSINE and "s}" not in S.EQ_COSINE  # the offset is shown as delta

@@ -43,24 +43,10 @@ def test_symbol_latex_sanity(sym):
 
 
 def _katex_errors(strings: list[str], tmp_path: Path) -> dict[str, str]:
-    """Render each string with the KaTeX that streamlit ships (node), throwOnError: {string: error}."""
-    node = shutil.which("node")
-    js = sorted((Path(__import__("streamlit").__file__).parent / "static" / "static" / "js").glob("katex.*.js"))
-    if not node or not js:
-        pytest.skip("node or streamlit's KaTeX bundle is not available")
-    shutil.copy(js[0], tmp_path / "katex.mjs")
-    script = tmp_path / "check.mjs"
-    script.write_text(
-        "import katex from './katex.mjs';\n"
-        "import { readFileSync } from 'fs';\n"
-        "const out = {};\n"
-        "for (const s of JSON.parse(readFileSync(0, 'utf8'))) {\n"
-        "  try { katex.renderToString(s, { throwOnError: true }); } catch (e) { out[s] = e.message; }\n"
-        "}\n"
-        "console.log(JSON.stringify(out));\n")
-    run = subprocess.run([node, str(script)], input=json.dumps(strings), capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout)
+    """{string: KaTeX's error} for each string that does not render (tests.helpers.katex_report)."""
+    from tests.helpers import katex_report
+
+    return {s: r["error"] for s, r in zip(strings, katex_report(strings, tmp_path)) if not r["ok"]}
 
 
 def test_every_symbol_renders_with_katex(tmp_path):
