@@ -44,12 +44,27 @@ def compact(a, decimals: int = 3) -> np.ndarray:
     return np.round(np.asarray(a, dtype=np.float32), decimals)
 
 
+TITLE_PX = 34  # the title's band at the top of a figure; a legend on top starts below it
+
+
+def _title_and_legend(title: str, height: int, legend_below: bool) -> tuple[dict, dict]:
+    """The title pinned to the top of the figure, and the legend under it (or below the plot).
+
+    A legend on top sits in the top margin, which plotly grows to fit it; a title left at plotly's default
+    place (the middle of that margin) was then drawn under a legend that wrapped to two or more rows in a
+    narrow column. Pinning both to the figure's top edge, the legend TITLE_PX below it, keeps them apart."""
+    title = {"text": title, "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 8}}
+    if legend_below:
+        return title, dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0)
+    return title, dict(orientation="h", yref="container", yanchor="top", y=1 - TITLE_PX / height,
+                       xanchor="left", x=0)
+
+
 def layout(fig: go.Figure, title: str = "", x: str = "", y: str = "", height: int = 380,
            legend_below: bool = False, **kw) -> go.Figure:
     """The common layout: title, labelled axes, compact margins, legend on top (or below the plot,
     for figures with subplot titles)."""
-    legend = (dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0) if legend_below
-              else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0))
+    title, legend = _title_and_legend(title, height, legend_below)
     fig.update_layout(title=title, height=height, margin=dict(l=50, r=20, t=70, b=45), legend=legend, **kw)
     fig.update_xaxes(title_text=x)
     fig.update_yaxes(title_text=y)
@@ -105,14 +120,13 @@ def layout_dict(title: str = "", x: str = "", y: str = "", height: int = 380, le
     fixed_margins: margins sized for the legend and not grown by plotly (autoexpand off). A figure a slider
     redraws has a legend whose text changes with t; plotly then re-measures the margins and draws the
     figure a second time on every move."""
-    legend = (dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0) if legend_below
-              else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0))
+    title, legend = _title_and_legend(title, height, legend_below)
     margin = dict(l=50, r=20, t=70, b=45)
     if fixed_margins:
         margin.update(l=60, b=100 if legend_below else 50, autoexpand=False)
         if legend_below:  # at the foot of the figure, inside the fixed bottom margin, whatever the height
             legend.update(yref="container", y=0, yanchor="bottom")
-    return {"title": {"text": title}, "height": height, "margin": margin, "legend": legend,
+    return {"title": title, "height": height, "margin": margin, "legend": legend,
             "xaxis": {"title": {"text": x}}, "yaxis": {"title": {"text": y}}, **kw}
 
 
