@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .diffusion import VARIANCES, call_model, p_sample, parameterization_of, predict_x0_from_mean
+from .diffusion import VARIANCES, call_model, eps_and_x0, p_sample, parameterization_of
 from .schedules import Schedule
 from .shapes import append_dims, as_timesteps
 
@@ -115,41 +115,9 @@ def _noise(x, generator):
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 
-def alpha_bar_at(s: Schedule, t: torch.Tensor) -> torch.Tensor:
-    """alpha-bar at times t (B,): the table where t is an integer, else Schedule.alpha_bar (float64)."""
-    t = torch.as_tensor(t, dtype=torch.float64)
-    if torch.equal(t, t.round()):
-        return s.alphas_cumprod[t.long().clamp(0, s.T)]
-    return s.alpha_bar(t)
-
-
 def model_predictions(model, s: Schedule, x_t: torch.Tensor, t, y=None, clip_x0=None):
-    """(pred_eps, pred_x0) from a model at real times t, whatever its parameterization.
-
-    x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (Ho et al. eq. 4) links the two predictions.
-    When clip_x0 = (lo, hi), x_0 is clipped and eps recomputed from the clipped x_0, so that the
-    next step moves towards the clipped estimate (without it a guided model drifts off the data).
-    """
-    t = as_timesteps(t, x_t.shape[0], x_t.device).to(torch.float64)
-    abar = append_dims(alpha_bar_at(s, t.cpu()).to(x_t.device), x_t.ndim)  # (B, 1, ...) float64
-    sa, s1 = abar.sqrt().to(x_t.dtype), (1.0 - abar).sqrt().to(x_t.dtype)
-    out = call_model(model, x_t, t, y)
-    p = parameterization_of(model)
-    if p == "eps":
-        eps = out
-        x0 = (x_t - s1 * eps) / sa
-    elif p == "x0":
-        x0 = out
-        eps = (x_t - sa * x0) / s1
-    else:  # "mean": only defined on the integer grid of the schedule
-        if not torch.equal(t, t.round()):
-            raise ValueError("a model with parameterization 'mean' can only be evaluated at integer t")
-        x0 = predict_x0_from_mean(s, x_t, t.long(), out)
-        eps = (x_t - sa * x0) / s1
-    if clip_x0 is not None:
-        x0 = x0.clamp(*clip_x0)
-        eps = (x_t - sa * x0) / s1
-    return eps, x0
+    """(pred_eps, pred_x0) of a model at real times t, whatever its parameterization (diffusion.eps_and_x0)."""
+    return eps_and_x0(s, call_model(model, x_t, t, y), x_t, t, parameterization_of(model), clip_x0)
 
 
 def ddim_timesteps(T: int, steps: int) -> list[int]:
