@@ -28,7 +28,7 @@ import torch
 from .gmm import GaussianMixture
 from .samplers import SamplerInfo, SamplerStep, _check_clip, _check_x_T, ddim_step, ddim_timesteps, model_predictions
 from .schedules import Schedule
-from .shapes import extract
+from .shapes import check_int, extract
 
 MAX_RESAMPLE = 20  # a guard: r = 20 already makes a 50-step run 1,000 model calls
 
@@ -94,8 +94,7 @@ def sample_replacement(model, s: Schedule, x_T, *, steps=None, y=None, generator
         torch.broadcast_shapes(known.shape, x_T.shape)
     except RuntimeError:
         raise ValueError(f"known of shape {tuple(known.shape)} does not broadcast to x_T {tuple(x_T.shape)}") from None
-    if isinstance(resample, bool) or not float(resample).is_integer() or not 1 <= int(resample) <= MAX_RESAMPLE:
-        raise ValueError(f"resample must be an integer from 1 to {MAX_RESAMPLE}; got {resample!r}")
+    check_int("resample", resample, 1, MAX_RESAMPLE)
     if not float(eta) >= 0:
         raise ValueError(f"eta must be >= 0; got {eta!r}")
     clip_x0 = _check_clip(clip_x0)

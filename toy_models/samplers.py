@@ -31,7 +31,7 @@ import torch
 
 from .diffusion import VARIANCES, call_model, eps_and_x0, p_sample, parameterization_of
 from .schedules import Schedule
-from .shapes import append_dims, as_timesteps
+from .shapes import append_dims, as_timesteps, check_int
 
 
 @dataclass
@@ -94,9 +94,7 @@ def _check_x_T(x_T, y):
 def _check_steps(steps, T: int, default: int) -> int:
     if steps is None:
         return default
-    if isinstance(steps, bool) or not float(steps).is_integer() or not 1 <= int(steps) <= T:
-        raise ValueError(f"steps must be an integer from 1 to T = {T}; got {steps!r}")
-    return int(steps)
+    return check_int("steps", steps, 1, T, "T")
 
 
 def _check_clip(clip_x0):
@@ -405,8 +403,7 @@ def sample_langevin(model, s: Schedule, x_T, *, steps=None, y=None, generator=No
     _check_x_T(x_T, y)
     if step_rule not in STEP_RULES:
         raise ValueError(f"step_rule must be one of {STEP_RULES}; got {step_rule!r}")
-    if isinstance(n_steps_each, bool) or int(n_steps_each) != n_steps_each or n_steps_each < 1:
-        raise ValueError(f"n_steps_each must be a positive integer; got {n_steps_each!r}")
+    n_steps_each = check_int("n_steps_each", n_steps_each, 1)
     if not float(step_size) > 0 or not float(snr) > 0:
         raise ValueError(f"step_size and snr must be positive; got {step_size!r}, {snr!r}")
     levels = langevin_levels(s.T, min(s.T, 100) if steps is None else steps)

@@ -60,6 +60,19 @@ def extract(coef: torch.Tensor, t, x: torch.Tensor) -> torch.Tensor:
     return out.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
 
 
+def check_int(name: str, value, lo: int, hi: int | None = None, hi_name: str = "") -> int:
+    """value as an int in lo..hi (no upper end when hi is None), else a ValueError that names it, e.g.
+    "steps must be an integer from 1 to T = 50; got 2.5". Booleans and non-numbers are refused too."""
+    try:
+        v = None if isinstance(value, bool) or not float(value).is_integer() else int(value)
+    except (TypeError, ValueError, OverflowError):
+        v = None
+    if v is None or v < lo or (hi is not None and v > hi):
+        top = "" if hi is None else f" to {hi_name + ' = ' if hi_name else ''}{hi}"
+        raise ValueError(f"{name} must be an integer from {lo}{top}; got {value!r}")
+    return v
+
+
 def append_dims(v: torch.Tensor, ndim: int) -> torch.Tensor:
     """(B,) -> (B, 1, ..., 1) with ndim dimensions in all."""
     if v.ndim > ndim:
