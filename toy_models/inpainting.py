@@ -71,7 +71,7 @@ def renoise(s: Schedule, x_next: torch.Tensor, t_next: int, t: int, generator=No
 
 def sample_replacement(model, s: Schedule, x_T, *, steps=None, y=None, generator=None, callback=None,
                        mask=None, known=None, eta: float = 1.0, resample: int = 1, clip_x0=None,
-                       info: SamplerInfo | None = None, **options):
+                       info: SamplerInfo | None = None):
     """Inpainting by replacement with an unconditional (mask-blind) model; the sampler signature of samplers.py.
 
     The step is DDIM's (Song, Meng & Ermon 2021, eq. 12) on `ddim_timesteps(T, steps)`; eta = 1 over all
@@ -82,9 +82,6 @@ def sample_replacement(model, s: Schedule, x_T, *, steps=None, y=None, generator
     are ignored), broadcastable to x_T. mask all 0 is plain sampling; mask all 1 returns `known`.
     The callback sees every step, resampled ones too (SamplerStep.i counts them all).
     """
-    if options:
-        raise ValueError(f"unknown option(s) {sorted(options)} for sample_replacement; valid options: steps, y, "
-                         "generator, callback, mask, known, eta, resample, clip_x0, info")
     _check_x_T(x_T, y)
     if mask is None or known is None:
         raise ValueError("sample_replacement needs mask= (1 = known) and known= (the known x_0)")

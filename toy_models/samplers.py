@@ -1,6 +1,6 @@
 """Samplers: from noise x_T to data x_0, every one with the same signature.
 
-    sample_X(model, s, x_T, *, steps=None, y=None, generator=None, callback=None, **options) -> x_0
+    sample_X(model, s, x_T, *, steps=None, y=None, generator=None, callback=None, <its own options>) -> x_0
 
 model      any model of the protocol in diffusion.py (parameterization "eps", "x0" or "mean").
 s          the Schedule the model was trained with.
@@ -11,8 +11,8 @@ generator  a torch.Generator: the same seed gives the same numbers.
 callback   called with a `SamplerStep` after every step: what the model saw and predicted and
            where the step went. The lesson pages draw the chain from exactly these.
 
-Options special to a sampler are keywords after these; an unknown one raises ValueError naming
-the valid ones. Every sampler also takes `info=SamplerInfo()` and fills in its count of model
+Options special to a sampler are plain keywords after these (a misspelt one is Python's own
+TypeError, naming it). Every sampler also takes `info=SamplerInfo()` and fills in its count of model
 evaluations (`info.nfe`).
 
 Guidance and inpainting do not live here: they wrap the model (or the callback), so every
@@ -75,14 +75,6 @@ class Trajectory:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def _reject_unknown(name: str, options: dict, valid: tuple):
-    if options:
-        raise ValueError(
-            f"unknown option(s) {sorted(options)} for {name}; valid options: "
-            f"steps, y, generator, callback, {', '.join(valid)}"
-        )
-
-
 def _check_x_T(x_T, y):
     if not torch.is_tensor(x_T) or x_T.ndim < 2:
         raise ValueError("x_T must be a tensor shaped (B, ...): (B, D) points or (B, C, H, W) images")
@@ -133,7 +125,7 @@ def _timed(x, t):
 
 # --- DDPM ---------------------------------------------------------------------------------------
 def sample_ddpm(model, s: Schedule, x_T, *, steps=None, y=None, generator=None, callback=None,
-                variance="beta_tilde", clip_x0=None, info: SamplerInfo | None = None, **options):
+                variance="beta_tilde", clip_x0=None, info: SamplerInfo | None = None):
     """Ancestral sampling, Ho et al. (2020) Algorithm 2, over all T steps:
 
         x_{t-1} = mu_theta(x_t, t) + sigma_t z,  z ~ N(0, I) for t > 1, z = 0 at t = 1.
@@ -142,7 +134,6 @@ def sample_ddpm(model, s: Schedule, x_T, *, steps=None, y=None, generator=None, 
     clip_x0: None or (lo, hi) to clip the x_0 estimate before forming the mean.
     steps: None or T (DDPM cannot skip steps; use sample_ddim for fewer).
     """
-    _reject_unknown("sample_ddpm", options, ("variance", "clip_x0", "info"))
     _check_x_T(x_T, y)
     if variance not in VARIANCES:
         raise ValueError(f"variance must be one of {VARIANCES}; got {variance!r}")
@@ -182,7 +173,7 @@ def ddim_step(s: Schedule, x_t, pred_eps, pred_x0, t: int, t_next: int, eta: flo
 
 
 def sample_ddim(model, s: Schedule, x_T, *, steps=None, y=None, generator=None, callback=None,
-                eta=0.0, clip_x0=None, info: SamplerInfo | None = None, **options):
+                eta=0.0, clip_x0=None, info: SamplerInfo | None = None):
     """DDIM (Song, Meng & Ermon 2021, eq. 12) on the strided grid `ddim_timesteps(T, steps)`.
 
     steps: K, the number of steps (None: all T). The grid ends at t = 0 where abar_0 = 1, so the
@@ -190,7 +181,6 @@ def sample_ddim(model, s: Schedule, x_T, *, steps=None, y=None, generator=None, 
     eta: 0 gives the deterministic DDIM sampler; 1 over all steps is DDPM with beta-tilde.
     clip_x0: None or (lo, hi); the eps used in the update is recomputed from the clipped x_0.
     """
-    _reject_unknown("sample_ddim", options, ("eta", "clip_x0", "info"))
     _check_x_T(x_T, y)
     if not float(eta) >= 0:
         raise ValueError(f"eta must be >= 0; got {eta!r}")
@@ -268,7 +258,7 @@ def _sigma(abar: float) -> float:
 
 def sample_ode(model, s: Schedule, x_T, *, steps=None, y=None, generator=None, callback=None,
                method="heun", rtol=1e-5, atol=1e-5, t_min=1e-3, denoise_final=True, clip_x0=None,
-               info: SamplerInfo | None = None, **options):
+               info: SamplerInfo | None = None):
     """Solve the probability-flow ODE from t = T to 0 (Song et al. 2021, section 4.3). Deterministic.
 
     "euler" and "heun" step on the DDIM grid `ddim_timesteps(T, steps)` in the variables
@@ -290,7 +280,6 @@ def sample_ode(model, s: Schedule, x_T, *, steps=None, y=None, generator=None, c
     `info.nfe` counts every model evaluation.
     generator is unused (the ODE is deterministic); it is accepted for the common signature.
     """
-    _reject_unknown("sample_ode", options, ("method", "rtol", "atol", "t_min", "denoise_final", "clip_x0", "info"))
     _check_x_T(x_T, y)
     if method not in ODE_METHODS:
         raise ValueError(f"method must be one of {ODE_METHODS}; got {method!r}")
@@ -376,7 +365,7 @@ def langevin_levels(T: int, steps: int) -> list[int]:
 
 def sample_langevin(model, s: Schedule, x_T, *, steps=None, y=None, generator=None, callback=None,
                     n_steps_each=10, step_size=2e-5, step_rule="snr", snr=0.3, denoise_final=True,
-                    info: SamplerInfo | None = None, **options):
+                    info: SamplerInfo | None = None):
     """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1) driven by the model's score.
 
     At each level t_i (steps levels from T down to 1, `langevin_levels`; None: min(T, 100)) it runs
@@ -398,8 +387,6 @@ def sample_langevin(model, s: Schedule, x_T, *, steps=None, y=None, generator=No
     denoise_final: finish with Tweedie's estimate x0_pred(x, t_L) = E[x_0 | x_{t_L}].
     Each Langevin step is one SamplerStep (t = t_next = the level, except between levels).
     """
-    _reject_unknown("sample_langevin", options,
-                    ("n_steps_each", "step_size", "step_rule", "snr", "denoise_final", "info"))
     _check_x_T(x_T, y)
     if step_rule not in STEP_RULES:
         raise ValueError(f"step_rule must be one of {STEP_RULES}; got {step_rule!r}")
