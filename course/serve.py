@@ -37,7 +37,7 @@ def warm(verbose: bool = True) -> float:
 
     for name in LESSON_MODULES:
         importlib.import_module(f"lessons.{name}")
-    import pandas  # noqa: F401  (st.table and st.dataframe convert through it: 0.5 s of a page's first view)
+    import pandas  # noqa: F401  (st.table and st.dataframe convert through it, on a page's first view)
     import pyarrow  # noqa: F401
     pio.to_json(go.Figure(go.Scatter(x=[0.0], y=[0.0])))  # plotly builds its validators on first use
     with torch.no_grad():  # the first convolution and matmul set up their kernels
