@@ -34,7 +34,7 @@ html { font-size: 22px; }
 </style>"""
 # Every page: a figure out of view is not styled, laid out or painted (content-visibility: auto). A slider
 # move redraws a few figures, and on a long page the browser otherwise re-styled every figure's thousands of
-# SVG nodes each time: on the forward lesson that was half of a move (503 -> ~340 ms, bench_pages).
+# SVG nodes each time: on the forward lesson that was half of a move (bench_pages times it).
 FRAME_CSS = """<style>
 [data-testid="stMain"] [data-testid="stPlotlyChart"] { content-visibility: auto; contain-intrinsic-size: auto 450px; }
 </style>"""
@@ -197,7 +197,7 @@ b.onclick = async () => {
 def show_link() -> None:
     """The copy-link controls, in the sidebar: a button that copies the address bar's URL (always current),
     and the link as of this run as inline code (readable; not st.code, whose highlighter the browser would
-    load for every page, ~0.2 s of its first paint)."""
+    load on every page, a visible share of its first paint)."""
     st.sidebar.iframe(COPY_LINK_HTML, height=42, alt="Copy the link of this view")
     st.sidebar.caption("The link as of the last full run (a slider inside a section updates only the "
                        "address bar and the button above):")
@@ -222,7 +222,7 @@ def show_source(*functions, label: str | None = None) -> None:
     (left out in presenter mode).
 
     The code is sent only once the expander is open (on_change="rerun"): a closed expander's code was
-    still highlighted by the browser, ~0.2 s of a page's first paint on the forward lesson."""
+    still highlighted by the browser, a visible share of a page's first paint."""
     if presenting():
         return
     label = label or f"Show the code that runs: {', '.join(f.__name__ for f in functions)}"
@@ -239,5 +239,5 @@ def source_key(functions, label: str) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _source(function) -> str:
-    """inspect.getsource, read once per function (it re-reads the file: ~3 ms on every rerun otherwise)."""
+    """inspect.getsource, read once per function (it re-reads the file on every call)."""
     return inspect.getsource(function)

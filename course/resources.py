@@ -9,7 +9,10 @@ from lessons import frame as F
 
 @st.cache_resource
 def device() -> str:
-    return F.pick_device()
+    """The device the course computes on: CUDA when present, else Apple MPS, else CPU."""
+    from toy_models.training import pick_device
+
+    return str(pick_device("auto"))
 
 
 @st.cache_data(max_entries=64)

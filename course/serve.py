@@ -8,6 +8,8 @@ benchmarks' servers and the container all start the app this way.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 import time
 from pathlib import Path
@@ -17,36 +19,51 @@ LESSON_MODULES = ("home", "forward", "schedule_lab", "reverse_chain", "elbo_less
                   "inpainting", "training_lab", "exports")
 
 
+@contextlib.contextmanager
+def _quiet(logger: str):
+    """Only errors from `logger` while the block runs."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def warm(verbose: bool = True) -> float:
     """Import what every page imports and load the shared resources; returns the seconds it took."""
     import importlib
-    import logging
 
     start = time.perf_counter()
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     import plotly.graph_objects as go
     import plotly.io as pio
+    import streamlit  # noqa: F401  (first: it sets its loggers' levels as it creates them)
     import torch
 
-    import app  # noqa: F401  (the frame: course/, lessons.frame)
-    from course import resources
+    # Outside a running server, each @st.cache_data decorator checks its parameters against a stand-in
+    # storage and says so ("No runtime found, using MemoryCacheStorageManager"); the storage a cache really
+    # uses is chosen at its first call, inside the server. So the warning says nothing to a user: keep it out.
+    with _quiet("streamlit.runtime.caching.cache_data_api"):
+        import app  # noqa: F401  (the frame: course/, lessons.frame)
+        from course import resources
+
+        for name in LESSON_MODULES:
+            importlib.import_module(f"lessons.{name}")
     from toy_models.checkpoints import CheckpointError
     from toy_models.cli import TEST_RECIPES
     from toy_models.recipes import RECIPES
 
-    for name in LESSON_MODULES:
-        importlib.import_module(f"lessons.{name}")
-    import pandas  # noqa: F401  (st.table and st.dataframe convert through it: 0.5 s of a page's first view)
+    import pandas  # noqa: F401  (st.table and st.dataframe convert through it, on a page's first view)
     import pyarrow  # noqa: F401
     pio.to_json(go.Figure(go.Scatter(x=[0.0], y=[0.0])))  # plotly builds its validators on first use
     with torch.no_grad():  # the first convolution and matmul set up their kernels
         torch.nn.functional.conv2d(torch.zeros(1, 1, 28, 28), torch.zeros(4, 1, 3, 3))
         torch.zeros(64, 64) @ torch.zeros(64, 64)
-    quiet = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # "missing ScriptRunContext": outside a page the caches are the server's all the same
-    try:
+    # "missing ScriptRunContext": outside a page the caches are the server's all the same
+    with _quiet("streamlit.runtime.scriptrunner_utils.script_run_context"):
         resources.device()
         resources.ground_truth_gmm()
         try:
@@ -59,8 +76,6 @@ def warm(verbose: bool = True) -> float:
                     resources.checkpoint(name)
                 except CheckpointError:
                     pass  # the page that needs it says how to rebuild it
-    finally:
-        quiet.setLevel(level)
     seconds = time.perf_counter() - start
     if verbose:
         print(f"course.serve: imports and shared resources ready in {seconds:.1f} s", flush=True)

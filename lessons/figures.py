@@ -82,9 +82,8 @@ def scatter2d(x: np.ndarray, name: str, role: str, size: float = 4, opacity: flo
     """A 2D point cloud (N, 2) in the colour of its role.
 
     SVG (one node a point), not WebGL (scattergl): Streamlit mounts a new plot for every changed figure, so
-    a WebGL cloud creates fresh WebGL contexts on each slider move; on the forward lesson and the reverse
-    chain that cost ~110 ms a move in context creation alone and was no faster than SVG (627 / 767 ms vs
-    602 / 613 ms, bench_pages on 2 AVX2 cores)."""
+    a WebGL cloud creates fresh WebGL contexts on each slider move, which cost more than drawing the
+    SVG on the course's pages (bench_pages times a move)."""
     x = compact(x)
     return go.Scatter(x=x[:, 0], y=x[:, 1], mode="markers", name=name,
                       marker=dict(size=size, color=COLORS[role], opacity=opacity))

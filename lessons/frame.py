@@ -267,16 +267,6 @@ def prior_mismatch(s) -> str | None:
             f"draw is not the data. Raise β_T or T to reach noise (ᾱ_T ≤ {NOISE_REACHED}).")
 
 
-def pick_device() -> str:
-    """The device the course computes on: CUDA when present, else Apple MPS, else CPU."""
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 def device_label(device: str) -> str:
     """A sidebar line naming the device, e.g. 'cuda (NVIDIA H200)'."""
     if device == "cuda":

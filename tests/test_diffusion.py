@@ -36,11 +36,10 @@ def test_extract_broadcasts_points_and_images(s):
         extract(s.betas, 101, pts)
 
 
-def test_extract_of_one_int_t_reads_a_table_made_once(s):
-    """A sampler's int t reads a (T + 1, 1, ..., 1) table kept per (coefficients, dtype, device, rank): the
-    value, shape and dtype must be those of coef[t], for points and images, float32 and float64; a table
-    must not be reused for another tensor that later gets the same id; and a sampler run must leave the
-    schedule's tables as they were (extract returns views of them)."""
+def test_extract_of_one_int_t(s):
+    """A sampler's int t gives coef[t] as a (1, ..., 1) tensor: the value, shape and dtype must be those of
+    coef[t], for points and images, float32 and float64; fresh tables give their own values; and a sampler
+    run must leave the schedule's tables as they were."""
     for x in (torch.zeros(4, 2), torch.zeros(4, 1, 28, 28), torch.zeros(4, 2, dtype=torch.float64)):
         for t in (0, 1, 37, 100):
             v = extract(s.posterior_mean_coef1, t, x)

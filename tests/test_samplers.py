@@ -281,11 +281,11 @@ def test_same_seed_same_numbers(name):
     assert torch.equal(a, b) and not torch.allclose(a, c)
 
 
-def test_bad_names_and_options_raise_value_error():
+def test_bad_names_and_options_fail_clearly():
     xT = noise(4)
     with pytest.raises(ValueError, match="ddpm, ddim, ode, langevin"):
         get_sampler("euler")
-    with pytest.raises(ValueError, match="eta"):
+    with pytest.raises(TypeError, match="etta"):  # a misspelt option: Python's own error names it
         sample_ddim(GAUSS, S, xT, etta=0.0)
     with pytest.raises(ValueError, match="euler"):
         sample_ode(GAUSS, S, xT, method="rk45")
@@ -293,6 +293,8 @@ def test_bad_names_and_options_raise_value_error():
         sample_ddpm(GAUSS, S, xT, variance="fixed")
     with pytest.raises(ValueError, match="sample_ddim"):
         sample_ddpm(GAUSS, S, xT, steps=50)
+    with pytest.raises(TypeError, match="eta"):  # an option of another sampler
+        sample_ddpm(GAUSS, S, xT, eta=0.5)
     for bad in (0, 1001, 2.5):
         with pytest.raises(ValueError, match="steps"):
             sample_ddim(GAUSS, S, xT, steps=bad)

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
+from .recipes import DEVICES
+
 CLI_SAMPLERS = ("ddpm", "ddim", "ode")
 DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "ode": 50}  # None: all T steps
 TEST_RECIPES = ("tiny",)  # recipes for tests only: not shipped, not in train-all

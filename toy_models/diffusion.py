@@ -93,6 +93,43 @@ def predict_x0_from_mean(s: Schedule, x_t, t, mean):
     return (mean - extract(s.posterior_mean_coef2, t, x_t) * x_t) / extract(s.posterior_mean_coef1, t, x_t)
 
 
+def _signal_and_noise_scales(s: Schedule, t, x_t):
+    """(sqrt(abar_t), sqrt(1 - abar_t)) shaped to broadcast against x_t: read from the float64 tables at
+    integer t, from Schedule.alpha_bar (log-linear in t) at real t."""
+    if isinstance(t, int) or torch.equal(t, t.round()):
+        return extract(s.sqrt_alphas_cumprod, t, x_t), extract(s.sqrt_one_minus_alphas_cumprod, t, x_t)
+    abar = s.alpha_bar(t.cpu()).to(x_t.device).reshape(-1, *[1] * (x_t.ndim - 1))  # (B, 1, ...) float64
+    return abar.sqrt().to(x_t.dtype), (1.0 - abar).sqrt().to(x_t.dtype)
+
+
+def eps_and_x0(s: Schedule, output, x_t, t, parameterization="eps", clip_x0=None):
+    """(pred_eps, pred_x0) from a model's output, whatever it predicts: the one place this is done.
+
+    x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (eq. 4) links the two predictions; t may be real
+    (the ODE) except for a "mean" model, defined on the schedule's integer grid only. When
+    clip_x0 = (lo, hi), x_0 is clipped and eps recomputed from the clipped x_0, so that the next
+    step moves towards the clipped estimate (without it a guided model drifts off the data).
+    """
+    if not isinstance(t, int):
+        t = as_timesteps(t, x_t.shape[0], x_t.device)
+    sa, s1 = _signal_and_noise_scales(s, t, x_t)
+    if parameterization == "eps":
+        eps, x0 = output, (x_t - s1 * output) / sa
+    elif parameterization == "x0":
+        eps, x0 = (x_t - sa * output) / s1, output
+    elif parameterization == "mean":
+        if not isinstance(t, int) and not torch.equal(t, t.round()):
+            raise ValueError("a model with parameterization 'mean' can only be evaluated at integer t")
+        x0 = predict_x0_from_mean(s, x_t, t if isinstance(t, int) else t.long(), output)
+        eps = (x_t - sa * x0) / s1
+    else:
+        raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}; got {parameterization!r}")
+    if clip_x0 is not None:
+        x0 = x0.clamp(*clip_x0)
+        eps = (x_t - sa * x0) / s1
+    return eps, x0
+
+
 def eps_to_score(s: Schedule, eps, t, x_t=None):
     """score = grad log q(x_t) = -eps / sqrt(1 - abar_t)   (Song et al. 2021; Ho et al. eq. 11)."""
     ref = eps if x_t is None else x_t
@@ -145,19 +182,7 @@ def p_mean_variance_from_output(
     """
     if variance not in VARIANCES:
         raise ValueError(f"variance must be one of {VARIANCES}; got {variance!r}")
-    if parameterization == "eps":
-        pred_eps, pred_x0 = output, predict_x0_from_eps(s, x_t, t, output)
-    elif parameterization == "x0":
-        pred_x0, pred_eps = output, None
-    elif parameterization == "mean":
-        pred_x0, pred_eps = predict_x0_from_mean(s, x_t, t, output), None
-    else:
-        raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}; got {parameterization!r}")
-    if clip_x0 is not None:
-        pred_x0 = pred_x0.clamp(*clip_x0)
-        pred_eps = None
-    if pred_eps is None:
-        pred_eps = predict_eps_from_x0(s, x_t, t, pred_x0)
+    pred_eps, pred_x0 = eps_and_x0(s, output, x_t, t, parameterization, clip_x0)
     if parameterization == "mean" and clip_x0 is None:
         mean = output
     else:

@@ -28,7 +28,7 @@ import torch
 from .gmm import GaussianMixture
 from .samplers import SamplerInfo, SamplerStep, _check_clip, _check_x_T, ddim_step, ddim_timesteps, model_predictions
 from .schedules import Schedule
-from .shapes import extract
+from .shapes import check_int, extract
 
 MAX_RESAMPLE = 20  # a guard: r = 20 already makes a 50-step run 1,000 model calls
 
@@ -71,7 +71,7 @@ def renoise(s: Schedule, x_next: torch.Tensor, t_next: int, t: int, generator=No
 
 def sample_replacement(model, s: Schedule, x_T, *, steps=None, y=None, generator=None, callback=None,
                        mask=None, known=None, eta: float = 1.0, resample: int = 1, clip_x0=None,
-                       info: SamplerInfo | None = None, **options):
+                       info: SamplerInfo | None = None):
     """Inpainting by replacement with an unconditional (mask-blind) model; the sampler signature of samplers.py.
 
     The step is DDIM's (Song, Meng & Ermon 2021, eq. 12) on `ddim_timesteps(T, steps)`; eta = 1 over all
@@ -82,9 +82,6 @@ def sample_replacement(model, s: Schedule, x_T, *, steps=None, y=None, generator
     are ignored), broadcastable to x_T. mask all 0 is plain sampling; mask all 1 returns `known`.
     The callback sees every step, resampled ones too (SamplerStep.i counts them all).
     """
-    if options:
-        raise ValueError(f"unknown option(s) {sorted(options)} for sample_replacement; valid options: steps, y, "
-                         "generator, callback, mask, known, eta, resample, clip_x0, info")
     _check_x_T(x_T, y)
     if mask is None or known is None:
         raise ValueError("sample_replacement needs mask= (1 = known) and known= (the known x_0)")
@@ -94,8 +91,7 @@ def sample_replacement(model, s: Schedule, x_T, *, steps=None, y=None, generator
         torch.broadcast_shapes(known.shape, x_T.shape)
     except RuntimeError:
         raise ValueError(f"known of shape {tuple(known.shape)} does not broadcast to x_T {tuple(x_T.shape)}") from None
-    if isinstance(resample, bool) or not float(resample).is_integer() or not 1 <= int(resample) <= MAX_RESAMPLE:
-        raise ValueError(f"resample must be an integer from 1 to {MAX_RESAMPLE}; got {resample!r}")
+    check_int("resample", resample, 1, MAX_RESAMPLE)
     if not float(eta) >= 0:
         raise ValueError(f"eta must be >= 0; got {eta!r}")
     clip_x0 = _check_clip(clip_x0)

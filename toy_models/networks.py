@@ -135,23 +135,11 @@ def fourier_frequencies(n: int, max_freq: float, device=None) -> torch.Tensor:
     return torch.exp(torch.linspace(0.0, math.log(max_freq), n, device=device))
 
 
-def fourier_projection(data_dim: int, n: int, max_freq: float, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(P (D, 2 D n), phase (2 D n,)) with sin(x P + phase) = [sin(w_k x), cos(w_k x)] in fourier_features' order.
-
-    One matmul and one sin give both halves (cos a = sin(a + pi/2)): a third of the ops of scaling, sin, cos
-    and concatenating, which a 1,000-step chain of a width-32 MLP pays on every step.
-    """
-    w = fourier_frequencies(n, max_freq, device)  # (n,)
-    half = torch.block_diag(*[w[None]] * data_dim)  # (D, D n): column d * n + k is w_k x_d, as in fourier_features
-    phase = torch.tensor([0.0, math.pi / 2], device=device).repeat_interleave(data_dim * n)  # sin half, cos half
-    return half.repeat(1, 2), phase
-
-
 def fourier_features(x: torch.Tensor, n: int, max_freq: float) -> torch.Tensor:
     """[x, sin(w_k x), cos(w_k x)] per coordinate, w_k geometric from 1 to max_freq (Tancik et al. 2020).
 
     Lets an MLP represent the sharp denoiser that thin data (two moons) needs at small t.
-    x: (B, D) -> (B, D * (1 + 2 n)). MLP2D computes the same features in fewer ops (fourier_projection).
+    x: (B, D) -> (B, D * (1 + 2 n)).
     """
     if n == 0:
         return x
@@ -180,21 +168,10 @@ class ResidualMLPBlock(nn.Module):
         self.cond = nn.Linear(cond_dim, width)
         self.fc2 = nn.Linear(width, width)
 
-    def forward(self, h, c, index=None):
-        """h (B, width); c (B or 1 or U, width), with index (B,) picking each example's row of c when given."""
-        e = self.cond(c)
-        if index is None and e.shape[0] == 1:  # one t for the batch (the samplers): E c joins fc1's bias
-            return self.forward_biased(h, self.fc1.bias + e[0])
-        z = self.fc1(self.act(_normed(self.norm, h))) + (e if index is None else e[index])
-        return self.fc2(self.act(z)).add_(h)
-
-    def forward_biased(self, h, bias):
-        """The block when the whole batch shares one conditioning: bias = fc1.bias + E c, (width,).
-
-        Called 1,000 times a chain: functional calls, not module calls, which cost as much as the arithmetic
-        of a small batch."""
-        z = F.linear(self.act(_normed(self.norm, h)), self.fc1.weight, bias)
-        return F.linear(self.act(z), self.fc2.weight, self.fc2.bias).add_(h)
+    def forward(self, h, c):
+        """h (B, width); c (B, cond_dim), or (1, cond_dim) when the whole batch shares one conditioning."""
+        z = self.fc1(self.act(_normed(self.norm, h))) + self.cond(c)  # (B, width)
+        return h + self.fc2(self.act(z))
 
 
 def _check_points(x, dim: int, who: str):
@@ -215,11 +192,16 @@ def sqrt_one_minus_alpha_bar(log_alphas_cumprod: torch.Tensor, t: torch.Tensor) 
 class MLP2D(nn.Module):
     """eps_theta(x_t, t, y) for 2D points: input layer, residual blocks, output layer (zero-initialised).
 
-    With config.gaussian_skip, eps_theta = sqrt(1 - abar_t) x_t + net(x_t, t, y): the first term is the
-    exact E[eps | x_t] for standardised N(0, I) data (a skip connection in the spirit of Karras et al.
-    2022, "EDM", sec. 5), so the net only learns the data's departure from a Gaussian. That matters at
-    large t, where x_0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar) amplifies any error in eps by
-    1 / sqrt(abar_T) ~ 150 and an unaided MLP's samples drift off. Pass the schedule to build it.
+        c   = silu(MLP(emb(t)) + E[y])                 the conditioning: time and label
+        h   = W_in [x, sin(w_k x), cos(w_k x)]         Fourier features of the point
+        h   = h + block(h, c)                          n_blocks residual blocks
+        out = W_out act(LN(h))                         the prediction (eps, x0 or mean)
+
+    With config.gaussian_skip, eps_theta = sqrt(1 - abar_t) x_t + out: the first term is the exact
+    E[eps | x_t] for standardised N(0, I) data (a skip connection in the spirit of Karras et al. 2022,
+    "EDM", sec. 5), so the net only learns the data's departure from a Gaussian. That matters at large t,
+    where x_0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar) amplifies any error in eps by 1 / sqrt(abar_T)
+    ~ 150 and an unaided MLP's samples drift off. Pass the schedule to build it.
     """
 
     def __init__(self, config: MLPConfig | None = None, schedule=None):
@@ -231,13 +213,9 @@ class MLP2D(nn.Module):
             self.register_buffer("log_alphas_cumprod", torch.log(schedule.alphas_cumprod).float(), persistent=False)
         if c.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {c.activation!r}")
-        # made once (not per call); not saved: they follow from the config
-        proj, phase = fourier_projection(c.data_dim, c.fourier_features, c.fourier_max_freq)
-        self.register_buffer("fourier_proj", proj, persistent=False)  # (D, 2 D n)
-        self.register_buffer("fourier_phase", phase, persistent=False)  # (2 D n,)
-        self.act = ACTIVATIONS[c.activation]
         if c.parameterization not in ("eps", "x0", "mean"):
             raise ValueError(f"parameterization must be 'eps', 'x0' or 'mean'; got {c.parameterization!r}")
+        self.act = ACTIVATIONS[c.activation]
         self.parameterization = c.parameterization
         self.num_classes = c.num_classes
         self.time_mlp = nn.Sequential(nn.Linear(c.time_embed_dim, c.width), nn.SiLU(), nn.Linear(c.width, c.width))
@@ -249,133 +227,31 @@ class MLP2D(nn.Module):
         self.out = nn.Linear(c.width, c.data_dim)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
-        self.T = None if schedule is None else schedule.T  # the integer times of time_table (None: no table)
-        self._time_table = None  # (weights' version key, TimeTable), made by time_table()
-        self._weights = tuple(self.parameters())  # listed once: walking the modules costs ~0.1 ms a step
 
-    def embed(self, x, t, y):
-        """The conditioning c = silu(MLP(emb(t)) + E[y]) as (rows, index): c[index] is each example's vector.
-
-        Few distinct times serve a whole batch in the samplers (one t), the grids and the bound (a block of
-        t values per call): their rows are computed once and each block projects only those rows, so a
-        batch of 200,000 points at 100 times pays for 100 embeddings. index is None when the rows are
-        already (B, width), or (1, width) and broadcast.
-        """
-        t = _check_t(t, x.shape[0], x.device)
-        if t.numel() > 1 and shares_one_t(t):  # one t for the batch
-            t_rows, index = t[:1], None
-        else:
-            t_rows, index = torch.unique(t, return_inverse=True)
-            if t_rows.numel() * 4 > t.numel():  # mostly distinct times: no gain from sharing
-                t_rows, index = t, None
-        c = self.time_mlp(timestep_embedding(t_rows, self.config.time_embed_dim))  # (rows, width)
+    def embed(self, t, y, batch: int) -> torch.Tensor:
+        """The conditioning c = silu(MLP(emb(t)) + E[y]): (B, width), or (1, width) when the batch shares one
+        t and has no labels (a sampler's step: one embedding, broadcast by the blocks)."""
+        if t.shape[0] > 1 and shares_one_t(t):
+            t = t[:1]
+        c = self.time_mlp(timestep_embedding(t, self.config.time_embed_dim))  # (B or 1, width)
         if self.label is not None:
-            c = (c if index is None else c[index]) + self.label(y, x.shape[0], x.device)  # (B, width)
-            index = None
+            c = c + self.label(y, batch, t.device)  # (B, width)
         elif y is not None:
             raise ValueError("this network is unconditional (num_classes = 0); call it with y=None")
-        return F.silu(c), index
+        return F.silu(c)
 
     def forward(self, x_t, t, y=None):
         _check_points(x_t, self.config.data_dim, "MLP2D")
-        step = self._table_row(x_t, t, y)
-        if step is not None:  # a sampler's step: one integer t and one label for the whole batch
-            return self._forward_step(x_t, *step)
-        c, index = self.embed(x_t, t, y)
-        h = self.input_layer(x_t.float())
+        t = _check_t(t, x_t.shape[0], x_t.device)  # (B,) float
+        x = x_t.float()
+        c = self.embed(t, y, x.shape[0])  # (B or 1, width)
+        h = self.inp(fourier_features(x, self.config.fourier_features, self.config.fourier_max_freq))  # (B, width)
         for block in self.blocks:
-            h = block(h, c, index)
+            h = block(h, c)
         out = self.out(self.act(_normed(self.out_norm, h)))  # (B, D)
         if self.config.gaussian_skip:
-            t = _check_t(t, x_t.shape[0], x_t.device)
-            one_t = index is None and c.shape[0] == 1  # one t for the batch: one coefficient, broadcast
-            out = out + sqrt_one_minus_alpha_bar(self.log_alphas_cumprod, t[:1] if one_t else t)[:, None] * x_t.float()
+            out = out + sqrt_one_minus_alpha_bar(self.log_alphas_cumprod, t)[:, None] * x
         return out.to(x_t.dtype)  # (B, D)
-
-    def input_layer(self, x, weight_t=None):
-        """inp([x, sin(w_k x), cos(w_k x)]) without building the features: b + sin(x P + phase) W_f + x W_x.
-
-        x: (B, D) float32 -> (B, width). The same function as self.inp(fourier_features(x, ...)) in two
-        matmuls and one sin (fourier_projection). weight_t: inp.weight transposed and made contiguous
-        (the time table keeps one), or None to use it as it is (autograd; ~20% slower at 2,000 points).
-        """
-        D = self.config.data_dim
-        if self.config.fourier_features == 0:
-            return self.inp(x)
-        w_t = self.inp.weight.t() if weight_t is None else weight_t  # (D (1 + 2 n), width): rows for x first
-        feats = torch.sin(torch.addmm(self.fourier_phase, x, self.fourier_proj))  # (B, 2 D n)
-        return torch.addmm(self.inp.bias, feats, w_t[D:]).addmm_(x, w_t[:D])  # (B, width)
-
-    # --- a sampler's step: the conditioning of every integer t, computed once ------------------------
-    # A sampler calls the net T times, each time with one integer t for the whole batch. What t (and the
-    # label) contribute does not depend on x: a bias for each block, and the skip's sqrt(1 - abar_t).
-    # Computing them for all T + 1 times in one batched pass, and reading one row a step, halves the cost
-    # of a 2,000-point step (most of a width-32 net's time was the ~40 small ops of the conditioning).
-    def time_table(self) -> "TimeTable":
-        """The conditioning of every integer t = 0..T and every label row (the null label last).
-
-        Kept until a weight changes: the key holds every parameter's version counter, which each in-place
-        update (an optimiser step, load_state_dict) bumps.
-        """
-        key = (tuple(p._version for p in self._weights), self._device_dtype())
-        if self._time_table is None or self._time_table[0] != key:
-            with torch.no_grad():
-                self._time_table = (key, self._build_time_table())
-        return self._time_table[1]
-
-    def _device_dtype(self):
-        w = self.blocks[0].fc1.weight if len(self.blocks) else self.inp.weight
-        return w.device, w.dtype
-
-    def _build_time_table(self) -> "TimeTable":
-        device, _ = self._device_dtype()
-        ts = torch.arange(self.T + 1, dtype=torch.float32, device=device)  # (T+1,)
-        c = self.time_mlp(timestep_embedding(ts, self.config.time_embed_dim))[None]  # (1, T+1, width)
-        if self.label is not None:
-            c = c + self.label.table.weight[:, None]  # (C+1, T+1, width): label rows 0..C, C = null
-        c = F.silu(c)
-        biases = [block.fc1.bias + block.cond(c) for block in self.blocks]  # each (rows, T+1, width)
-        skip = (sqrt_one_minus_alpha_bar(self.log_alphas_cumprod, ts).tolist() if self.config.gaussian_skip
-                else None)
-        return TimeTable(biases=biases, skip=skip, inp_weight_t=self.inp.weight.t().contiguous())
-
-    def _table_row(self, x_t, t, y):
-        """(time table, label row, integer t) for a batch that shares one integer t and one label; else None.
-
-        None also under autograd (the table is made without it) and without a schedule (no T)."""
-        if self.T is None or torch.is_grad_enabled() or not torch.is_tensor(t) or t.shape != (x_t.shape[0],):
-            return None
-        t0 = float(t[0])
-        if not (t0.is_integer() and 0 <= t0 <= self.T and shares_one_t(t)):
-            return None
-        if y is None:
-            row = self.num_classes if self.label is not None else 0  # the null label
-        elif (self.label is None or not torch.is_tensor(y) or y.shape != t.shape or y.is_floating_point()
-              or not shares_one_t(y) or not 0 <= int(y[0]) <= self.num_classes):
-            return None  # per-example labels (or a bad y, which the full path reports)
-        else:
-            row = int(y[0])
-        return self.time_table(), row, int(t0)
-
-    def _forward_step(self, x_t, table: "TimeTable", row: int, step: int):
-        """forward() for one shared t and label, its conditioning read from the time table."""
-        x = x_t.float()
-        h = self.input_layer(x, table.inp_weight_t)
-        for block, bias in zip(self.blocks, table.biases):
-            h = block.forward_biased(h, bias[row, step])
-        out = F.linear(self.act(_normed(self.out_norm, h)), self.out.weight, self.out.bias)
-        if table.skip is not None:
-            out = out.add_(x, alpha=table.skip[step])
-        return out.to(x_t.dtype)  # (B, D)
-
-
-@dataclass
-class TimeTable:
-    """MLP2D's conditioning at every integer t (see MLP2D.time_table)."""
-
-    biases: list  # per block, (label rows, T + 1, width): fc1.bias + E silu(MLP(emb(t)) + E[y])
-    skip: list | None  # sqrt(1 - abar_t) for t = 0..T (the Gaussian skip's coefficient), or None
-    inp_weight_t: torch.Tensor  # inp.weight transposed, contiguous: (D (1 + 2 n), width), for input_layer
 
 
 @dataclass

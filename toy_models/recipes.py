@@ -19,6 +19,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 KINDS = ("diffusion", "classifier", "inpaint")
+DEVICES = ("auto", "cpu", "cuda", "mps")  # where a recipe can train (training.pick_device; the CLI's --device)
 NETWORKS = ("mlp2d", "unet", "classifier2d", "classifier_unet", "inpaint_unet")
 OBJECTIVES = ("simple", "vlb", "hybrid", "ce")
 VLB_SAMPLING = ("uniform", "importance")

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .shapes import check_int
+
 SCHEDULE_NAMES = ("linear", "cosine", "sigmoid", "custom")
 MAX_T = 100_000  # a guard against typing 10^9 into a box; far above anything a lesson needs
 
@@ -113,13 +115,7 @@ class Schedule:
 
 
 def _check_T(T) -> int:
-    try:
-        ok = not isinstance(T, bool) and float(T).is_integer() and 1 <= int(T) <= MAX_T
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        raise ValueError(f"T must be an integer from 1 to {MAX_T}; got {T!r}")
-    return int(T)
+    return check_int("T", T, 1, MAX_T)
 
 
 def _check_beta(name: str, v) -> float:

@@ -6,8 +6,6 @@ reshapes it to (B, 1, ..., 1) so that ordinary broadcasting does the rest.
 """
 from __future__ import annotations
 
-import weakref
-
 import torch
 
 
@@ -47,10 +45,10 @@ def extract(coef: torch.Tensor, t, x: torch.Tensor) -> torch.Tensor:
     """
     if x.ndim < 1:
         raise ValueError("x must have a batch dimension: shape (B, ...)")
-    if isinstance(t, int) and not isinstance(t, bool):  # one t for the batch (the samplers): a (1, ..., 1) tensor
+    if isinstance(t, int) and not isinstance(t, bool):  # one t for the whole batch (the samplers)
         if not 0 <= t < coef.shape[0]:
             raise ValueError(f"timesteps must lie in 0..{coef.shape[0] - 1}; got {t}")
-        return _broadcast_table(coef, x)[t]
+        return coef[t].to(device=x.device, dtype=x.dtype).reshape([1] * x.ndim)
     t = as_timesteps(t, x.shape[0])
     if t.is_floating_point():
         if not torch.equal(t, t.round()):
@@ -62,27 +60,17 @@ def extract(coef: torch.Tensor, t, x: torch.Tensor) -> torch.Tensor:
     return out.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
 
 
-_TABLES: dict = {}  # id(coef) -> (weakref to coef, {(dtype, device, ndim): table}); see _broadcast_table
-_MAX_TABLES = 256
-
-
-def _broadcast_table(coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """coef as a (T + 1, 1, ..., 1) tensor in x's dtype and device, made once per (table, dtype, device, rank).
-
-    A sampler reads ~8 coefficients a step: indexing this table is one view, where converting coef[t] each
-    time was three ops (a tenth of a 2,000-point DDPM step). The result of extract is a view of the table:
-    callers must not modify it in place (none does; tests/test_diffusion.py checks the tables stay equal).
-    """
-    entry = _TABLES.get(id(coef))
-    if entry is None or entry[0]() is not coef:  # new, or a dead table's id reused
-        if len(_TABLES) >= _MAX_TABLES:
-            _TABLES.clear()
-        entry = _TABLES[id(coef)] = (weakref.ref(coef), {})
-    key = (x.dtype, x.device, x.ndim)
-    table = entry[1].get(key)
-    if table is None:
-        table = entry[1][key] = coef.to(device=x.device, dtype=x.dtype).reshape(-1, *[1] * x.ndim)
-    return table
+def check_int(name: str, value, lo: int, hi: int | None = None, hi_name: str = "") -> int:
+    """value as an int in lo..hi (no upper end when hi is None), else a ValueError that names it, e.g.
+    "steps must be an integer from 1 to T = 50; got 2.5". Booleans and non-numbers are refused too."""
+    try:
+        v = None if isinstance(value, bool) or not float(value).is_integer() else int(value)
+    except (TypeError, ValueError, OverflowError):
+        v = None
+    if v is None or v < lo or (hi is not None and v > hi):
+        top = "" if hi is None else f" to {hi_name + ' = ' if hi_name else ''}{hi}"
+        raise ValueError(f"{name} must be an integer from {lo}{top}; got {value!r}")
+    return v
 
 
 def append_dims(v: torch.Tensor, ndim: int) -> torch.Tensor:

@@ -35,10 +35,9 @@ import torch.nn.functional as F
 from . import networks
 from .diffusion import q_sample
 from .elbo import l_simple, vb_term
-from .recipes import Recipe, get_recipe
+from .recipes import DEVICES, Recipe, get_recipe
 from .schedules import schedule_from_dict
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 N_BUCKETS = 10  # bins of t for the per-t loss curve
 BUCKET_DECAY = 0.9  # running mean of each bin: m <- decay m + (1 - decay) * batch mean
 
