@@ -1,7 +1,7 @@
 """Real-browser test: a fresh `streamlit run app.py`, every page opened by its deep link FIRST.
 
 On a freshly started server, a deep link can be served in streamlit's legacy pages/-folder mode
-(no shared frame) until someone opens `/` (DESIGN.md). So each page is checked on its own fresh
+(no shared frame) until someone opens `/` (ARCHITECTURE.md). So each page is checked on its own fresh
 server: the shared sidebar must be there, no error shown; then a slider moves and the figure must
 change. Screenshots go to artifacts/screenshots/.
 
@@ -200,12 +200,56 @@ def assert_frame_ok(page, path: str) -> None:
     assert "Forward noising" in nav, f"/{path}: navigation shows file names, not lesson titles: {nav!r}"
 
 
+# Every equation shown: no KaTeX error, and no display equation wider than its column (it would be cut off).
+EQUATION_PROBLEMS_JS = """() => {
+  const out = [];
+  document.querySelectorAll('.katex-error').forEach(e => out.push('KaTeX error: ' + (e.title || e.textContent)));
+  document.querySelectorAll('.katex-display').forEach(d => {
+    const k = d.querySelector('.katex');
+    if (k && d.offsetParent !== null && k.scrollWidth > d.clientWidth + 2)
+      out.push('equation wider than its column (' + k.scrollWidth + ' > ' + d.clientWidth + ' px): '
+               + (d.querySelector('annotation') || d).textContent.slice(0, 80));
+  });
+  return out;
+}"""
+# Every figure drawn: its legend box does not cover its title.
+LEGEND_OVER_TITLE_JS = """() => {
+  const out = [];
+  const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  document.querySelectorAll('.js-plotly-plot').forEach(g => {
+    if (g.offsetParent === null) return;
+    const title = g.querySelector('.gtitle'), legend = g.querySelector('g.legend .bg');
+    if (!title || !legend || !title.textContent.trim()) return;
+    if (hit(title.getBoundingClientRect(), legend.getBoundingClientRect()))
+      out.push('legend over the title: ' + title.textContent.slice(0, 80));
+  });
+  return out;
+}"""
+
+
+def assert_layout_ok(page, path: str) -> None:
+    """At 1280 and 1920 px wide (a laptop, a projector): every equation renders and fits its column, and no
+    figure's legend covers its title; a screenshot of each width goes to artifacts/screenshots/."""
+    for width in (1280, 1920):
+        page.set_viewport_size({"width": width, "height": 1000})
+        page.wait_for_timeout(500)  # plotly relayouts on resize
+        # streamlit scrolls its main block, not the document: a viewport as tall as the page shows all of it
+        height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+        page.set_viewport_size({"width": width, "height": min(max(height, 1000), 12000)})
+        page.wait_for_timeout(800)
+        problems = page.evaluate(EQUATION_PROBLEMS_JS) + page.evaluate(LEGEND_OVER_TITLE_JS)
+        page.screenshot(path=str(SHOTS / f"{path}_{width}.png"), full_page=True)
+        assert problems == [], f"/{path} at {width} px: {problems}"
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
 @pytest.mark.parametrize("path,slider", PAGES)
 def test_deep_link_first_visit(path, slider):
     with first_visit(f"{path}?T=500&seed=1") as (server, page):
         assert_frame_ok(page, path)
         assert "T=500" in page.url and "seed=1" in page.url, page.url
         page.screenshot(path=str(SHOTS / f"{path}_first.png"), full_page=False)
+        assert_layout_ok(page, path)
         before = figure_signature(page)
         move_slider(page, slider)
         after = wait_changed(page, before)
@@ -226,6 +270,12 @@ def test_home_and_links_share_settings():
         assert_frame_ok(page, "forward")
         page.wait_for_function("() => window.location.search.includes('schedule=cosine')")
         assert "data=rings" in page.url and "T=200" in page.url, page.url
+        # the notation sheet opens from a lesson's sidebar, as a dialog with the symbol table
+        page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Notation sheet").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text("bits/dim").first.wait_for()
+        assert dialog.locator("table").count() == 1 and dialog.locator(".katex-error").count() == 0
+        page.screenshot(path=str(SHOTS / "notation_sheet.png"), full_page=False)
 
 
 def test_copy_link_button_copies_the_current_view():
@@ -240,7 +290,10 @@ def test_copy_link_button_copies_the_current_view():
         assert "t=40" in page.locator('.st-key-page_link').inner_text()  # the box lags
         button = page.frame_locator('[data-testid="stSidebar"] iframe').get_by_role(
             "button", name="Copy the link of this view")
+        page.bring_to_front()  # the clipboard API needs a focused document
         button.click()
+        # the copy is asynchronous: on a loaded machine the clipboard can still be empty right after the click
+        page.wait_for_function("async () => (await navigator.clipboard.readText()) !== ''", timeout=20_000)
         copied = page.evaluate("() => navigator.clipboard.readText()")
         assert copied == page.url and "t=45" in copied and "T=500" in copied, (copied, page.url)
 
