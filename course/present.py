@@ -86,9 +86,9 @@ def _large(fig):
 
 def chart(fig, *, key: str, where=None, **kw):
     """Every figure of the course goes through here: st.plotly_chart with the PNG camera configured
-    (lessons.exports.png_config: `<key>.png` at 2x). where: a column or container (default: the page).
+    (course.exports.png_config: `<key>.png` at 2x). where: a column or container (default: the page).
     In presenter mode only the current slide's figure is drawn (larger); the others return None."""
-    from lessons.exports import png_config
+    from course.exports import png_config
 
     if presenting():
         if _slide_number(key) != _current_slide():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSON_MODULES = ("home", "forward", "schedule_lab", "reverse_chain", "elbo_lesson", "score", "conditional",
-                  "inpainting", "training_lab", "exports")
+                  "inpainting", "training_lab", "notation")
 
 
 @contextlib.contextmanager
@@ -52,6 +52,7 @@ def warm(verbose: bool = True) -> float:
 
         for name in LESSON_MODULES:
             importlib.import_module(f"lessons.{name}")
+        from course import exports, jobs  # noqa: F401
     from toy_models.checkpoints import CheckpointError
     from toy_models.cli import TEST_RECIPES
     from toy_models.recipes import RECIPES

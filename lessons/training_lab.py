@@ -2,7 +2,7 @@
 
 The page picks the data (a 2D toy, MNIST, or the user's own 2D points), the network's width and depth,
 the objective, the steps, the learning rate and how often to snapshot; `build_recipe` turns that into a
-`toy_models.recipes.Recipe` (or a clear message saying what to change), and `lessons.jobs` trains it in
+`toy_models.recipes.Recipe` (or a clear message saying what to change), and `course.jobs` trains it in
 the background. This module holds the narrative, the recipe building, the validation of uploaded or
 drawn points, and the figure builders. No streamlit here (pages/training_lab.py renders).
 """

@@ -9,7 +9,7 @@ import torch
 from app import (chart, download, equation, explain, frame, ground_truth_gmm, show_source, try_checkpoint, url_bool,
                  url_choice, url_float, url_int)
 from lessons import conditional as L
-from lessons import exports as E
+from course import exports as E
 from lessons.frame import FrameState, build_schedule
 from toy_models.gmm import AnalyticModel
 from toy_models.guidance import ClassifierFreeGuidance, ClassifierGuidance

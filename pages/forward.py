@@ -5,7 +5,7 @@ import streamlit as st
 
 from app import (chart, download, equation, explain, frame, ground_truth_gmm, lazy_section, mnist, points_2d,
                  show_source, url_int)
-from lessons import exports as E
+from course import exports as E
 from lessons import forward as L
 from lessons.frame import FrameState, build_schedule
 from toy_models.diffusion import q_chain, q_sample, q_step_sample

@@ -8,7 +8,7 @@ import torch
 
 from app import (chart, download, equation, explain, frame, ground_truth_gmm, mnist, points_2d, show_source,
                  try_checkpoint, url_choice, url_float, url_int)
-from lessons import exports as E
+from course import exports as E
 from lessons import inpainting as L
 from lessons.frame import FrameState, build_schedule
 from toy_models.gmm import AnalyticModel

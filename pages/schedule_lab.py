@@ -4,7 +4,7 @@ from functools import partial
 import streamlit as st
 
 from app import chart, download, equation, explain, frame, mnist, show_source, url_choice, url_int
-from lessons import exports as E
+from course import exports as E
 from lessons import schedule_lab as L
 from lessons.frame import SCHEDULES, FrameState, build_schedule
 from toy_models.schedules import cosine_betas, linear_betas, sigmoid_betas

@@ -9,7 +9,7 @@ import torch
 from app import (chart, download, equation, explain, frame, ground_truth_gmm, mnist, show_source, try_checkpoint,
                  url_choice, url_int)
 from app import model_for  # "use my model": the sidebar's choice of a model trained in the training lab
-from lessons import exports as E
+from course import exports as E
 from lessons import score as L
 from lessons.frame import FrameState, build_schedule
 from toy_models.gmm import AnalyticModel

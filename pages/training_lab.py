@@ -1,4 +1,4 @@
-"""Lesson 8 page — the training lab. Thin: widgets, a background job (lessons.jobs) read by a polling
+"""Lesson 8 page — the training lab. Thin: widgets, a background job (course.jobs) read by a polling
 fragment, figures from lessons.training_lab. Streamlit calls from the job's thread would be dropped, so
 the thread only writes plain attributes and `job_panel` (an st.fragment) reads them every POLL_S seconds."""
 import streamlit as st
@@ -9,7 +9,7 @@ from app import (chart, device, explain, frame, mnist, points_2d, session_lab, s
 from lessons import training_lab as L
 from lessons.elbo_lesson import hybrid_text
 from lessons.frame import build_schedule, device_label
-from lessons.jobs import TrainingJob, model_label
+from course.jobs import TrainingJob, model_label
 from toy_models.training import Trainer
 
 POLL_S = 1.0  # seconds between two looks at a running job

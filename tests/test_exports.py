@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lessons import exports as E
+from course import exports as E
 from lessons.figures import COLORS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from streamlit.runtime.caching import clear_session_resource_cache
 
-from lessons import jobs as J
+from course import jobs as J
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
