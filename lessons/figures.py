@@ -71,6 +71,29 @@ def layout(fig: go.Figure, title: str = "", x: str = "", y: str = "", height: in
     return fig
 
 
+def legend_inside(fig: go.Figure) -> go.Figure:
+    """The legend in the plot's top-left corner, on a translucent box (for figures whose legend has no room
+    above the plot)."""
+    return fig.update_layout(legend=dict(yref="paper", x=0.01, y=0.99, xanchor="left", yanchor="top",
+                                         bgcolor="rgba(255,255,255,0.75)"))
+
+
+def animation_controls(fig: go.Figure, names: list[str], duration_ms: int = 150, slider_prefix: str | None = "t = ",
+                       bottom: int = 110) -> go.Figure:
+    """Play / pause buttons (and, unless slider_prefix is None, a slider over the frames `names`) below the
+    plot: the browser steps through fig.frames with no server round trip."""
+    play = dict(label="▶ play", method="animate", args=[None, dict(frame=dict(duration=duration_ms, redraw=True),
+                                                                  fromcurrent=True, transition=dict(duration=0))])
+    pause = dict(label="❚❚", method="animate", args=[[None], dict(frame=dict(duration=0), mode="immediate")])
+    menus = [dict(type="buttons", buttons=[play, pause], x=0, y=-0.1, xanchor="left", yanchor="top",
+                  direction="left")]
+    sliders = [] if slider_prefix is None else [dict(
+        steps=[dict(label=n, method="animate", args=[[n], dict(frame=dict(duration=0, redraw=True),
+                                                               mode="immediate")]) for n in names],
+        x=0.2, len=0.8, y=-0.06, currentvalue=dict(prefix=slider_prefix))]
+    return fig.update_layout(updatemenus=menus, sliders=sliders, margin=dict(b=bottom))
+
+
 def equal_axes(fig: go.Figure, half_width: float) -> go.Figure:
     """Square 2D axes from -half_width to half_width on both sides."""
     fig.update_xaxes(range=[-half_width, half_width], constrain="domain")

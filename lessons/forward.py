@@ -17,7 +17,7 @@ import torch
 from toy_models.diffusion import q_chain, q_sample
 from toy_models.schedules import Schedule
 
-from .figures import (COLORS, compact, equal_axes, fast_figure, finite, heatmap_dict, layout, layout_dict, marked_t,
+from .figures import (COLORS, animation_controls, compact, equal_axes, fast_figure, finite, heatmap_dict, layout, layout_dict, marked_t,
                       normal_pdf_line, panel_axes, panels, points, scatter2d, tile_images)
 
 # --- narrative ------------------------------------------------------------------------------------
@@ -348,18 +348,8 @@ def fig_animation(x0: np.ndarray, frames: np.ndarray, times: list[int], abar: np
                  layout=dict(title_text=f"t = {t}, sqrt(ᾱ_t) = {math.sqrt(a):.3f}"))
         for f, t, a in zip(frames, times, abar)
     ]
-    play = dict(label="▶ play", method="animate",
-                args=[None, dict(frame=dict(duration=120, redraw=True), fromcurrent=True, transition=dict(duration=0))])
-    pause = dict(label="❚❚", method="animate", args=[[None], dict(frame=dict(duration=0), mode="immediate")])
-    steps = [dict(label=str(t), method="animate",
-                  args=[[str(t)], dict(frame=dict(duration=0, redraw=True), mode="immediate")]) for t in times]
-    fig.update_layout(
-        updatemenus=[dict(type="buttons", buttons=[play, pause], x=0, y=-0.08, xanchor="left", yanchor="top",
-                          direction="left")],
-        sliders=[dict(steps=steps, x=0.2, len=0.8, y=-0.05, currentvalue=dict(prefix="t = "))],
-    )
     layout(fig, f"t = {times[0]}", "x₁", "x₂", height=520)
-    fig.update_layout(margin=dict(b=110))
+    animation_controls(fig, [str(t) for t in times], duration_ms=120)
     return equal_axes(fig, half_width)
 
 

@@ -17,7 +17,7 @@ import torch
 from toy_models.diffusion import q_sample
 from toy_models.schedules import Schedule
 
-from .figures import equal_axes, layout, scatter2d
+from .figures import animation_controls, equal_axes, layout, scatter2d
 from .forward import animation_times
 
 STORY = (
@@ -64,11 +64,8 @@ def fig_story(frames: np.ndarray, labels: list[str], half_width: float = 3.5) ->
     fig = go.Figure([scatter2d(frames[0], "x_t", "x_t")])
     fig.frames = [go.Frame(data=[scatter2d(f, "x_t", "x_t")], name=str(i), layout=dict(title_text=lab))
                   for i, (f, lab) in enumerate(zip(frames, labels))]
-    play = dict(label="▶ play", method="animate",
-                args=[None, dict(frame=dict(duration=150, redraw=True), fromcurrent=True, transition=dict(duration=0))])
-    fig.update_layout(updatemenus=[dict(type="buttons", buttons=[play], x=0, y=-0.06, xanchor="left", yanchor="top")])
     layout(fig, labels[0], "x₁", "x₂", height=420, showlegend=False)
-    fig.update_layout(margin=dict(b=70))
+    animation_controls(fig, [f.name for f in fig.frames], slider_prefix=None, bottom=90)
     return equal_axes(fig, half_width)
 
 

@@ -24,8 +24,8 @@ from toy_models.networks import fast_inference
 from toy_models.samplers import run_with_trajectory, sample_ddim, sample_ddpm
 from toy_models.schedules import Schedule, make_schedule
 
-from .figures import (COLORS, DIGIT_COLORSCALE, compact, equal_axes, fast_figure, finite, layout, layout_dict,
-                      panel_axes, panels, points, scatter2d, tile_images)
+from .figures import (COLORS, DIGIT_COLORSCALE, animation_controls, compact, equal_axes, fast_figure, finite, layout,
+                      layout_dict, legend_inside, panel_axes, panels, points, scatter2d, tile_images)
 
 # --- narrative ------------------------------------------------------------------------------------
 INTRO = (
@@ -600,8 +600,7 @@ def fig_pick_xt(samples: np.ndarray, x_t, abar_t: float, half_width: float = 3.5
     fig.add_trace(go.Scatter(x=[float(x_t[0])], y=[float(x_t[1])], mode="markers", name="chosen x_t",
                              marker=dict(size=14, color=COLORS["marker"], symbol="x")))
     layout(fig, "Where is x_t? (click a point)", "x_t, first coordinate", "x_t, second coordinate", height=430)
-    fig.update_layout(legend=dict(x=0.01, y=0.99, xanchor="left", yanchor="top", bgcolor="rgba(255,255,255,0.75)"))
-    return equal_axes(fig, half_width)  # the legend inside the plot: above it, it ran into the title
+    return equal_axes(legend_inside(fig), half_width)
 
 
 def fig_kl_curve(c: KLCurve, T_now: int) -> go.Figure:
@@ -737,18 +736,9 @@ def fig_chain_animation(run: ChainRun, title: str, n_frames: int = 40, n_points:
     fig = go.Figure(frame_data(rows[0]))
     fig.frames = [go.Frame(data=frame_data(k), name=str(int(round(run.ts[k]))),
                            layout=dict(title_text=f"{title}: t = {int(round(run.ts[k]))}")) for k in rows]
-    play = dict(label="▶ play", method="animate",
-                args=[None, dict(frame=dict(duration=150, redraw=True), fromcurrent=True, transition=dict(duration=0))])
-    pause = dict(label="❚❚", method="animate", args=[[None], dict(frame=dict(duration=0), mode="immediate")])
-    steps = [dict(label=f.name, method="animate", args=[[f.name], dict(frame=dict(duration=0, redraw=True),
-                                                                        mode="immediate")]) for f in fig.frames]
-    fig.update_layout(updatemenus=[dict(type="buttons", buttons=[play, pause], x=0, y=-0.1, xanchor="left",
-                                        yanchor="top", direction="left")],
-                      sliders=[dict(steps=steps, x=0.2, len=0.8, y=-0.06, currentvalue=dict(prefix="t = "))])
     layout(fig, f"{title}: t = {int(round(run.ts[rows[0]]))}", "first coordinate", "second coordinate", height=500)
-    fig.update_layout(margin=dict(b=110),  # the legend inside the plot: the play buttons and slider are below
-                      legend=dict(x=0.01, y=0.99, xanchor="left", yanchor="top", bgcolor="rgba(255,255,255,0.75)"))
-    return equal_axes(fig, half_width)
+    animation_controls(fig, [f.name for f in fig.frames])
+    return equal_axes(legend_inside(fig), half_width)
 
 
 def fig_paths(run: ChainRun, idx, title: str, data: np.ndarray | None = None, half_width: float = 3.5) -> go.Figure:
