@@ -1,12 +1,8 @@
-"""The entry of the course: the home page and the shared frame (sidebar, URL, navigation).
+"""The entry of the course: the home page and the navigation. Run: `streamlit run app.py` (or `make run`).
 
-Run: `streamlit run app.py`. The sidebar choices (data, schedule, seed) are shared by every page
-and live in the URL query parameters, so a copied link reproduces the view. The lesson list is
-`lessons.frame.LESSONS`: adding a page is one line there.
-
-Pages import the frame's helpers from here (`__all__`; they live in the `course` package: resources,
-my_models, sidebar, widgets, present); the navigation itself runs only when streamlit executes this file
-as the main script.
+The sidebar choices (data, schedule, seed) are shared by every page and live in the URL query parameters,
+so a copied link reproduces the view. The lesson list is `lessons.frame.LESSONS`: adding a page is one
+line there; its script lives in views/ and imports the frame from `course` (see ARCHITECTURE.md).
 
 Pages draw through small helpers instead of raw streamlit calls, so that two features work everywhere:
 - deep links: `url_int`, `url_float`, `url_choice`, `url_bool`, `url_multi` are widgets whose value lives in
@@ -23,20 +19,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from course.my_models import model_for, session_lab
-from course.present import (FRAME_CSS, PRESENT_CSS, chart, download, equation, explain, finish_deck, lazy_section,
-                            presenting, show_link, show_source, start_deck)
-from course.resources import checkpoint, device, ground_truth_gmm, mnist, points_2d, try_checkpoint
-from course.sidebar import frame, init_from_url, render_sidebar
-from course.widgets import url_bool, url_choice, url_float, url_int, url_multi
+from course import (chart, equation, explain, finish_deck, frame, init_from_url, mnist, points_2d, presenting,
+                    render_sidebar, show_link, show_source, start_deck)
+from course.present import FRAME_CSS, PRESENT_CSS
 from lessons import frame as F
 
 ROOT = Path(__file__).resolve().parent
-__all__ = [  # what pages import from here (the frame lives in course/)
-    "chart", "checkpoint", "device", "download", "equation", "explain", "frame", "ground_truth_gmm", "lazy_section",
-    "mnist", "model_for", "points_2d", "session_lab", "show_source", "try_checkpoint", "url_bool", "url_choice",
-    "url_float", "url_int", "url_multi",
-]
 
 
 # --- the home page -----------------------------------------------------------------------------
@@ -114,8 +102,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    # `streamlit run app.py` executes this file as __main__, while pages `import app`: two module objects,
-    # and the home page's cached figures above would be cached twice. Run from the imported module.
-    import app
-
-    app.main()
+    main()

@@ -16,25 +16,6 @@ EXPORTS_NOTE = ("Exports: the camera icon on a figure (top right) saves it as a 
                 "under a figure save its animation or its samples.")
 
 
-def _legacy_mode() -> bool:
-    """True when streamlit runs a page in the legacy pages/-folder mode (no shared frame).
-
-    On a freshly started server, the first visitor who deep-links to a page is served by the
-    v1 pages-folder runner until some session calls st.navigation (see ARCHITECTURE.md).
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    return bool(PagesManager.uses_pages_directory)
-
-
-def _leave_legacy_mode() -> None:
-    """Switch the server to st.navigation mode and rerun: the same URL then runs app.py first."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    PagesManager.uses_pages_directory = False
-    st.rerun()
-
-
 def init_from_url() -> None:
     """Once per session: sidebar widgets start from the URL, every repair shown as a warning."""
     if st.session_state.get("_frame_ready"):
@@ -94,9 +75,7 @@ def show_notices() -> None:
 
 
 def frame() -> F.FrameState:
-    """For pages: the shared state set up by app.py in this run (leaves legacy mode if needed)."""
-    if _legacy_mode():
-        _leave_legacy_mode()
+    """For pages: the shared state set up by app.py in this run."""
     state = st.session_state.get("_frame_state")
     if state is None:  # a page run without the frame (should not happen): build it here
         state = render_sidebar()

@@ -1,7 +1,7 @@
 """Lesson 1 — forward noising: data -> noise by small Gaussian steps.
 
 The computations return plain numpy arrays or small dataclasses; the figure builders turn
-them into plotly figures. No streamlit here (pages/forward.py renders).
+them into plotly figures. No streamlit here (views/forward.py renders).
 
 Read beside Ho, Jain & Abbeel (2020), eqs. 2 and 4, and toy_models/diffusion.py.
 """

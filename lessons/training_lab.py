@@ -4,7 +4,7 @@ The page picks the data (a 2D toy, MNIST, or the user's own 2D points), the netw
 the objective, the steps, the learning rate and how often to snapshot; `build_recipe` turns that into a
 `toy_models.recipes.Recipe` (or a clear message saying what to change), and `course.jobs` trains it in
 the background. This module holds the narrative, the recipe building, the validation of uploaded or
-drawn points, and the figure builders. No streamlit here (pages/training_lab.py renders).
+drawn points, and the figure builders. No streamlit here (views/training_lab.py renders).
 """
 from __future__ import annotations
 

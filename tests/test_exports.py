@@ -224,7 +224,7 @@ def deferred(monkeypatch):
 def run_page(page: str, params=SMALL, setup=None):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(ROOT / "views" / f"{page}.py"), default_timeout=TIMEOUT)
     at.query_params.update(params)
     at.run()
     if setup:

@@ -63,14 +63,14 @@ def test_build_schedule_matches_make_schedule():
 
 
 def test_every_page_file_is_in_the_catalogue():
-    """Each pages/*.py is a lesson of LESSONS (else st.navigation would not show it); pages are unique."""
+    """Each views/*.py is a lesson of LESSONS (else st.navigation would not show it); pages are unique."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     assert [les.title for les in F.LESSONS][:2] == ["Forward noising", "Schedule lab"]
     listed = [les.page for les in F.LESSONS if les.page]
     assert len(listed) == len(set(listed))
-    on_disk = {f"pages/{p.name}" for p in (root / "pages").glob("*.py") if not p.name.startswith(("_", "."))}
+    on_disk = {f"views/{p.name}" for p in (root / "pages").glob("*.py") if not p.name.startswith(("_", "."))}
     assert on_disk <= set(listed), on_disk - set(listed)
 
 

@@ -70,7 +70,7 @@ NOT_NOTATION = {"pi"}  # a number, not a symbol of the course
 
 def _course_text() -> dict[str, str]:
     """The text of every file whose strings the course displays (lessons, pages, the frame), but the sheet."""
-    files = [*ROOT.glob("lessons/*.py"), *ROOT.glob("pages/*.py"), *ROOT.glob("course/*.py"), ROOT / "app.py"]
+    files = [*ROOT.glob("lessons/*.py"), *ROOT.glob("views/*.py"), *ROOT.glob("course/*.py"), ROOT / "app.py"]
     skip = {"notation.py", "__init__.py"}
     return {str(p.relative_to(ROOT)): p.read_text() for p in files if p.name not in skip and not p.name.startswith("_")}
 

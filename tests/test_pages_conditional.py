@@ -12,7 +12,7 @@ from tests.helpers import open_page
 
 from lessons.figures import MAX_PAYLOAD_BYTES
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "conditional.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "views" / "conditional.py")
 TIMEOUT = 180
 
 pytestmark = pytest.mark.slow

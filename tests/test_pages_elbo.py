@@ -14,7 +14,7 @@ from lessons import elbo_lesson as L
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-PAGE = "pages/elbo.py"
+PAGE = "views/elbo.py"
 TIMEOUT = 300  # the exact bound over every step, the bound-vs-T curve and 2,000 estimates per run
 
 pytestmark = pytest.mark.slow
@@ -120,7 +120,7 @@ def test_learned_model_toggle_when_shipped():
 def test_mnist_bound_says_what_limits_it():
     """The MNIST bound's L_0 floor (a denoiser that knows x_0) as the page shows it, recomputed on the same
     held-out digits; the floor sits below the shipped model's L_0."""
-    from app import mnist
+    from course import mnist
     from toy_models.checkpoints import CheckpointError, load_checkpoint
 
     try:

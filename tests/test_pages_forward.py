@@ -21,7 +21,7 @@ from toy_models.schedules import make_schedule
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 TIMEOUT = 60  # AppTest's default 3 s is too short for a torch + plotly page
-PAGES = {"home": None, "forward": "pages/forward.py", "schedule_lab": "pages/schedule_lab.py"}
+PAGES = {"home": None, "forward": "views/forward.py", "schedule_lab": "views/schedule_lab.py"}
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ from tests.test_pages_forward import check_figures
 from toy_models.gmm import default_gmm
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "reverse_chain.py")
+PAGE = str(ROOT / "views" / "reverse_chain.py")
 TIMEOUT = 120
 
 pytestmark = pytest.mark.slow

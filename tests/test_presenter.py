@@ -26,8 +26,8 @@ pytestmark = pytest.mark.slow
 
 
 def open_page(page: str, **params) -> AppTest:
-    """A fresh session on pages/<page>.py (or the home page) with URL query parameters `params`."""
-    return helpers.open_page(None if page == "home" else f"pages/{page}.py", timeout=TIMEOUT, **params)
+    """A fresh session on views/<page>.py (or the home page) with URL query parameters `params`."""
+    return helpers.open_page(None if page == "home" else f"views/{page}.py", timeout=TIMEOUT, **params)
 
 
 def chart_keys(at: AppTest) -> list[str]:

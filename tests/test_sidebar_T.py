@@ -66,8 +66,8 @@ def test_prior_mismatch_quotes_abar_T():
 
 @pytest.mark.slow
 def test_pages_show_the_range_in_force_and_warn_when_noise_is_not_reached():
-    at = open_page("pages/reverse_chain.py", T=50)
+    at = open_page("views/reverse_chain.py", T=50)
     assert any("In force at T = 50" in c.value and "β_T = 0.4" in c.value for c in at.sidebar.caption)
     assert not any("does not reach noise" in w.value for w in at.warning)
-    at = open_page("pages/reverse_chain.py", T=100, beta_1=1e-5, beta_T=1e-5)
+    at = open_page("views/reverse_chain.py", T=100, beta_1=1e-5, beta_T=1e-5)
     assert any("does not reach noise" in w.value and "ᾱ_T = 0.99" in w.value for w in at.warning)

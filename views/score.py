@@ -6,9 +6,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import (chart, download, equation, explain, frame, ground_truth_gmm, mnist, show_source, try_checkpoint,
+from course import (chart, download, equation, explain, frame, ground_truth_gmm, mnist, show_source, try_checkpoint,
                  url_choice, url_int)
-from app import model_for  # "use my model": the sidebar's choice of a model trained in the training lab
+from course import model_for  # "use my model": the sidebar's choice of a model trained in the training lab
 from course import exports as E
 from lessons import score as L
 from lessons.frame import FrameState, build_schedule

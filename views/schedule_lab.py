@@ -3,7 +3,7 @@ from functools import partial
 
 import streamlit as st
 
-from app import chart, download, equation, explain, frame, mnist, show_source, url_choice, url_int
+from course import chart, download, equation, explain, frame, mnist, show_source, url_choice, url_int
 from course import exports as E
 from lessons import schedule_lab as L
 from lessons.frame import SCHEDULES, FrameState, build_schedule

@@ -5,9 +5,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import (chart, device, download, equation, explain, frame, ground_truth_gmm, lazy_section, points_2d,
+from course import (chart, device, download, equation, explain, frame, ground_truth_gmm, lazy_section, points_2d,
                  show_source, try_checkpoint, url_bool, url_choice, url_float, url_int, url_multi)
-from app import model_for  # "use my model": the sidebar's choice of a model trained in the training lab
+from course import model_for  # "use my model": the sidebar's choice of a model trained in the training lab
 from course import exports as E
 from lessons import reverse_chain as L
 from lessons.frame import FrameState, build_schedule

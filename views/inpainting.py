@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import (chart, download, equation, explain, frame, ground_truth_gmm, mnist, points_2d, show_source,
+from course import (chart, download, equation, explain, frame, ground_truth_gmm, mnist, points_2d, show_source,
                  try_checkpoint, url_choice, url_float, url_int)
 from course import exports as E
 from lessons import inpainting as L

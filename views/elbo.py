@@ -3,9 +3,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import (chart, equation, explain, frame, ground_truth_gmm, lazy_section, mnist, points_2d, show_source,
+from course import (chart, equation, explain, frame, ground_truth_gmm, lazy_section, mnist, points_2d, show_source,
                  try_checkpoint, url_bool, url_choice, url_int)
-from app import model_for  # "use my model": the sidebar's choice of a model trained in the training lab
+from course import model_for  # "use my model": the sidebar's choice of a model trained in the training lab
 from lessons import elbo_lesson as L
 from lessons.frame import FrameState, build_schedule
 from toy_models.diffusion import predict_eps_from_x0, predict_x0_from_eps, predict_x0_from_mean

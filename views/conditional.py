@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import (chart, download, equation, explain, frame, ground_truth_gmm, show_source, try_checkpoint, url_bool,
+from course import (chart, download, equation, explain, frame, ground_truth_gmm, show_source, try_checkpoint, url_bool,
                  url_choice, url_float, url_int)
 from lessons import conditional as L
 from course import exports as E

@@ -4,7 +4,7 @@ the thread only writes plain attributes and `job_panel` (an st.fragment) reads t
 import streamlit as st
 import torch
 
-from app import (chart, device, explain, frame, mnist, points_2d, session_lab, show_source, url_choice,
+from course import (chart, device, explain, frame, mnist, points_2d, session_lab, show_source, url_choice,
                  url_int)
 from lessons import training_lab as L
 from lessons.elbo_lesson import hybrid_text

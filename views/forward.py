@@ -3,7 +3,7 @@ from functools import partial
 
 import streamlit as st
 
-from app import (chart, download, equation, explain, frame, ground_truth_gmm, lazy_section, mnist, points_2d,
+from course import (chart, download, equation, explain, frame, ground_truth_gmm, lazy_section, mnist, points_2d,
                  show_source, url_int)
 from course import exports as E
 from lessons import forward as L
