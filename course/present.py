@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from lessons import frame as F
+from lessons import settings
 
 from .widgets import to_url
 
@@ -138,7 +138,7 @@ def start_deck(page: str) -> None:
     d["page"], d["keys"] = page, []
     if presenting() and page not in d["slides"]:
         notes = st.session_state.setdefault("_frame_notices", [])
-        d["slides"][page] = F.parse_int_param("slide", st.query_params.get("slide"), 1, 10**6, 1, notes)
+        d["slides"][page] = settings.parse_int_param("slide", st.query_params.get("slide"), 1, 10**6, 1, notes)
 
 
 def finish_deck(bar) -> None:

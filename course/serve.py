@@ -47,7 +47,7 @@ def warm(verbose: bool = True) -> float:
     # storage and says so ("No runtime found, using MemoryCacheStorageManager"); the storage a cache really
     # uses is chosen at its first call, inside the server. So the warning says nothing to a user: keep it out.
     with _quiet("streamlit.runtime.caching.cache_data_api"):
-        import course  # noqa: F401  (the frame: course/, lessons.frame)
+        import course  # noqa: F401  (the frame: course/, lessons.settings)
         from course import resources
 
         for name in LESSON_MODULES:

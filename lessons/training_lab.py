@@ -21,7 +21,7 @@ from toy_models.recipes import Recipe, get_recipe
 from toy_models.schedules import Schedule, schedule_to_dict
 
 from .figures import COLORS, DIGIT_COLORSCALE, compact, equal_axes, finite, layout, scatter2d, tile_images
-from .frame import DATA_2D
+from .settings import DATA_2D
 
 # --- narrative ------------------------------------------------------------------------------------
 INTRO = ("Train your own diffusion model here and watch its loss fall and its samples take shape, step by "

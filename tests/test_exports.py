@@ -356,7 +356,7 @@ def test_schedule_lab_offers_the_three_schedules_as_npz(deferred):
     name, data = d["the three schedules as .npz"]
     assert name == "schedules_T50.npz"
     z = npz(data)
-    from lessons.frame import FrameState, build_schedule
+    from lessons.settings import FrameState, build_schedule
 
     assert z["t"].tolist() == list(range(51))
     for sched in ("linear", "cosine", "sigmoid"):

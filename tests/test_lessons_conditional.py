@@ -159,7 +159,7 @@ N_2D, STEPS = 300, 40  # the page's cloud size and default DDIM steps
 @pytest.fixture(scope="module")
 def page_runs():
     """The exact source at the sidebar's default (T = 1000), class 0: run_2d's clouds at the prompts' scales."""
-    from lessons.frame import FrameState, build_schedule
+    from lessons.settings import FrameState, build_schedule
 
     g = default_gmm()
     s = build_schedule(FrameState())

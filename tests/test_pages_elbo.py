@@ -80,7 +80,7 @@ def test_sliders_at_their_ends():
 def test_the_numbers_shown_are_the_lesson_s_numbers():
     import torch
 
-    from lessons.frame import FrameState, build_schedule
+    from lessons.settings import FrameState, build_schedule
     from toy_models.gmm import AnalyticModel, default_gmm
 
     at = open_page(T=40, seed=3)

@@ -92,7 +92,7 @@ def test_mnist_sections_with_random_weights(random_mnist_weights):
 
 
 def test_the_smallest_T_from_the_url():
-    from lessons.frame import T_MIN
+    from lessons.settings import T_MIN
 
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.query_params["T"] = "1"  # clamped to T_MIN

@@ -203,7 +203,7 @@ def test_a_disconnect_keeps_the_job_and_ending_the_session_stops_it_and_frees_it
 def test_hybrid_objective_says_what_hybrid_means_with_fixed_variances():
     """Choosing the hybrid objective shows its weights on the sidebar's schedule, computed (default: small)."""
     from lessons.elbo_lesson import hybrid_weights
-    from lessons.frame import FrameState, build_schedule
+    from lessons.settings import FrameState, build_schedule
 
     at = open_lab(lab_objective="hybrid")
     shown = [c.value for c in at.caption if "What \"hybrid\" means here" in c.value]
