@@ -1,16 +1,12 @@
-"""The entry of the course: the home page and the shared frame (sidebar, URL, navigation).
+"""The entry of the course: the home page and the navigation. Run: `streamlit run app.py` (or `make run`).
 
-Run: `streamlit run app.py`. The sidebar choices (data, schedule, seed) are shared by every page
-and live in the URL query parameters, so a copied link reproduces the view. The lesson list is
-`lessons.frame.LESSONS`: adding a page is one line there.
-
-Pages import the frame's helpers from here (`__all__`; they live in the `course` package: resources,
-my_models, sidebar, widgets, present); the navigation itself runs only when streamlit executes this file
-as the main script.
+The sidebar choices (data, schedule, seed) are shared by every page and live in the URL query parameters,
+so a copied link reproduces the view. The lesson list is `lessons.settings.LESSONS`: adding a page is one
+line there; its script lives in views/ and imports the frame from `course` (see ARCHITECTURE.md).
 
 Pages draw through small helpers instead of raw streamlit calls, so that two features work everywhere:
 - deep links: `url_int`, `url_float`, `url_choice`, `url_bool`, `url_multi` are widgets whose value lives in
-  a URL parameter (a bad one is repaired with a notice; the parsing is in lessons.frame). The sidebar
+  a URL parameter (a bad one is repaired with a notice; the parsing is in lessons.settings). The sidebar
   has a button that copies the address bar's URL, and shows the link of the last full run as inline code.
 - presenter mode (`?present=1`, or the sidebar toggle): `chart()` draws only the current slide's figure
   (`slide=i` in the URL, step buttons at the top), `explain()` (prose), `equation()` (LaTeX) and
@@ -23,20 +19,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from course.my_models import model_for, session_lab
-from course.present import (FRAME_CSS, PRESENT_CSS, chart, download, equation, explain, finish_deck, lazy_section,
-                            presenting, show_link, show_source, start_deck)
-from course.resources import checkpoint, device, ground_truth_gmm, mnist, points_2d, try_checkpoint
-from course.sidebar import frame, init_from_url, render_sidebar
-from course.widgets import url_bool, url_choice, url_float, url_int, url_multi
-from lessons import frame as F
+from course import (chart, equation, explain, finish_deck, frame, init_from_url, mnist, points_2d, presenting,
+                    render_sidebar, show_link, show_source, start_deck)
+from course.present import FRAME_CSS, PRESENT_CSS
+from lessons import settings
 
 ROOT = Path(__file__).resolve().parent
-__all__ = [  # what pages import from here (the frame lives in course/)
-    "chart", "checkpoint", "device", "download", "equation", "explain", "frame", "ground_truth_gmm", "lazy_section",
-    "mnist", "model_for", "points_2d", "session_lab", "show_source", "try_checkpoint", "url_bool", "url_choice",
-    "url_float", "url_int", "url_multi",
-]
 
 
 # --- the home page -----------------------------------------------------------------------------
@@ -44,9 +32,9 @@ __all__ = [  # what pages import from here (the frame lives in course/)
 def _story_figure(data: str, schedule_params: tuple, seed: int):
     from lessons import home
 
-    state = F.FrameState(**dict(schedule_params))
+    state = settings.FrameState(**dict(schedule_params))
     pts = points_2d(data, 300, seed)
-    frames, labels = home.story_frames(pts, F.build_schedule(state), seed=seed)
+    frames, labels = home.story_frames(pts, settings.build_schedule(state), seed=seed)
     return home.fig_story(frames, labels)
 
 
@@ -56,8 +44,8 @@ def _digit_row_figure(schedule_params: tuple, seed: int):
 
     from toy_models.data import mnist_digit
 
-    state = F.FrameState(**dict(schedule_params))
-    s = F.build_schedule(state)
+    state = settings.FrameState(**dict(schedule_params))
+    s = settings.build_schedule(state)
     times = home.digit_times(s.T, 6)
     return forward.fig_digit_row(home.noised_digit_row(mnist_digit(mnist(), 3, 0)[0], s, times, seed), times)
 
@@ -76,14 +64,14 @@ def home_page() -> None:
     with c2:
         equation(r"x_0 \;\to\; x_1 \;\to\; \cdots \;\to\; x_T \sim \mathcal{N}(0, I)")
         equation(r"x_T \;\to\; \cdots \;\to\; x_1 \;\to\; x_0")
-        explain(f"Data **{data}**, schedule **{F.build_schedule(state).describe()}**. The same story on "
+        explain(f"Data **{data}**, schedule **{settings.build_schedule(state).describe()}**. The same story on "
                  "a digit (its reverse needs a trained network: lesson 3):")
         try:
             chart(_digit_row_figure(key, state.seed), key="home_digits")
         except ImportError as e:  # toy_models.data not available
             st.info(f"MNIST digits unavailable: {e}")
     st.subheader("The lessons, in order")
-    for i, lesson in enumerate(F.LESSONS, start=1):
+    for i, lesson in enumerate(settings.LESSONS, start=1):
         if lesson.page and (ROOT / lesson.page).exists():
             st.page_link(lesson.page, label=f"{i}. {lesson.title}", icon=lesson.icon)
         else:
@@ -98,7 +86,7 @@ def main() -> None:
     st.set_page_config(page_title="Diffusion models course", page_icon="🌫️", layout="wide")
     pages = [st.Page(home_page, title="Home", icon=":material/home:", default=True, url_path="home")]
     pages += [st.Page(lesson.page, title=lesson.title, icon=lesson.icon)
-              for lesson in F.LESSONS if lesson.page and (ROOT / lesson.page).exists()]
+              for lesson in settings.LESSONS if lesson.page and (ROOT / lesson.page).exists()]
     init_from_url()  # presenter mode is known before the navigation is placed
     nav = st.navigation(pages, position="top" if presenting() else "sidebar")  # the sidebar is hidden then
     st.session_state["_frame_state"] = render_sidebar()
@@ -114,8 +102,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    # `streamlit run app.py` executes this file as __main__, while pages `import app`: two module objects,
-    # and the home page's cached figures above would be cached twice. Run from the imported module.
-    import app
-
-    app.main()
+    main()

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [("forward", "pages/forward.py", "t (time step)"), ("schedule_lab", "pages/schedule_lab.py", "t (time step)"),
-         ("reverse_chain", "pages/reverse_chain.py", "reverse step t (T → 0)")]
+PAGES = [("forward", "views/forward.py", "t (time step)"), ("schedule_lab", "views/schedule_lab.py", "t (time step)"),
+         ("reverse_chain", "views/reverse_chain.py", "reverse step t (T → 0)")]
 REPEATS = 7
 FIRST_PAINTS = 3
 
@@ -39,7 +39,7 @@ def payload_lines() -> list[str]:
             at.switch_page(path)
         at.run()
         sizes = [len(el.proto.spec.encode()) for el in at.get("plotly_chart")]
-        line = (f"pages/{name}: {len(sizes)} figures, largest {max(sizes) / 1e3:.0f} kB, "
+        line = (f"views/{name}: {len(sizes)} figures, largest {max(sizes) / 1e3:.0f} kB, "
                 f"all {sum(sizes) / 1e3:.0f} kB per full rerun")
         open_every_section(at)  # the figures a student gets by a click count too
         opened = [len(el.proto.spec.encode()) for el in at.get("plotly_chart")]
@@ -73,7 +73,7 @@ def browser_lines() -> list[str]:
                     if run == 0:
                         times = slider_times(page, slider_label)
                 browser.close()
-        lines.append(f"pages/{name}: first paint median {statistics.median(paints):.2f} s after the server is up "
+        lines.append(f"views/{name}: first paint median {statistics.median(paints):.2f} s after the server is up "
                      f"(runs {', '.join(f'{p:.2f}' for p in paints)}; target <= 3 s); slider -> updated figure "
                      f"median {1e3 * statistics.median(times):.0f} ms over {REPEATS} (min {1e3 * min(times):.0f}, "
                      f"max {1e3 * max(times):.0f}; target <= 250 ms)")

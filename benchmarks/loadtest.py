@@ -5,8 +5,8 @@ app's own websocket protocol (`ws://host:port/_stcore/stream`, the protobuf clas
 inside streamlit), as a browser tab does:
 
 - open: a `rerun_script` BackMsg naming the page (`page_name="forward"`), answered by
-  `new_session`, deltas, and `script_finished` (a fresh server first answers a deep link in
-  legacy pages-folder mode, finishes it early and reruns: the client waits for the final run);
+  `new_session`, deltas, and `script_finished` (should a run finish early and rerun, the client
+  waits for the final run);
 - move the t slider: a `rerun_script` carrying the slider's new value in `widget_states`, the
   page hash and query string the server last sent, and the `fragment_id` of the `st.fragment`
   the slider lives in (as the frontend does): only that fragment reruns;

@@ -10,8 +10,8 @@ SHIPPED = "shipped"
 
 
 def _lab_keeper():
-    """Holds a disconnected session's lab for server.disconnectedSessionTTL seconds (lessons.jobs.LabKeeper)."""
-    from lessons.jobs import default_keeper
+    """Holds a disconnected session's lab for server.disconnectedSessionTTL seconds (course.jobs.LabKeeper)."""
+    from course.jobs import default_keeper
 
     return default_keeper(float(st.get_option("server.disconnectedSessionTTL")))
 
@@ -30,14 +30,14 @@ def _hold_lab(lab) -> None:
 
 @st.cache_resource(scope="session", on_release=_hold_lab, show_spinner=False)
 def _session_lab():
-    from lessons.jobs import SessionLab
+    from course.jobs import SessionLab
 
     sid = _session_id()
     return _lab_keeper().adopt(sid) or SessionLab(owner=sid)
 
 
 def session_lab():
-    """This session's training jobs and trained models (lessons.jobs.SessionLab). A disconnect holds them
+    """This session's training jobs and trained models (course.jobs.SessionLab). A disconnect holds them
     for server.disconnectedSessionTTL seconds (a reconnect finds its job still running); after that the
     session is gone, its jobs stop and its models are freed."""
     _lab_keeper().reap()
@@ -45,14 +45,14 @@ def session_lab():
 
 
 def is_session_model(name: str) -> bool:
-    from lessons.jobs import KEY_PREFIX
+    from course.jobs import KEY_PREFIX
 
     return str(name).startswith(KEY_PREFIX)
 
 
 def model_sidebar(sb) -> None:
     """The sidebar's "model" choice, shown only once this session has trained a model."""
-    from lessons.jobs import model_label
+    from course.jobs import model_label
 
     models = session_lab().models
     keys = models.keys()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from lessons import frame as F
+from lessons import settings
 
 from .widgets import to_url
 
@@ -86,9 +86,9 @@ def _large(fig):
 
 def chart(fig, *, key: str, where=None, **kw):
     """Every figure of the course goes through here: st.plotly_chart with the PNG camera configured
-    (lessons.exports.png_config: `<key>.png` at 2x). where: a column or container (default: the page).
+    (course.exports.png_config: `<key>.png` at 2x). where: a column or container (default: the page).
     In presenter mode only the current slide's figure is drawn (larger); the others return None."""
-    from lessons.exports import png_config
+    from course.exports import png_config
 
     if presenting():
         if _slide_number(key) != _current_slide():
@@ -138,7 +138,7 @@ def start_deck(page: str) -> None:
     d["page"], d["keys"] = page, []
     if presenting() and page not in d["slides"]:
         notes = st.session_state.setdefault("_frame_notices", [])
-        d["slides"][page] = F.parse_int_param("slide", st.query_params.get("slide"), 1, 10**6, 1, notes)
+        d["slides"][page] = settings.parse_int_param("slide", st.query_params.get("slide"), 1, 10**6, 1, notes)
 
 
 def finish_deck(bar) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lessons import frame as F
+from lessons import settings
 
 
 @st.cache_resource

@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSON_MODULES = ("home", "forward", "schedule_lab", "reverse_chain", "elbo_lesson", "score", "conditional",
-                  "inpainting", "training_lab", "exports")
+                  "inpainting", "training_lab", "notation")
 
 
 @contextlib.contextmanager
@@ -47,11 +47,12 @@ def warm(verbose: bool = True) -> float:
     # storage and says so ("No runtime found, using MemoryCacheStorageManager"); the storage a cache really
     # uses is chosen at its first call, inside the server. So the warning says nothing to a user: keep it out.
     with _quiet("streamlit.runtime.caching.cache_data_api"):
-        import app  # noqa: F401  (the frame: course/, lessons.frame)
+        import course  # noqa: F401  (the frame: course/, lessons.settings)
         from course import resources
 
         for name in LESSON_MODULES:
             importlib.import_module(f"lessons.{name}")
+        from course import exports, jobs  # noqa: F401
     from toy_models.checkpoints import CheckpointError
     from toy_models.cli import TEST_RECIPES
     from toy_models.recipes import RECIPES

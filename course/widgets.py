@@ -1,10 +1,10 @@
 """Widgets whose value lives in a URL parameter, so every view is a link: a bad value in a hand-edited URL
-is repaired (clamped, snapped or reset) with a notice where the widget is; the parsing is in lessons.frame."""
+is repaired (clamped, snapped or reset) with a notice where the widget is; the parsing is in lessons.settings."""
 from __future__ import annotations
 
 import streamlit as st
 
-from lessons import frame as F
+from lessons import settings
 
 
 def from_url(name: str, key: str, parse) -> None:
@@ -19,7 +19,7 @@ def from_url(name: str, key: str, parse) -> None:
 
 def to_url(name: str, value) -> None:
     """Write a widget's value to the URL (only when it changed: every write is a message to the browser)."""
-    text = F.format_param(value)
+    text = settings.format_param(value)
     if st.query_params.get(name) != text:
         st.query_params[name] = text
 
@@ -28,7 +28,7 @@ def url_int(name: str, label: str, lo: int, hi: int, default: int, *, key: str, 
     """A slider whose value lives in the URL parameter `name` (clamped to [lo, hi], snapped to the slider's
     step, reset if invalid)."""
     step = int(kw.get("step") or 1)
-    from_url(name, key, lambda raw, notes: F.parse_int_param(name, raw, lo, hi, default, notes, step))
+    from_url(name, key, lambda raw, notes: settings.parse_int_param(name, raw, lo, hi, default, notes, step))
     st.session_state[key] = min(max(int(st.session_state[key]), lo), hi)  # T may have shrunk
     if lo == hi:  # a slider needs a range; T = 1 with t in 0..0 cannot happen, but be safe
         st.caption(f"{label}: {lo}")
@@ -43,7 +43,7 @@ def url_float(name: str, label: str, lo: float, hi: float, default: float, step:
               key: str, widget=None, **kw) -> float:
     """A float slider (or widget=st.number_input) whose value lives in the URL parameter `name`:
     clamped to [lo, hi] and snapped to the step grid, reset if not a number."""
-    from_url(name, key, lambda raw, notes: F.parse_float_param(name, raw, lo, hi, default, notes, step))
+    from_url(name, key, lambda raw, notes: settings.parse_float_param(name, raw, lo, hi, default, notes, step))
     st.session_state[key] = min(max(float(st.session_state[key]), lo), hi)
     value = (widget or st.slider)(label, float(lo), float(hi), step=step, key=key, **kw)
     to_url(name, float(value))
@@ -54,7 +54,7 @@ def url_choice(name: str, label: str, options, default, *, key: str, widget=None
     """A selectbox (or widget=st.radio / st.select_slider) whose choice lives in the URL parameter `name`
     (its text, str(option)); an unknown one resets to the default with a notice."""
     options = list(options)
-    from_url(name, key, lambda raw, notes: F.parse_choice_param(name, raw, options, default, notes))
+    from_url(name, key, lambda raw, notes: settings.parse_choice_param(name, raw, options, default, notes))
     if st.session_state[key] not in options:  # the options changed under it
         st.session_state[key] = default
     value = (widget or st.selectbox)(label, options, key=key, **kw)
@@ -64,7 +64,7 @@ def url_choice(name: str, label: str, options, default, *, key: str, widget=None
 
 def url_bool(name: str, label: str, default: bool = False, *, key: str, widget=None, **kw) -> bool:
     """A toggle (or widget=st.checkbox) whose state lives in the URL parameter `name` as 1 or 0."""
-    from_url(name, key, lambda raw, notes: F.parse_bool_param(name, raw, default, notes))
+    from_url(name, key, lambda raw, notes: settings.parse_bool_param(name, raw, default, notes))
     value = (widget or st.toggle)(label, key=key, **kw)
     to_url(name, bool(value))
     return bool(value)
@@ -74,7 +74,7 @@ def url_multi(name: str, label: str, options, default, *, key: str, max_selectio
               widget=None, **kw) -> list:
     """A multiselect whose choices live in the URL parameter `name`, comma-separated."""
     options = list(options)
-    from_url(name, key, lambda raw, notes: F.parse_multi_param(name, raw, options, default, notes, max_selections))
+    from_url(name, key, lambda raw, notes: settings.parse_multi_param(name, raw, options, default, notes, max_selections))
     st.session_state[key] = [v for v in st.session_state[key] if v in options]
     value = (widget or st.multiselect)(label, options, key=key, max_selections=max_selections, **kw)
     to_url(name, list(value))

@@ -3,7 +3,7 @@ and how the simple noise loss reweights it.
 
 Read beside Ho, Jain & Abbeel (2020), eqs. 3, 5, 12 and 14, and toy_models/elbo.py. The
 computations return plain tensors/arrays or small dataclasses; the figure builders turn them
-into plotly figures. No streamlit here (pages/elbo.py renders).
+into plotly figures. No streamlit here (views/elbo.py renders).
 
 Numbers are per example, in nats, summed over dimensions; bits/dim = nats / (D ln 2).
 """

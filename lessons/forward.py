@@ -1,7 +1,7 @@
 """Lesson 1 — forward noising: data -> noise by small Gaussian steps.
 
 The computations return plain numpy arrays or small dataclasses; the figure builders turn
-them into plotly figures. No streamlit here (pages/forward.py renders).
+them into plotly figures. No streamlit here (views/forward.py renders).
 
 Read beside Ho, Jain & Abbeel (2020), eqs. 2 and 4, and toy_models/diffusion.py.
 """
@@ -269,8 +269,8 @@ TRY_CONSTANT_BETA = 0.01  # its constant schedule: beta_1 = beta_T = 0.01, state
 
 def try_this_numbers(gmm) -> dict[str, float]:
     """Every number the forward page's try-this prompt quotes, read from the schedules the sidebar builds
-    (lessons.frame.build_schedule) at the settings the prompt names, and KLs from gmm_kl_curve."""
-    from .frame import DEFAULT, FrameState, build_schedule
+    (lessons.settings.build_schedule) at the settings the prompt names, and KLs from gmm_kl_curve."""
+    from .settings import DEFAULT, FrameState, build_schedule
 
     short = build_schedule(FrameState(T=TRY_T))
     lin = build_schedule(DEFAULT)

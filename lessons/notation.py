@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .frame import LESSONS
+from .settings import LESSONS
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class Symbol:
     latex: str  # the symbol, KaTeX; no "|" or "$" (the sheet is a markdown table with $...$ cells)
     name: str  # what it is, one meaning; unique in the sheet
     values: str  # its values, or its shape (plain text)
-    lesson: int  # the lesson where it first appears: 1-based, in lessons.frame.LESSONS order
+    lesson: int  # the lesson where it first appears: 1-based, in lessons.settings.LESSONS order
 
 
 SYMBOLS = (

@@ -1,7 +1,7 @@
 """Lesson 3 — the reverse Markov chain: why small steps, the posterior given x_0, every step of the chain.
 
 The computations return plain numpy arrays or small dataclasses; the figure builders turn them
-into plotly figures. No streamlit here (pages/reverse_chain.py renders).
+into plotly figures. No streamlit here (views/reverse_chain.py renders).
 
 Read beside Ho, Jain & Abbeel (2020), eqs. 1, 6-7, 11 and Algorithm 2; Sohl-Dickstein et al.
 (2015) section 2.2 (why small steps make the reverse step Gaussian); Song, Meng & Ermon (2021)

@@ -98,7 +98,7 @@ def _t_half_text(facts: dict) -> str:
 
 def narrative(T: int) -> str:
     """Where each schedule spends its steps, with the numbers of the sidebar's default schedules at this T."""
-    from .frame import SCHEDULES, FrameState, build_schedule
+    from .settings import SCHEDULES, FrameState, build_schedule
 
     f = {name: schedule_facts(build_schedule(FrameState(T=T), name)) for name in SCHEDULES}
     return (
@@ -140,8 +140,8 @@ TRY_T = 100  # the prompt's smaller T: a tenth of the default's steps
 
 def try_this_numbers() -> dict:
     """Every number the lab's try-this prompt quotes: signal, noise and SNR at t = T/2 for the default linear and
-    cosine schedules at the default T and at TRY_T (lessons.frame.build_schedule, the sidebar's own schedules)."""
-    from .frame import DEFAULT, FrameState, build_schedule
+    cosine schedules at the default T and at TRY_T (lessons.settings.build_schedule, the sidebar's own schedules)."""
+    from .settings import DEFAULT, FrameState, build_schedule
 
     out = {}
     for T in (DEFAULT.T, TRY_T):

@@ -1,7 +1,7 @@
 """Lesson — noise prediction is score estimation; Langevin dynamics; the probability-flow ODE and likelihood.
 
 The computations return plain numpy arrays or small dataclasses; the figure builders turn them
-into plotly figures. No streamlit here (pages/score.py renders).
+into plotly figures. No streamlit here (views/score.py renders).
 
 Read beside Song et al. (2021) "Score-based generative modeling through SDEs" (eqs. 13, 39),
 Vincent (2011) on denoising score matching, Song & Ermon (2019) on annealed Langevin dynamics,

@@ -2,9 +2,9 @@
 
 The page picks the data (a 2D toy, MNIST, or the user's own 2D points), the network's width and depth,
 the objective, the steps, the learning rate and how often to snapshot; `build_recipe` turns that into a
-`toy_models.recipes.Recipe` (or a clear message saying what to change), and `lessons.jobs` trains it in
+`toy_models.recipes.Recipe` (or a clear message saying what to change), and `course.jobs` trains it in
 the background. This module holds the narrative, the recipe building, the validation of uploaded or
-drawn points, and the figure builders. No streamlit here (pages/training_lab.py renders).
+drawn points, and the figure builders. No streamlit here (views/training_lab.py renders).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from toy_models.recipes import Recipe, get_recipe
 from toy_models.schedules import Schedule, schedule_to_dict
 
 from .figures import COLORS, DIGIT_COLORSCALE, compact, equal_axes, finite, layout, scatter2d, tile_images
-from .frame import DATA_2D
+from .settings import DATA_2D
 
 # --- narrative ------------------------------------------------------------------------------------
 INTRO = ("Train your own diffusion model here and watch its loss fall and its samples take shape, step by "

@@ -14,7 +14,7 @@ def open_page(page: str | None = None, *, script: str = APP, timeout: float = 60
     """A fresh AppTest session with URL query parameters `params`, run once; fails on any exception shown.
 
     script: the file AppTest runs (app.py, with its shared frame, by default; or a page file run alone).
-    page: with app.py, the page to switch to ("pages/<stem>.py"; None = the home page).
+    page: with app.py, the page to switch to ("views/<stem>.py"; None = the home page).
     AppTest's default timeout (3 s) is too short for a torch + plotly page: pass one that fits the page.
     """
     at = AppTest.from_file(script, default_timeout=timeout)

@@ -1,7 +1,8 @@
 """Real-browser test: a fresh `streamlit run app.py`, every page opened by its deep link FIRST.
 
-On a freshly started server, a deep link can be served in streamlit's legacy pages/-folder mode
-(no shared frame) until someone opens `/` (ARCHITECTURE.md). So each page is checked on its own fresh
+On a freshly started server, a deep link could be served in streamlit's legacy pages/-folder mode
+(no shared frame) until someone opened `/` (ARCHITECTURE.md); the page scripts now live in views/, and
+each page is still checked on its own fresh
 server: the shared sidebar must be there, no error shown; then a slider moves and the figure must
 change. Screenshots go to artifacts/screenshots/.
 

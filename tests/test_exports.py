@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lessons import exports as E
+from course import exports as E
 from lessons.figures import COLORS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -224,7 +224,7 @@ def deferred(monkeypatch):
 def run_page(page: str, params=SMALL, setup=None):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(ROOT / "views" / f"{page}.py"), default_timeout=TIMEOUT)
     at.query_params.update(params)
     at.run()
     if setup:
@@ -356,7 +356,7 @@ def test_schedule_lab_offers_the_three_schedules_as_npz(deferred):
     name, data = d["the three schedules as .npz"]
     assert name == "schedules_T50.npz"
     z = npz(data)
-    from lessons.frame import FrameState, build_schedule
+    from lessons.settings import FrameState, build_schedule
 
     assert z["t"].tolist() == list(range(51))
     for sched in ("linear", "cosine", "sigmoid"):

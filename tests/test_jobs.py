@@ -1,4 +1,4 @@
-"""Background training jobs (lessons.jobs): a job trains and lowers the loss, stops on request, fails with a
+"""Background training jobs (course.jobs): a job trains and lowers the loss, stops on request, fails with a
 message on a NaN loss or an exception, falls back to the CPU on a GPU out-of-memory; the queue never runs more
 than K jobs and starts them first-in first-out; a session's models are registered, removable, zipped as
 loadable checkpoints, and freed (jobs stopped) when the session is released."""
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from lessons import jobs as J
+from course import jobs as J
 from toy_models.checkpoints import load_checkpoint
 from toy_models.recipes import get_recipe
 from toy_models.training import Trainer

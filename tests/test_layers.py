@@ -9,9 +9,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {  # layer: top-level packages its modules must not import
-    "toy_models": {"streamlit", "lessons", "course", "pages", "app"},
-    "lessons": {"streamlit", "course", "pages", "app"},
-    "course": {"pages"},
+    "toy_models": {"streamlit", "lessons", "course", "views", "app"},
+    "lessons": {"streamlit", "course", "views", "app"},
+    "course": {"views", "app"},
 }
 
 
@@ -36,5 +36,5 @@ def test_layer_imports_only_what_it_may(layer):
 
 def test_the_checker_sees_imports(tmp_path):
     f = tmp_path / "m.py"
-    f.write_text("import streamlit as st\nfrom lessons.frame import X\nfrom . import y\nimport os.path\n")
+    f.write_text("import streamlit as st\nfrom lessons.settings import X\nfrom . import y\nimport os.path\n")
     assert imported_packages(f) == {"streamlit", "lessons", "os"}

@@ -152,14 +152,14 @@ def test_nearest_label_share_counts_the_nearest_data_points_class():
     assert L.nearest_label_share(x0, data_x, data_y, None)["share"] is None
 
 
-# --- the page's "Try this" prompts, with the page's own runs (pages/conditional.py run_2d, sweep_2d) ---------------
+# --- the page's "Try this" prompts, with the page's own runs (views/conditional.py run_2d, sweep_2d) ---------------
 N_2D, STEPS = 300, 40  # the page's cloud size and default DDIM steps
 
 
 @pytest.fixture(scope="module")
 def page_runs():
     """The exact source at the sidebar's default (T = 1000), class 0: run_2d's clouds at the prompts' scales."""
-    from lessons.frame import FrameState, build_schedule
+    from lessons.settings import FrameState, build_schedule
 
     g = default_gmm()
     s = build_schedule(FrameState())

@@ -372,7 +372,7 @@ def test_hybrid_text_on_the_shipped_recipe_says_a_small_reweighting():
 # --- the "Try this" prompts, each at the setting it names (the page's exact model: 1,000 points, seed 0) ----------
 @pytest.fixture(scope="module")
 def page_reports(gmm):
-    from lessons.frame import FrameState, build_schedule
+    from lessons.settings import FrameState, build_schedule
 
     cache = {}
     x0 = points(gmm, 1000, 0)
@@ -416,7 +416,7 @@ def test_try_this_cosine_moves_half_of_the_kl_sum_to_larger_t(page_reports):
 
 @pytest.mark.slow
 def test_try_this_fixed_t_naive_spread_grows_like_sqrt_T_rearranged_does_not(gmm):
-    from lessons.frame import FrameState, build_schedule
+    from lessons.settings import FrameState, build_schedule
 
     x0 = points(gmm, 1000, 0)[0]  # the page's data point 0
     out = {}

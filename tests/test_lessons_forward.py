@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lessons import forward as L
-from lessons import frame as F
+from lessons import settings
 from lessons import schedule_lab as S
 from lessons.figures import MAX_PAYLOAD_BYTES, assert_no_nan, finite, payload_bytes
 from toy_models.schedules import make_schedule
@@ -17,16 +17,16 @@ from toy_models.schedules import make_schedule
 
 # --- the frame: URL <-> state ------------------------------------------------------------------------
 def test_empty_url_gives_defaults_without_notices():
-    state, notes = F.parse_params({})
-    assert state == F.DEFAULT and notes == []
+    state, notes = settings.parse_params({})
+    assert state == settings.DEFAULT and notes == []
 
 
 def test_round_trip_through_the_url():
-    state = F.FrameState(data="rings", schedule="sigmoid", T=37, beta_1=0.001, beta_T=0.3, seed=12)
-    back, notes = F.parse_params(F.to_params(state))
+    state = settings.FrameState(data="rings", schedule="sigmoid", T=37, beta_1=0.001, beta_T=0.3, seed=12)
+    back, notes = settings.parse_params(settings.to_params(state))
     assert back == state and notes == []
-    cos = F.FrameState(schedule="cosine", s=0.02)
-    p = F.to_params(cos)
+    cos = settings.FrameState(schedule="cosine", s=0.02)
+    p = settings.to_params(cos)
     assert "beta_1" not in p and "beta_T" not in p and p["s"] == "0.02"
 
 
@@ -35,42 +35,42 @@ def test_round_trip_through_the_url():
     ({"schedule": "quadratic"}, "schedule", "linear"),
     ({"T": "abc"}, "T", 1000),
     ({"T": "2.5"}, "T", 1000),
-    ({"T": "0"}, "T", F.T_MIN),
-    ({"T": "10000000"}, "T", F.T_MAX),
-    ({"beta_T": "2"}, "beta_T", F.BETA_MAX),
-    ({"beta_1": "-1"}, "beta_1", F.BETA_MIN),
+    ({"T": "0"}, "T", settings.T_MIN),
+    ({"T": "10000000"}, "T", settings.T_MAX),
+    ({"beta_T": "2"}, "beta_T", settings.BETA_MAX),
+    ({"beta_1": "-1"}, "beta_1", settings.BETA_MIN),
     ({"beta_1": "nan"}, "beta_1", 1e-4),
     ({"beta_T": "inf"}, "beta_T", 0.02),
-    ({"s": "5"}, "s", F.S_MAX),
+    ({"s": "5"}, "s", settings.S_MAX),
     ({"seed": "-3"}, "seed", 0),
-    ({"seed": "1e30"}, "seed", F.SEED_MAX),
+    ({"seed": "1e30"}, "seed", settings.SEED_MAX),
 ])
 def test_bad_url_values_are_repaired_with_a_notice(params, field, expected):
-    state, notes = F.parse_params(params)
+    state, notes = settings.parse_params(params)
     assert getattr(state, field) == expected
     assert len(notes) == 1 and field in notes[0]
-    F.build_schedule(state)  # always a valid schedule
+    settings.build_schedule(state)  # always a valid schedule
 
 
 def test_build_schedule_matches_make_schedule():
-    st_ = F.FrameState(schedule="sigmoid", T=300, beta_1=0.002, beta_T=0.04)  # stated for T = 1000
+    st_ = settings.FrameState(schedule="sigmoid", T=300, beta_1=0.002, beta_T=0.04)  # stated for T = 1000
     ref = make_schedule("sigmoid", 300, beta_start=0.002 * 1000 / 300, beta_end=0.04 * 1000 / 300)
-    assert torch.equal(F.build_schedule(st_).alphas_cumprod, ref.alphas_cumprod)
-    cos = F.build_schedule(st_, "cosine")
+    assert torch.equal(settings.build_schedule(st_).alphas_cumprod, ref.alphas_cumprod)
+    cos = settings.build_schedule(st_, "cosine")
     assert torch.equal(cos.betas, make_schedule("cosine", 300, s=st_.s).betas)
     with pytest.raises(ValueError, match="valid"):
-        F.build_schedule(st_, "quadratic")
+        settings.build_schedule(st_, "quadratic")
 
 
 def test_every_page_file_is_in_the_catalogue():
-    """Each pages/*.py is a lesson of LESSONS (else st.navigation would not show it); pages are unique."""
+    """Each views/*.py is a lesson of LESSONS (else st.navigation would not show it); pages are unique."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    assert [les.title for les in F.LESSONS][:2] == ["Forward noising", "Schedule lab"]
-    listed = [les.page for les in F.LESSONS if les.page]
+    assert [les.title for les in settings.LESSONS][:2] == ["Forward noising", "Schedule lab"]
+    listed = [les.page for les in settings.LESSONS if les.page]
     assert len(listed) == len(set(listed))
-    on_disk = {f"pages/{p.name}" for p in (root / "pages").glob("*.py") if not p.name.startswith(("_", "."))}
+    on_disk = {f"views/{p.name}" for p in (root / "pages").glob("*.py") if not p.name.startswith(("_", "."))}
     assert on_disk <= set(listed), on_disk - set(listed)
 
 
@@ -344,7 +344,7 @@ def test_schedule_lab_try_this_numbers():
         a = float(_default(T, name).alphas_cumprod[T // 2])
         assert v["t"] == T // 2 and v["abar"] == pytest.approx(a, rel=1e-12)
         assert v["signal"] == pytest.approx(math.sqrt(a)) and v["snr"] == pytest.approx(a / (1 - a))
-    assert S.TRY_T * 10 == F.DEFAULT.T  # "a tenth of the steps"
+    assert S.TRY_T * 10 == settings.DEFAULT.T  # "a tenth of the steps"
     assert n[("linear", 1000)]["snr"] < 0.1 and n[("cosine", 1000)]["snr"] > 0.9  # hard to read / readable
     assert n[("linear", 100)]["abar"] == pytest.approx(n[("linear", 1000)]["abar"], rel=0.1)  # "barely changes"
     assert n[("cosine", 100)]["abar"] == pytest.approx(n[("cosine", 1000)]["abar"], rel=1e-9)
@@ -426,7 +426,7 @@ def test_dict_built_figures_are_valid_plotly_and_keep_their_labels():
 def test_forward_try_this_numbers_hold_at_the_settings_it_names():
     """The prompt: at T = 10 the scaled range is beta_1 = 0.01, beta_T = 0.999 (clipped) and abar_T is still ~0,
     with steps far bigger than at T = 1000; a constant beta = 0.01 keeps abar_T but drops the KL at t = 100 far
-    below the linear schedule's. Checked against schedules built by hand (not through lessons.frame)."""
+    below the linear schedule's. Checked against schedules built by hand (not through lessons.settings)."""
     from toy_models.gmm import default_gmm
 
     g = default_gmm()
@@ -460,7 +460,7 @@ def test_the_exact_denoiser_of_a_point_set_only_returns_training_points(sampler)
     from toy_models.samplers import sample_ddim, sample_ddpm
 
     assert "A perfect network would only copy" in home.STORY and "T = 1000 steps" in home.STORY
-    s = F.build_schedule(F.DEFAULT)
+    s = settings.build_schedule(settings.DEFAULT)
     pts = torch.randn(20, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     model = AnalyticModel(GaussianMixture.from_points(pts), s)
     x_T = torch.randn(60, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)

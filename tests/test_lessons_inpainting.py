@@ -217,7 +217,7 @@ def test_resampling_costs_r_evaluations_a_step_and_the_finetuned_model_one(s):
 def test_try_this_2d_resampling_helps_but_stays_above_the_floor():
     """Prompt (1) with the page's run_2d at the default sidebar (T = 1000), x1 = 0.5, 400 points, 50 steps, seed 0:
     W1 at r = 1 is many times the floor; at r = 10 it is smaller, yet still well above the floor."""
-    from lessons.frame import FrameState, build_schedule
+    from lessons.settings import FrameState, build_schedule
 
     g = default_gmm()
     sch = build_schedule(FrameState())

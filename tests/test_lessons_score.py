@@ -309,7 +309,7 @@ def test_look_nll_reports_what_the_table_shows():
 
 def _page_model(T=1000):
     """The model the score page runs at the sidebar's T: the shipped 'gmm' at equal alpha-bar."""
-    from lessons.frame import FrameState, build_schedule
+    from lessons.settings import FrameState, build_schedule
     from tests.helpers import shipped_or_skip
 
     ck = shipped_or_skip("gmm")

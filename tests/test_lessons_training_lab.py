@@ -188,7 +188,7 @@ def test_preview_and_drawing_figures():
 # --- the page's "Try this" prompts and "What you are looking at", each trained as the page would train it -----
 def _train(**choice):
     """Train the lab's recipe for LabChoice(**choice) on the sidebar's default schedule; (trainer, step losses)."""
-    from lessons.frame import FrameState, build_schedule
+    from lessons.settings import FrameState, build_schedule
     from toy_models.training import Trainer
 
     c = L.LabChoice(**{"width": 32, "depth": 2, **choice})  # the page's default width and depth
@@ -228,7 +228,7 @@ def test_what_you_see_small_t_bar_is_highest_for_l_simple():
 
 def test_abar_message_does_not_send_the_student_to_raise_T():
     """T no longer moves alpha-bar_T (the betas scale with 1000 / T): the refusal names beta_T only."""
-    from lessons.frame import FrameState, build_schedule
+    from lessons.settings import FrameState, build_schedule
 
     for T in (10, 100, 1000):
         assert L.abar_T_message(build_schedule(FrameState(T=T))) is None  # the default journey ends in noise

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lessons import frame as F
+from lessons import settings
 from lessons import notation as N
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ CONTROL_WORDS = {  # every KaTeX command the sheet may use: a run-on such as \qq
 def test_names_unique_and_lessons_valid():
     names = [s.name for s in N.SYMBOLS]
     assert len(names) == len(set(names)), [n for n in names if names.count(n) > 1]
-    assert all(1 <= s.lesson <= len(F.LESSONS) for s in N.SYMBOLS)
+    assert all(1 <= s.lesson <= len(settings.LESSONS) for s in N.SYMBOLS)
     assert [s.lesson for s in N.SYMBOLS] == sorted(s.lesson for s in N.SYMBOLS)  # in course order
 
 
@@ -70,7 +70,7 @@ NOT_NOTATION = {"pi"}  # a number, not a symbol of the course
 
 def _course_text() -> dict[str, str]:
     """The text of every file whose strings the course displays (lessons, pages, the frame), but the sheet."""
-    files = [*ROOT.glob("lessons/*.py"), *ROOT.glob("pages/*.py"), *ROOT.glob("course/*.py"), ROOT / "app.py"]
+    files = [*ROOT.glob("lessons/*.py"), *ROOT.glob("views/*.py"), *ROOT.glob("course/*.py"), ROOT / "app.py"]
     skip = {"notation.py", "__init__.py"}
     return {str(p.relative_to(ROOT)): p.read_text() for p in files if p.name not in skip and not p.name.startswith("_")}
 
@@ -143,7 +143,7 @@ def test_the_home_page_and_every_lesson_have_the_button_in_their_sidebar():
     """The shared sidebar carries the button, so the sheet opens from the home page and every lesson (clicked
     here on the home page; AppTest does not deliver a sidebar click on a file page, so the browser test clicks
     it on a lesson)."""
-    from lessons.frame import LESSONS
+    from lessons.settings import LESSONS
     from tests.helpers import open_page
 
     for lesson in LESSONS:

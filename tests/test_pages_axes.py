@@ -11,7 +11,7 @@ from tests.helpers import ROOT, open_every_section, open_page
 
 pytestmark = pytest.mark.slow
 
-PAGES = [None] + [f"pages/{p.name}" for p in sorted((ROOT / "pages").glob("*.py"))]
+PAGES = [None] + [f"views/{p.name}" for p in sorted((ROOT / "views").glob("*.py"))]
 CARTESIAN = {"scatter", "scattergl", "histogram", "histogram2d", "histogram2dcontour", "heatmap", "contour", "bar",
              "box", "violin", "image"}
 

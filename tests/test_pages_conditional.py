@@ -12,7 +12,7 @@ from tests.helpers import open_page
 
 from lessons.figures import MAX_PAYLOAD_BYTES
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "conditional.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "views" / "conditional.py")
 TIMEOUT = 180
 
 pytestmark = pytest.mark.slow
@@ -130,6 +130,6 @@ def test_extreme_T_from_the_url(T):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     if T == "1":  # clamped to T_MIN, below the page's 5-step minimum
-        from lessons.frame import T_MIN
+        from lessons.settings import T_MIN
 
         assert any(c.value.startswith(f"Only T = {T_MIN} steps exist") for c in at.caption)

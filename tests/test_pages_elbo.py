@@ -14,7 +14,7 @@ from lessons import elbo_lesson as L
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-PAGE = "pages/elbo.py"
+PAGE = "views/elbo.py"
 TIMEOUT = 300  # the exact bound over every step, the bound-vs-T curve and 2,000 estimates per run
 
 pytestmark = pytest.mark.slow
@@ -80,7 +80,7 @@ def test_sliders_at_their_ends():
 def test_the_numbers_shown_are_the_lesson_s_numbers():
     import torch
 
-    from lessons.frame import FrameState, build_schedule
+    from lessons.settings import FrameState, build_schedule
     from toy_models.gmm import AnalyticModel, default_gmm
 
     at = open_page(T=40, seed=3)
@@ -120,7 +120,7 @@ def test_learned_model_toggle_when_shipped():
 def test_mnist_bound_says_what_limits_it():
     """The MNIST bound's L_0 floor (a denoiser that knows x_0) as the page shows it, recomputed on the same
     held-out digits; the floor sits below the shipped model's L_0."""
-    from app import mnist
+    from course import mnist
     from toy_models.checkpoints import CheckpointError, load_checkpoint
 
     try:

@@ -14,14 +14,14 @@ from streamlit.testing.v1 import AppTest
 
 from tests import helpers
 
-from lessons import frame as F
+from lessons import settings
 from lessons.figures import MAX_PAYLOAD_BYTES
 from toy_models.schedules import make_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 TIMEOUT = 60  # AppTest's default 3 s is too short for a torch + plotly page
-PAGES = {"home": None, "forward": "pages/forward.py", "schedule_lab": "pages/schedule_lab.py"}
+PAGES = {"home": None, "forward": "views/forward.py", "schedule_lab": "views/schedule_lab.py"}
 
 pytestmark = pytest.mark.slow
 
@@ -129,7 +129,7 @@ def test_forward_names_the_marginal_kl_and_the_prior_term_apart():
     from toy_models.gmm import default_gmm
 
     at = open_page("forward", T=200, t=50)
-    g, s = default_gmm(), F.build_schedule(F.FrameState(T=200))
+    g, s = default_gmm(), settings.build_schedule(settings.FrameState(T=200))
     l_T, kl_T = LF.prior_term_curve(g, s, [200])[0], LF.gmm_kl_curve(g, s, [200])[0]
     text = next(m.value for m in at.markdown if "L_T = " in m.value)
     assert f"{l_T:.3g} nats" in text and f"KL(q(x_T) ‖ N(0, I)) = {kl_T:.3g} nats" in text
@@ -167,7 +167,7 @@ def test_schedule_lab_try_this_opens_its_settings():
     from lessons import schedule_lab as LS
 
     n = LS.try_this_numbers()
-    for T, params in ((F.DEFAULT.T, {}), (LS.TRY_T, dict(T=LS.TRY_T, t=LS.TRY_T // 2))):
+    for T, params in ((settings.DEFAULT.T, {}), (LS.TRY_T, dict(T=LS.TRY_T, t=LS.TRY_T // 2))):
         at = open_page("schedule_lab", **params)
         assert at.slider(key="lab_t").value == T // 2
         assert any(m.value == LS.try_this() for m in at.markdown)
@@ -184,12 +184,12 @@ def test_schedule_lab_try_this_opens_its_settings():
 
 # --- extremes ---------------------------------------------------------------------------------------
 EXTREMES = [
-    dict(T=F.T_MIN),
-    dict(T=F.T_MAX, schedule="sigmoid", beta_1=1e-5, beta_T=0.999),
+    dict(T=settings.T_MIN),
+    dict(T=settings.T_MAX, schedule="sigmoid", beta_1=1e-5, beta_T=0.999),
     dict(T=50, beta_1=0.01, beta_T=0.01),  # beta_1 = beta_T: a constant schedule
     dict(T=200, beta_1=0.5, beta_T=0.999),  # beta_T near 1: abar_T underflows to 0
-    dict(T=F.T_MIN, schedule="cosine", s=0),
-    dict(T=F.T_MAX),
+    dict(T=settings.T_MIN, schedule="cosine", s=0),
+    dict(T=settings.T_MAX),
     dict(T=20, beta_1=0.2, beta_T=0.001),  # decreasing betas are allowed
 ]
 FORWARD_EXTREMES = EXTREMES[:4]  # the forward page is the costly one: its four hardest cases
@@ -204,9 +204,9 @@ def _ids(p):
 def test_pages_at_extremes(page, params):
     at = open_page(page, **params)
     check_figures(at)
-    state, notes = F.parse_params({k: str(v) for k, v in params.items()})
+    state, notes = settings.parse_params({k: str(v) for k, v in params.items()})
     assert notes == [] and not at.warning
-    s = F.build_schedule(state)
+    s = settings.build_schedule(state)
     assert caption_abar_T(at) == pytest.approx(float(s.alphas_cumprod[s.T]), rel=1e-5, abs=1e-300)
     t = at.slider(key="forward_t" if page == "forward" else "lab_t").value
     assert 0 <= t <= s.T
@@ -216,10 +216,10 @@ def test_pages_at_extremes(page, params):
 def test_forward_with_each_dataset():
     """One session, the data selectbox moved through every choice."""
     at = open_page("forward", T=50)
-    for data in F.DATA_CHOICES:
+    for data in settings.DATA_CHOICES:
         at.sidebar.selectbox(key="frame_data").set_value(data).run()
         assert not at.exception, data
-        shown = data if data in F.DATA_2D else "gmm"
+        shown = data if data in settings.DATA_2D else "gmm"
         assert any(h.value == f"x_t on 2D data ({shown})" for h in at.header), data
         assert at.query_params["data"] in (data, [data])
         check_figures(at)
@@ -229,7 +229,7 @@ def test_forward_with_each_dataset():
 def test_home_with_other_data(data):
     at = open_page("home", data=data, T=50)
     assert check_figures(at) >= 2
-    coming = [les for les in F.LESSONS if not (les.page and (ROOT / les.page).exists())]
+    coming = [les for les in settings.LESSONS if not (les.page and (ROOT / les.page).exists())]
     assert sum("coming" in m.value for m in at.markdown) == len(coming)
 
 
@@ -279,8 +279,8 @@ def test_bad_urls_give_a_valid_view_with_a_notice(page, params, names):
     for name in names:
         assert f"{name}=" in text or f"{name} " in text, (name, text)
     check_figures(at)
-    state, _ = F.parse_params(params)
-    for k, v in F.to_params(state).items():  # the URL now holds the repaired values
+    state, _ = settings.parse_params(params)
+    for k, v in settings.to_params(state).items():  # the URL now holds the repaired values
         assert at.query_params[k] in (v, [v]), (k, at.query_params[k], v)
     if page == "forward" and "point" in params:
         assert at.slider(key="forward_point").value == 999 and at.slider(key="forward_which").value == 0

@@ -12,7 +12,7 @@ from tests.helpers import open_page
 
 from lessons.figures import MAX_PAYLOAD_BYTES
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "inpainting.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "views" / "inpainting.py")
 TIMEOUT = 180
 
 pytestmark = pytest.mark.slow
@@ -92,7 +92,7 @@ def test_mnist_sections_with_random_weights(random_mnist_weights):
 
 
 def test_the_smallest_T_from_the_url():
-    from lessons.frame import T_MIN
+    from lessons.settings import T_MIN
 
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.query_params["T"] = "1"  # clamped to T_MIN

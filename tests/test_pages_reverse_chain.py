@@ -16,12 +16,12 @@ from streamlit.testing.v1 import AppTest
 from tests import helpers
 
 from lessons import reverse_chain as L
-from lessons.frame import FrameState, build_schedule
+from lessons.settings import FrameState, build_schedule
 from tests.test_pages_forward import check_figures
 from toy_models.gmm import default_gmm
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "reverse_chain.py")
+PAGE = str(ROOT / "views" / "reverse_chain.py")
 TIMEOUT = 120
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests import helpers
 
-from lessons import frame as F
+from lessons import settings
 from tests.test_pages_forward import check_figures
 from toy_models.checkpoints import CheckpointError, load_checkpoint
 
@@ -109,7 +109,7 @@ def test_too_large_a_langevin_step_warns_and_stays_finite():
 
 @pytest.mark.parametrize("params", [
     dict(T=1),
-    dict(T=F.T_MAX, schedule="sigmoid", beta_1=1e-5, beta_T=0.999),  # abar_T = 4e-284: still runs
+    dict(T=settings.T_MAX, schedule="sigmoid", beta_1=1e-5, beta_T=0.999),  # abar_T = 4e-284: still runs
     dict(T=1000, schedule="linear", beta_1=0.5, beta_T=0.999),  # abar_T underflows to 0: the ODE is off
     dict(T=20, schedule="cosine", s=0.5, t=20),
 ])

@@ -12,11 +12,11 @@ from streamlit.testing.v1 import AppTest
 
 from streamlit.runtime.caching import clear_session_resource_cache
 
-from lessons import jobs as J
+from course import jobs as J
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-PAGE = "pages/training_lab.py"
+PAGE = "views/training_lab.py"
 TIMEOUT = 60  # AppTest's default 3 s is too short for a torch + plotly page
 SESSION_ID = "test session id"  # AppTest's (streamlit.testing.v1.local_script_runner)
 WAIT_S = 180  # the first optimiser of a process imports torch._dynamo: seconds on a loaded machine
@@ -151,7 +151,7 @@ def test_my_model_appears_and_the_reverse_chain_names_it():
     assert len(at.get("plotly_chart")) >= 4  # preview, loss, loss per t, snapshots
     key = re.search(r"mine:[0-9a-f]+", mine[0]).group(0)
     at.selectbox(key="frame_model").set_value(key)
-    at.switch_page("pages/reverse_chain.py")
+    at.switch_page("views/reverse_chain.py")
     run(at)
     captions = " ".join(c.value for c in at.caption)
     assert f"recipe **{key}**" in captions, captions
@@ -203,7 +203,7 @@ def test_a_disconnect_keeps_the_job_and_ending_the_session_stops_it_and_frees_it
 def test_hybrid_objective_says_what_hybrid_means_with_fixed_variances():
     """Choosing the hybrid objective shows its weights on the sidebar's schedule, computed (default: small)."""
     from lessons.elbo_lesson import hybrid_weights
-    from lessons.frame import FrameState, build_schedule
+    from lessons.settings import FrameState, build_schedule
 
     at = open_lab(lab_objective="hybrid")
     shown = [c.value for c in at.caption if "What \"hybrid\" means here" in c.value]

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from tests import helpers
 
 from lessons import forward as LF
-from lessons import frame as F
+from lessons import settings
 from lessons import reverse_chain as LR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,8 +26,8 @@ pytestmark = pytest.mark.slow
 
 
 def open_page(page: str, **params) -> AppTest:
-    """A fresh session on pages/<page>.py (or the home page) with URL query parameters `params`."""
-    return helpers.open_page(None if page == "home" else f"pages/{page}.py", timeout=TIMEOUT, **params)
+    """A fresh session on views/<page>.py (or the home page) with URL query parameters `params`."""
+    return helpers.open_page(None if page == "home" else f"views/{page}.py", timeout=TIMEOUT, **params)
 
 
 def chart_keys(at: AppTest) -> list[str]:
@@ -193,7 +193,7 @@ def test_deep_link_sets_every_widget(page):
             assert shown == pytest.approx(value), (name, shown)
         else:
             assert shown == value, (name, shown)
-        assert query(at, name) == F.format_param(value), (name, query(at, name))  # written back
+        assert query(at, name) == settings.format_param(value), (name, query(at, name))  # written back
     # the audit: every widget in the main area is URL-backed (in the table above) or exempt
     main_keys = {el.key for kind in KINDS for el in at.main.get(kind) if el.key}
     listed = {key for _, key, _, _ in spec.values()}

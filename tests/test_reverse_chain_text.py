@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lessons import reverse_chain as L
-from lessons.frame import FrameState, build_schedule
+from lessons.settings import FrameState, build_schedule
 from toy_models.diffusion import q_posterior_mean_variance
 from toy_models.gmm import default_gmm, gaussian_fit, reverse_conditional
 from toy_models.samplers import ddim_step

@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .figures import COLORS
+from lessons.figures import COLORS
 
 MAX_FRAMES = 60  # frames a GIF may hold; longer runs are subsampled evenly (first and last kept)
 MAX_BYTES = 2_000_000  # bytes a GIF may take; above this it is re-encoded with fewer frames

@@ -3,11 +3,11 @@ from functools import partial
 
 import streamlit as st
 
-from app import (chart, download, equation, explain, frame, ground_truth_gmm, lazy_section, mnist, points_2d,
+from course import (chart, download, equation, explain, frame, ground_truth_gmm, lazy_section, mnist, points_2d,
                  show_source, url_int)
-from lessons import exports as E
-from lessons import forward as L
-from lessons.frame import FrameState, build_schedule
+from course import exports
+from lessons import forward as lesson
+from lessons.settings import FrameState, build_schedule
 from toy_models.diffusion import q_chain, q_sample, q_step_sample
 
 N_POINTS = 1000  # points drawn in the 2D figures
@@ -18,7 +18,7 @@ N_ANIM = 400  # points in the browser animation (payload, and SVG markers to dra
 @st.cache_data(max_entries=32)
 def xt_2d(state: FrameState, data: str, t: int):
     x0 = points_2d(data, N_POINTS, state.seed)
-    return x0.numpy(), L.noised(build_schedule(state), x0, t, state.seed)
+    return x0.numpy(), lesson.noised(build_schedule(state), x0, t, state.seed)
 
 
 @st.cache_resource(max_entries=16)  # read-only arrays: no copy per rerun
@@ -26,19 +26,19 @@ def animation_frames(state: FrameState, data: str):
     """(x0 (B, 2), frames (F, B, 2), times (F,), alpha-bar at times (F,)) of the browser animation."""
     s = build_schedule(state)
     x0 = points_2d(data, N_POINTS, state.seed)[:N_ANIM]
-    times = L.animation_times(s.T, 24)
-    return x0.numpy(), L.forward_frames(s, x0, times, state.seed), times, s.alphas_cumprod[times].numpy()
+    times = lesson.animation_times(s.T, 24)
+    return x0.numpy(), lesson.forward_frames(s, x0, times, state.seed), times, s.alphas_cumprod[times].numpy()
 
 
 @st.cache_resource(max_entries=16)  # a read-only figure: no copy per rerun
 def animation_fig(state: FrameState, data: str):
-    return L.fig_animation(*animation_frames(state, data))
+    return lesson.fig_animation(*animation_frames(state, data))
 
 
 @st.cache_data(max_entries=16)
 def trajectories(state: FrameState, data: str, n: int):
     s = build_schedule(state)
-    ts, xs = L.chain_paths(s, points_2d(data, N_POINTS, state.seed)[:n], state.seed)
+    ts, xs = lesson.chain_paths(s, points_2d(data, N_POINTS, state.seed)[:n], state.seed)
     return ts, xs, s.alphas_cumprod[ts].numpy()
 
 
@@ -46,23 +46,23 @@ def trajectories(state: FrameState, data: str, n: int):
 def kl_curve(state: FrameState):
     """(times, KL(q(x_t) || N(0, I)), E_x0 KL(q(x_t | x_0) || N(0, I))) for the Gaussian mixture."""
     s = build_schedule(state)
-    times = L.animation_times(s.T, 40)
-    return times, L.gmm_kl_curve(ground_truth_gmm(), s, times), L.prior_term_curve(ground_truth_gmm(), s, times)
+    times = lesson.animation_times(s.T, 40)
+    return times, lesson.gmm_kl_curve(ground_truth_gmm(), s, times), lesson.prior_term_curve(ground_truth_gmm(), s, times)
 
 
 @st.cache_data
 def try_this() -> str:
-    return L.try_this(ground_truth_gmm())
+    return lesson.try_this(ground_truth_gmm())
 
 
 @st.cache_resource(max_entries=4)  # (T+1, 1000, 2) float32, read-only: no copy per rerun
 def chain_copies(state: FrameState, data: str, index: int):
-    return L.chain_copies(build_schedule(state), points_2d(data, N_POINTS, state.seed)[index], 1000, state.seed)
+    return lesson.chain_copies(build_schedule(state), points_2d(data, N_POINTS, state.seed)[index], 1000, state.seed)
 
 
 @st.cache_data(max_entries=64)
 def kl_at(state: FrameState, t: int) -> float:
-    return float(L.gmm_kl_curve(ground_truth_gmm(), build_schedule(state), [t])[0])
+    return float(lesson.gmm_kl_curve(ground_truth_gmm(), build_schedule(state), [t])[0])
 
 
 @st.cache_resource(max_entries=4)
@@ -72,18 +72,18 @@ def digit_row_fig(state: FrameState, label: int, which: int):
 
     s = build_schedule(state)
     row_t = digit_times(s.T, 7)
-    return L.fig_digit_row(noised_digit_row(mnist_digit(mnist(), label, which)[0], s, row_t, state.seed), row_t)
+    return lesson.fig_digit_row(noised_digit_row(mnist_digit(mnist(), label, which)[0], s, row_t, state.seed), row_t)
 
 
 state = frame()
 s = build_schedule(state)
 data = state.data if state.is_2d else "gmm"
 st.title("1 · Forward noising")
-explain(L.INTRO)
+explain(lesson.INTRO)
 st.header("The story in words")
-explain(L.NARRATIVE)
-equation(L.EQ_STEP)
-equation(L.EQ_CLOSED)
+explain(lesson.NARRATIVE)
+equation(lesson.EQ_STEP)
+equation(lesson.EQ_CLOSED)
 if not state.is_2d:
     st.info("The data setting is MNIST: the 2D figures use the Gaussian mixture (gmm); the digit is further down.")
 
@@ -107,12 +107,12 @@ def at_time_t():
 
     x0, xt = xt_2d(state, data, t)
     c1, c2 = st.columns([3, 2])
-    chart(L.fig_xt(x0[:N_BACKDROP], xt, t, abar_t), key="fig_xt", where=c1)
+    chart(lesson.fig_xt(x0[:N_BACKDROP], xt, t, abar_t), key="fig_xt", where=c1)
     c1.caption(f"Sample mean of x_t: ({xt[:, 0].mean():.3f}, {xt[:, 1].mean():.3f}); sample variance: "
                f"({xt[:, 0].var():.3f}, {xt[:, 1].var():.3f}). Look for: they head to 0 and 1 as t grows, and the "
                "histograms on the edges settle onto the N(0, 1) curve.")
     times, kl, prior = kl_curve(state)
-    chart(L.fig_kl_curve(times, kl, t, prior), key="fig_kl", where=c2)
+    chart(lesson.fig_kl_curve(times, kl, t, prior), key="fig_kl", where=c2)
     explain(f"For the Gaussian mixture (its density is exact), **KL(q(x_{{{t}}}) ‖ N(0, I)) = {kl_at(state, t):.4g} "
             "nats** at this t. Look for the gap between the curves. The solid one compares the whole noised data "
             "q(x_t) with N(0, I); the dashed one compares each q(x_t | x_0) with N(0, I) and averages over x_0, "
@@ -127,13 +127,13 @@ def steps_vs_jump():
     with c1:
         t = t_slider("t_chain", "forward_t_chain", "t of the two routes")
     idx = url_int("point", "which data point", 0, N_POINTS - 1, 0, key="forward_point", widget=c2.slider)
-    r = L.chain_vs_closed(s, points_2d(data, N_POINTS, state.seed)[idx], t, 1000, state.seed,
+    r = lesson.chain_vs_closed(s, points_2d(data, N_POINTS, state.seed)[idx], t, 1000, state.seed,
                           chain=chain_copies(state, data, idx))
-    chart(L.fig_chain_vs_closed(r), key="fig_chain")
+    chart(lesson.fig_chain_vs_closed(r), key="fig_chain")
     rows = [{"route": k, "mean x₁": v["mean"][0], "mean x₂": v["mean"][1], "var x₁": v["var"][0],
              "var x₂": v["var"][1]} for k, v in r.moments().items()]
     st.table(rows, hide_index=True)
-    st.caption(L.LOOK_CHAIN)
+    st.caption(lesson.LOOK_CHAIN)
 
 
 @st.fragment
@@ -154,24 +154,24 @@ def a_digit():
         t = t_slider("t_digit", "forward_t_digit", "t of the digit")
     img = mnist_digit(digits, label, which)[0]  # (1, 28, 28)
     chart(digit_row_fig(state, label, which), key="fig_digit_row")
-    xt_img = L.noised(s, img[None], t, state.seed)[0, 0]  # (28, 28)
+    xt_img = lesson.noised(s, img[None], t, state.seed)[0, 0]  # (28, 28)
     c1, c2 = st.columns(2)
-    chart(L.fig_digit(xt_img, t), key="fig_digit", where=c1)
-    chart(L.fig_pixel_hist(img[0].numpy(), xt_img, t), key="fig_pixels", where=c2)
-    st.caption(f"{L.LOOK_DIGIT} Source: {digits.source}. {digits.message}")
+    chart(lesson.fig_digit(xt_img, t), key="fig_digit", where=c1)
+    chart(lesson.fig_pixel_hist(img[0].numpy(), xt_img, t), key="fig_pixels", where=c2)
+    st.caption(f"{lesson.LOOK_DIGIT} Source: {digits.source}. {digits.message}")
 
 
 st.header(f"x_t on 2D data ({data})")
-explain(L.SECTION_XT)
-equation(L.EQ_KL)
+explain(lesson.SECTION_XT)
+equation(lesson.EQ_KL)
 at_time_t()
-show_source(q_sample, L.gmm_kl_curve)
+show_source(q_sample, lesson.gmm_kl_curve)
 st.header("Many small steps = one jump")
-explain(L.SECTION_CHAIN)
+explain(lesson.SECTION_CHAIN)
 steps_vs_jump()
 show_source(q_chain, q_step_sample)
 st.header("A digit")
-explain(L.SECTION_DIGIT)
+explain(lesson.SECTION_DIGIT)
 a_digit()
 
 play, play_open = lazy_section("Play it: t from 0 to T in your browser", key="forward_play",
@@ -184,20 +184,20 @@ if play_open:  # computed and sent once opened
                    "one round cloud.")
         x0_a, frames_a, times_a, abar_a = animation_frames(state, data)
         titles = [f"t = {t}, ᾱ_t = {a:.3g}" for t, a in zip(times_a, abar_a)]
-        download("the animation as a GIF", partial(E.gif_from_points, frames_a, titles, backdrop=x0_a),
+        download("the animation as a GIF", partial(exports.gif_from_points, frames_a, titles, backdrop=x0_a),
                  f"forward_{data}_{s.name}_T{s.T}.gif", key="dl_forward_anim",
                  help=f"{len(times_a)} frames of {len(x0_a)} points over the data; made when you click.")
 
 st.subheader("A few points, one Markov step at a time")
-explain(L.SECTION_PATHS)
+explain(lesson.SECTION_PATHS)
 n_traj = url_int("chains", "number of chains", 1, 8, 3, key="forward_n_traj")
 ts, paths, abar = trajectories(state, data, n_traj)
-chart(L.fig_trajectories(ts, paths, abar), key="fig_traj")
-st.caption(L.LOOK_PATHS)
+chart(lesson.fig_trajectories(ts, paths, abar), key="fig_traj")
+st.caption(lesson.LOOK_PATHS)
 titles = [f"t = {t:.0f}, ᾱ_t = {a:.3g}" for t, a in zip(ts, abar)]
-download("the chains as a GIF", partial(E.gif_from_points, paths, titles, label="x_t (one Markov chain each)",
+download("the chains as a GIF", partial(exports.gif_from_points, paths, titles, label="x_t (one Markov chain each)",
                                         trails=range(paths.shape[1]),
                                         backdrop=points_2d(data, N_POINTS, state.seed)[:N_ANIM].numpy()),
          f"forward_chains_{data}.gif", key="dl_forward_chains",
-         help=f"The {paths.shape[1]} chains in the plane: {min(len(ts), E.MAX_FRAMES)} of their {len(ts)} kept steps.")
+         help=f"The {paths.shape[1]} chains in the plane: {min(len(ts), exports.MAX_FRAMES)} of their {len(ts)} kept steps.")
 explain(try_this())

@@ -6,11 +6,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import (chart, download, equation, explain, frame, ground_truth_gmm, show_source, try_checkpoint, url_bool,
+from course import (chart, download, equation, explain, frame, ground_truth_gmm, show_source, try_checkpoint, url_bool,
                  url_choice, url_float, url_int)
-from lessons import conditional as L
-from lessons import exports as E
-from lessons.frame import FrameState, build_schedule
+from lessons import conditional as lesson
+from course import exports
+from lessons.settings import FrameState, build_schedule
 from toy_models.gmm import AnalyticModel
 from toy_models.guidance import ClassifierFreeGuidance, ClassifierGuidance
 from toy_models.samplers import sample_ddim
@@ -29,14 +29,14 @@ def models_2d(state: FrameState, source: str):
         ld, err = try_checkpoint("gmm")
         lc, err_c = try_checkpoint("gmm-classifier")
         if ld is not None:
-            clf = lc.model if lc is not None else L.ExactNoisyClassifier(g, ld.schedule)
+            clf = lc.model if lc is not None else lesson.ExactNoisyClassifier(g, ld.schedule)
             note = (f"Learned: recipe `{ld.recipe.get('name')}`, {ld.schedule.describe()}, "
                     f"{ld.recipe.get('steps')} training steps; classifier: "
                     + (f"recipe `{lc.recipe.get('name')}`" if lc is not None else "exact (gmm-classifier missing)"))
             return ld.model, clf, ld.schedule, note, err_c
         return None, None, None, None, err
     s = build_schedule(state)
-    return AnalyticModel(g, s), L.ExactNoisyClassifier(g, s), s, f"Exact model, {s.describe()}.", None
+    return AnalyticModel(g, s), lesson.ExactNoisyClassifier(g, s), s, f"Exact model, {s.describe()}.", None
 
 
 @st.cache_data(max_entries=64)
@@ -45,20 +45,20 @@ def run_2d(state: FrameState, source: str, kind: str, label, scale: float, steps
     model, clf, s, _, _ = models_2d(state, source)
     K = ground_truth_gmm().num_components
     if kind == "cfg":
-        model = L.cfg_model(model, scale, K)
+        model = lesson.cfg_model(model, scale, K)
     elif kind == "cg":
-        model = L.cg_model(model, clf, scale, s)
-    tr = L.guided_trajectory(model, s, label, N_2D, state.seed, steps, stride=max(1, steps // 25))
+        model = lesson.cg_model(model, clf, scale, s)
+    tr = lesson.guided_trajectory(model, s, label, N_2D, state.seed, steps, stride=max(1, steps // 25))
     x0 = tr.x0.numpy()
     g = ground_truth_gmm()
-    m = None if label is None else L.fidelity_diversity_2d(x0, label, g, L.ExactNoisyClassifier(g, s))
+    m = None if label is None else lesson.fidelity_diversity_2d(x0, label, g, lesson.ExactNoisyClassifier(g, s))
     return x0, tr.xs[:, :N_PATHS].numpy(), m
 
 
 @st.cache_data(max_entries=32)
 def field_2d(state: FrameState, source: str, t: int, label: int):
     _, clf, _, _, _ = models_2d(state, source)
-    return L.classifier_field(clf, float(t), label)
+    return lesson.classifier_field(clf, float(t), label)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -66,7 +66,7 @@ def sweep_2d(state: FrameState, source: str, label: int, steps: int):
     model, _, s, _, _ = models_2d(state, source)
     g = ground_truth_gmm()
     bar = st.progress(0.0, text="Sampling at every guidance scale ...")
-    out = L.cfg_sweep_2d(model, s, g, L.ExactNoisyClassifier(g, s), label, SWEEP_SCALES, 200, state.seed, steps,
+    out = lesson.cfg_sweep_2d(model, s, g, lesson.ExactNoisyClassifier(g, s), label, SWEEP_SCALES, 200, state.seed, steps,
                          g.num_components, progress=lambda f: bar.progress(f, text="Sampling at every scale ..."))
     bar.empty()
     return out
@@ -77,12 +77,12 @@ def mnist_grid(kind: str, digit: int, scale: float, steps: int, seed: int):
     """16 digits: kind 'cfg' (mnist, w) or 'cg' (unconditional mnist + mnist-classifier, gamma)."""
     ld, _ = try_checkpoint("mnist")
     if kind == "cfg":
-        model = L.cfg_model(ld.model, scale, 10)
+        model = lesson.cfg_model(ld.model, scale, 10)
     else:
         lc, _ = try_checkpoint("mnist-classifier")
-        model = L.cg_model(ld.model, lc.model, scale, ld.schedule)
+        model = lesson.cg_model(ld.model, lc.model, scale, ld.schedule)
     bar = st.progress(0.0, text=f"Sampling 16 digits with {steps} DDIM steps ...")
-    x = L.mnist_samples(model, ld.schedule, torch.full((16,), digit), seed, steps,
+    x = lesson.mnist_samples(model, ld.schedule, torch.full((16,), digit), seed, steps,
                         progress=lambda f: bar.progress(min(f, 1.0), text=f"{steps} DDIM steps ..."))
     bar.empty()
     return x.numpy()
@@ -92,8 +92,8 @@ def mnist_grid(kind: str, digit: int, scale: float, steps: int, seed: int):
 def mnist_chain(digit: int, scale: float, seed: int, steps: int = 20):
     """(states (8, 1, 28, 28), times (8,)) of one CFG chain x_T -> x_0 for `digit`."""
     ld, _ = try_checkpoint("mnist")
-    tr = L.guided_trajectory(L.cfg_model(ld.model, scale, 10), ld.schedule, digit, 1, seed, steps,
-                             shape=(1, 28, 28), clip_x0=L.MNIST_CLIP)
+    tr = lesson.guided_trajectory(lesson.cfg_model(ld.model, scale, 10), ld.schedule, digit, 1, seed, steps,
+                             shape=(1, 28, 28), clip_x0=lesson.MNIST_CLIP)
     idx = torch.linspace(0, len(tr.ts) - 1, 8).round().long()
     return tr.xs[idx, 0].numpy(), tr.ts[idx].numpy()
 
@@ -104,7 +104,7 @@ def mnist_sweep(steps: int, seed: int):
 
     ld, _ = try_checkpoint("mnist")
     bar = st.progress(0.0, text="Measuring each scale with the judge ...")
-    out = L.cfg_sweep_mnist(ld.model, ld.schedule, SWEEP_SCALES, 4, seed, steps, load_judge(),
+    out = lesson.cfg_sweep_mnist(ld.model, ld.schedule, SWEEP_SCALES, 4, seed, steps, load_judge(),
                             progress=lambda f: bar.progress(f, text="Measuring each scale with the judge ..."))
     bar.empty()
     return out
@@ -117,10 +117,10 @@ def moons_run(label, steps: int, seed: int):
 
     lm, _ = try_checkpoint("moons-cond")
     steps = min(steps, lm.schedule.T)
-    tr = L.guided_trajectory(lm.model, lm.schedule, label, N_2D, seed, steps, stride=max(1, steps // 25))
+    tr = lesson.guided_trajectory(lm.model, lm.schedule, label, N_2D, seed, steps, stride=max(1, steps // 25))
     data_x, data_y = (a.numpy() for a in sample_2d("moons", 2000, seed=seed + 7))
     x0 = tr.x0.numpy()
-    return x0, tr.xs[:, :N_PATHS].numpy(), L.nearest_label_share(x0, data_x, data_y, label), data_x, data_y
+    return x0, tr.xs[:, :N_PATHS].numpy(), lesson.nearest_label_share(x0, data_x, data_y, label), data_x, data_y
 
 
 def metrics_caption(m, what: str):
@@ -132,7 +132,7 @@ def metrics_caption(m, what: str):
 
 state = frame()
 st.title("6 · Conditional generation and guidance")
-explain(L.INTRO)
+explain(lesson.INTRO)
 g = ground_truth_gmm()
 K = g.num_components
 c1, c2, c3 = st.columns(3)
@@ -157,15 +157,15 @@ if steps > s2.T:
     steps = s2.T
 
 st.header("1 · A label as input")
-explain(L.NARRATIVE_LABEL)
-equation(L.EQ_LABEL)
+explain(lesson.NARRATIVE_LABEL)
+equation(lesson.EQ_LABEL)
 x0, paths, m = run_2d(state, source, "label", label, 0.0, steps)
-dens = L.class_density(g, label)
-chart(L.fig_samples_2d(x0, f"Samples for y = {label_pick} (DDIM, {steps} steps)", density=dens,
+dens = lesson.class_density(g, label)
+chart(lesson.fig_samples_2d(x0, f"Samples for y = {label_pick} (DDIM, {steps} steps)", density=dens,
                                  paths=paths), key="fig_label")
-st.caption(L.LOOK_LABEL)
+st.caption(lesson.LOOK_LABEL)
 metrics_caption(m, f"y = {label_pick}")
-show_source(L.guided_trajectory, sample_ddim)
+show_source(lesson.guided_trajectory, sample_ddim)
 
 st.subheader("The same network idea on two moons")
 lm, err_m = try_checkpoint("moons-cond")
@@ -180,58 +180,58 @@ else:
     moon = None if moon_pick == "∅" else int(moon_pick)
     xm, pm, share, data_x, data_y = moons_run(moon, steps, state.seed)
     shown = data_x if moon is None else data_x[data_y == moon]
-    chart(L.fig_samples_2d(xm, f"Two moons, y = {moon_pick} (DDIM, {min(steps, lm.schedule.T)} steps)", paths=pm,
+    chart(lesson.fig_samples_2d(xm, f"Two moons, y = {moon_pick} (DDIM, {min(steps, lm.schedule.T)} steps)", paths=pm,
                            data=shown), key="fig_label_moons")
-    st.caption(f"{L.LOOK_MOONS} Model: recipe `{lm.recipe.get('name')}`, {lm.recipe.get('steps')} training steps. Nearest data "
+    st.caption(f"{lesson.LOOK_MOONS} Model: recipe `{lm.recipe.get('name')}`, {lm.recipe.get('steps')} training steps. Nearest data "
                "point: " + ", ".join(f"moon {c}: **{v:.0%}**" for c, v in share["shares"].items())
                + " of the samples" + ("" if moon is None else f" (asked for moon {moon})") + ".")
-    show_source(L.nearest_label_share)
+    show_source(lesson.nearest_label_share)
 
 st.header("2 · Classifier guidance")
-explain(L.NARRATIVE_CG)
-equation(L.EQ_CG)
+explain(lesson.NARRATIVE_CG)
+equation(lesson.EQ_CG)
 cg_label = 0 if label is None else label
 c1, c2 = st.columns(2)
 t_field = url_int("t", "t (noise level of the classifier)", 0, s2.T, min(s2.T, max(1, s2.T // 5)), key="cond_t",
                   widget=c1.slider)
-s_scale = url_float("cg_s", "classifier scale γ", 0.0, L.CG_MAX, 3.0, 0.5, key="cond_s", widget=c2.slider)
-chart(L.fig_classifier_field(field_2d(state, source, t_field, cg_label), cg_label, t_field),
+s_scale = url_float("cg_s", "classifier scale γ", 0.0, lesson.CG_MAX, 3.0, 0.5, key="cond_s", widget=c2.slider)
+chart(lesson.fig_classifier_field(field_2d(state, source, t_field, cg_label), cg_label, t_field),
                 key="fig_field")
-st.caption(L.LOOK_FIELD)
+st.caption(lesson.LOOK_FIELD)
 x0, paths, m = run_2d(state, source, "cg", cg_label, s_scale, steps)
-chart(L.fig_samples_2d(x0, f"Unconditional model guided toward y = {cg_label} with γ = {s_scale:g}",
-                                 density=L.class_density(g, cg_label), paths=paths), key="fig_cg")
-st.caption(L.LOOK_CG)
+chart(lesson.fig_samples_2d(x0, f"Unconditional model guided toward y = {cg_label} with γ = {s_scale:g}",
+                                 density=lesson.class_density(g, cg_label), paths=paths), key="fig_cg")
+st.caption(lesson.LOOK_CG)
 metrics_caption(m, f"γ = {s_scale:g}")
 st.caption("γ = 0 is the unconditional model exactly; with the exact model and classifier, γ = 1 gives exactly "
            "the conditional model's ε.")
-show_source(ClassifierGuidance, L.ExactNoisyClassifier)
+show_source(ClassifierGuidance, lesson.ExactNoisyClassifier)
 
 st.header("3 · Classifier-free guidance")
-explain(L.NARRATIVE_CFG)
-equation(L.EQ_CFG)
-explain(L.CFG_CONVENTION)
-w = url_float("w", "guidance scale w", 0.0, L.CFG_MAX, 3.0, 0.1, key="cond_w")
+explain(lesson.NARRATIVE_CFG)
+equation(lesson.EQ_CFG)
+explain(lesson.CFG_CONVENTION)
+w = url_float("w", "guidance scale w", 0.0, lesson.CFG_MAX, 3.0, 0.1, key="cond_w")
 x0, paths, m = run_2d(state, source, "cfg", cg_label, w, steps)
-chart(L.fig_samples_with_target(x0, L.class_density(g, cg_label), L.tilted_density(g, cg_label, w),
+chart(lesson.fig_samples_with_target(x0, lesson.class_density(g, cg_label), lesson.tilted_density(g, cg_label, w),
                                           f"Classifier-free guidance, y = {cg_label}, w = {w:g}"), key="fig_cfg")
-st.caption(L.LOOK_CFG)
+st.caption(lesson.LOOK_CFG)
 metrics_caption(m, f"w = {w:g}")
 runs = {kind: run_2d(state, source, kind, y, scale, steps)[0]  # cached: the three clouds drawn above
         for kind, y, scale in (("label", label, 0.0), ("cg", cg_label, s_scale), ("cfg", cg_label, w))}
 download("the 2D samples as .npz",
-         partial(E.npz_bytes, label_samples=runs["label"], label_y=-1 if label is None else label,
+         partial(exports.npz_bytes, label_samples=runs["label"], label_y=-1 if label is None else label,
                  cg_samples=runs["cg"], cg_y=cg_label, cg_scale=s_scale, cfg_samples=runs["cfg"], cfg_y=cg_label,
                  cfg_w=w, ddim_steps=steps, model=source, seed=state.seed),
          "conditional_2d.npz", key="dl_cond_2d",
          help=f"The three clouds above ({N_2D} points each) with their class y (−1 = ∅) and scales γ (cg_scale) and w.")
 sw = sweep_2d(state, source, cg_label, min(steps, 40, s2.T))
-chart(L.fig_sweep(sw, w, "share in the class (exact classifier)", "spread / class spread"), key="fig_sweep")
-st.caption(f"{L.LOOK_SWEEP} 200 samples per scale, the same seeds for every scale. From w = 0 to w = 10 the share in class "
+chart(lesson.fig_sweep(sw, w, "share in the class (exact classifier)", "spread / class spread"), key="fig_sweep")
+st.caption(f"{lesson.LOOK_SWEEP} 200 samples per scale, the same seeds for every scale. From w = 0 to w = 10 the share in class "
            f"{cg_label} goes {sw['accuracy'][0]:.0%} → {sw['accuracy'][-1]:.0%} and the spread "
            f"{sw['diversity'][0]:.2f} → {sw['diversity'][-1]:.2f}× the class's own.")
-show_source(ClassifierFreeGuidance, L.cfg_sweep_2d, L.fidelity_diversity_2d)
-explain(L.TRY_THIS)
+show_source(ClassifierFreeGuidance, lesson.cfg_sweep_2d, lesson.fidelity_diversity_2d)
+explain(lesson.TRY_THIS)
 
 st.header("4 · MNIST digits")
 ld, err = try_checkpoint("mnist")
@@ -242,20 +242,20 @@ else:
                f"{ld.recipe.get('steps')} training steps. DDIM with x̂₀ clipped to [−1, 1].")
     c1, c2, c3 = st.columns(3)
     digit = url_choice("digit", "digit", range(10), 3, key="cond_digit", widget=c1.selectbox)
-    wm = url_float("w_mnist", "guidance scale w (MNIST)", 0.0, L.CFG_MAX, 2.0, 0.5, key="cond_w_mnist",
+    wm = url_float("w_mnist", "guidance scale w (MNIST)", 0.0, lesson.CFG_MAX, 2.0, 0.5, key="cond_w_mnist",
                    widget=c2.slider)
     full = url_bool("full", f"full chain ({ld.schedule.T} steps, slow)", key="cond_full", widget=c3.checkbox)
     m_steps = ld.schedule.T if full else 20
     imgs = mnist_grid("cfg", digit, wm, m_steps, state.seed)
-    chart(L.fig_digit_grid(imgs, f"16 samples of digit {digit}, w = {wm:g}"), key="fig_mnist_cfg")
-    st.caption(L.LOOK_MNIST)
+    chart(lesson.fig_digit_grid(imgs, f"16 samples of digit {digit}, w = {wm:g}"), key="fig_mnist_cfg")
+    st.caption(lesson.LOOK_MNIST)
     chain, chain_ts = mnist_chain(digit, wm, state.seed)
-    chart(L.fig_digit_grid(chain, "One chain x_T → x₀ at t = " + ", ".join(f"{t:.0f}" for t in chain_ts),
+    chart(lesson.fig_digit_grid(chain, "One chain x_T → x₀ at t = " + ", ".join(f"{t:.0f}" for t in chain_ts),
                                      cols=8, height=200), key="fig_mnist_chain")
-    st.caption(f"{L.LOOK_CHAIN} w = 0 is the same network given the null label ∅: unconditional digits; w = 1 is the plain "
+    st.caption(f"{lesson.LOOK_CHAIN} w = 0 is the same network given the null label ∅: unconditional digits; w = 1 is the plain "
                "label-conditional model.")
     titles = [f"digit {digit}, w = {wm:g}: t = {t:.0f}" for t in chain_ts]
-    download("this chain as a GIF", partial(E.gif_from_images, chain[:, 0], titles, scale=8),
+    download("this chain as a GIF", partial(exports.gif_from_images, chain[:, 0], titles, scale=8),
              f"conditional_chain_{digit}_w{wm:g}.gif", key="dl_cond_chain")
     try:
         from toy_models.metrics import JudgeError, judge_accuracy
@@ -267,15 +267,15 @@ else:
     if lc is None:
         st.info(f"Classifier guidance on MNIST needs weights/mnist-classifier. {err_c}")
     else:
-        sm = url_float("cg_s_mnist", "classifier scale γ (MNIST)", 0.0, L.CG_MAX, 5.0, 0.5, key="cond_s_mnist")
-        chart(L.fig_digit_grid(mnist_grid("cg", digit, sm, m_steps, state.seed),
+        sm = url_float("cg_s_mnist", "classifier scale γ (MNIST)", 0.0, lesson.CG_MAX, 5.0, 0.5, key="cond_s_mnist")
+        chart(lesson.fig_digit_grid(mnist_grid("cg", digit, sm, m_steps, state.seed),
                                          f"Unconditional model + noisy classifier toward {digit}, γ = {sm:g}"),
                         key="fig_mnist_cg")
-        st.caption(L.LOOK_MNIST_CG)
+        st.caption(lesson.LOOK_MNIST_CG)
     digits = dict(cfg_images=imgs[:, 0], cfg_w=wm)
     if lc is not None:
         digits.update(cg_images=mnist_grid("cg", digit, sm, m_steps, state.seed)[:, 0], cg_scale=sm)
-    download("the digits as .npz", partial(E.npz_bytes, labels=np.full(len(imgs), digit), ddim_steps=m_steps,
+    download("the digits as .npz", partial(exports.npz_bytes, labels=np.full(len(imgs), digit), ddim_steps=m_steps,
                                            seed=state.seed, **digits),
              f"conditional_digits_{digit}.npz", key="dl_cond_digits",
              help=", ".join(k for k in digits if k.endswith("images")) + " (16, 28, 28) in [-1, 1], their label "
@@ -283,6 +283,6 @@ else:
     if url_bool("sweep", "Measure fidelity and diversity against w (8 scales × 40 digits, about a minute)",
                 key="cond_sweep"):
         swm = mnist_sweep(20, state.seed)
-        chart(L.fig_sweep(swm, wm, "judge accuracy", "feature diversity"), key="fig_mnist_sweep")
-        st.caption(f"{L.LOOK_MNIST_SWEEP} Judge accuracy {swm['accuracy'][0]:.0%} at w = 0 → {swm['accuracy'][-1]:.0%} at w = 10; "
+        chart(lesson.fig_sweep(swm, wm, "judge accuracy", "feature diversity"), key="fig_mnist_sweep")
+        st.caption(f"{lesson.LOOK_MNIST_SWEEP} Judge accuracy {swm['accuracy'][0]:.0%} at w = 0 → {swm['accuracy'][-1]:.0%} at w = 10; "
                    f"diversity {swm['diversity'][0]:.2f} → {swm['diversity'][-1]:.2f}.")

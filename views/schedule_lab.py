@@ -3,10 +3,10 @@ from functools import partial
 
 import streamlit as st
 
-from app import chart, download, equation, explain, frame, mnist, show_source, url_choice, url_int
-from lessons import exports as E
-from lessons import schedule_lab as L
-from lessons.frame import SCHEDULES, FrameState, build_schedule
+from course import chart, download, equation, explain, frame, mnist, show_source, url_choice, url_int
+from course import exports
+from lessons import schedule_lab as lesson
+from lessons.settings import SCHEDULES, FrameState, build_schedule
 from toy_models.schedules import cosine_betas, linear_betas, sigmoid_betas
 
 
@@ -17,30 +17,30 @@ def schedules(state: FrameState) -> dict:
 
 @st.cache_data(max_entries=32)
 def narrative(T: int) -> str:
-    return L.narrative(T)
+    return lesson.narrative(T)
 
 
 @st.cache_data
 def try_this() -> str:
-    return L.try_this()
+    return lesson.try_this()
 
 
 state = frame()
 all_s = schedules(state)
 s = all_s[state.schedule]
 st.title("2 · Schedule lab")
-explain(L.INTRO)
-explain(L.NARRATIVE_TERMS)
-equation(L.EQ_ABAR)
+explain(lesson.INTRO)
+explain(lesson.NARRATIVE_TERMS)
+equation(lesson.EQ_ABAR)
 explain(narrative(state.T))
-equation(L.EQ_COSINE)
-explain(L.EQ_COSINE_NOTE)
+equation(lesson.EQ_COSINE)
+explain(lesson.EQ_COSINE_NOTE)
 
 
 @st.fragment  # moving t (or the digit section's choices) reruns only this part, not the sidebar
 def at_time_t():
     t = url_int("t", "t (time step)", 0, s.T, max(1, s.T // 2), key="lab_t")
-    left = L.signal_left(s, t)
+    left = lesson.signal_left(s, t)
     c = st.columns(4)
     c[0].metric("ᾱ_t", f"{left['abar']:.6g}")
     c[1].metric("signal left sqrt(ᾱ_t)", f"{left['signal']:.4f}")
@@ -48,11 +48,11 @@ def at_time_t():
     c[3].metric("log-SNR_t", f"{left['log_snr']:.3f}")
     st.caption(f"Your schedule: {s.describe()}; ᾱ_T = {float(s.alphas_cumprod[s.T]):.6g}. "
                + ", ".join(f"{n}: ᾱ_t = {float(x.alphas_cumprod[t]):.4g}" for n, x in all_s.items()))
-    chart(L.fig_schedules(all_s, t, state.schedule), key="fig_schedules")
-    explain("\n".join(f"- {sentence}" for sentence in L.look_for(all_s)))
+    chart(lesson.fig_schedules(all_s, t, state.schedule), key="fig_schedules")
+    explain("\n".join(f"- {sentence}" for sentence in lesson.look_for(all_s)))
 
     st.header("Two schedules, one digit, one t")
-    explain(L.SECTION_DIGITS)
+    explain(lesson.SECTION_DIGITS)
     c1, c2 = st.columns(2)
     a = url_choice("left", "left schedule", SCHEDULES, "linear", key="lab_a", widget=c1.selectbox)
     b = url_choice("right", "right schedule", SCHEDULES, "cosine", key="lab_b", widget=c2.selectbox)
@@ -61,17 +61,17 @@ def at_time_t():
 
         label = url_int("digit", "digit", 0, 9, 3, key="lab_digit")
         img = mnist_digit(mnist(), label, 0)[0]  # (1, 28, 28)
-        xa, xb = L.same_digit_two_schedules(img, all_s[a], all_s[b], t, state.seed)
-        chart(L.fig_two_digits(xa, xb, a, b, t, L.signal_left(all_s[a], t)["signal"],
-                               L.signal_left(all_s[b], t)["signal"]), key="fig_two_digits")
-        st.caption(L.LOOK_DIGITS)
+        xa, xb = lesson.same_digit_two_schedules(img, all_s[a], all_s[b], t, state.seed)
+        chart(lesson.fig_two_digits(xa, xb, a, b, t, lesson.signal_left(all_s[a], t)["signal"],
+                               lesson.signal_left(all_s[b], t)["signal"]), key="fig_two_digits")
+        st.caption(lesson.LOOK_DIGITS)
     except ImportError as e:
         st.info(f"MNIST is unavailable: {e}")
 
 
 at_time_t()
 explain(try_this())
-download("the three schedules as .npz", partial(E.npz_bytes, **L.schedule_arrays(all_s)), f"schedules_T{s.T}.npz",
+download("the three schedules as .npz", partial(exports.npz_bytes, **lesson.schedule_arrays(all_s)), f"schedules_T{s.T}.npz",
          key="dl_lab_npz", help="t, and for each of linear, cosine and sigmoid: beta, abar, sqrt_abar, "
          "sqrt_one_minus_abar, log_snr (float64) and describe (its parameters).")
 show_source(linear_betas, cosine_betas, sigmoid_betas)

@@ -3,11 +3,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import (chart, equation, explain, frame, ground_truth_gmm, lazy_section, mnist, points_2d, show_source,
+from course import (chart, equation, explain, frame, ground_truth_gmm, lazy_section, mnist, points_2d, show_source,
                  try_checkpoint, url_bool, url_choice, url_int)
-from app import model_for  # "use my model": the sidebar's choice of a model trained in the training lab
-from lessons import elbo_lesson as L
-from lessons.frame import FrameState, build_schedule
+from course import model_for  # "use my model": the sidebar's choice of a model trained in the training lab
+from lessons import elbo_lesson as lesson
+from lessons.settings import FrameState, build_schedule
 from toy_models.diffusion import predict_eps_from_x0, predict_x0_from_eps, predict_x0_from_mean
 from toy_models.elbo import prior_kl, vb_term, vb_weights
 
@@ -19,7 +19,7 @@ N_ODE = 200  # points for the probability-flow ODE NLL
 CURVE_TS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)  # T values of the bound-vs-T curve
 COMPARED = ("moons", "moons-hybrid", "moons-vlb")  # recipes compared in section 5 (L_simple, hybrid, L_vlb)
 VAR_LABELS = {"beta_tilde": "β̃_t (posterior variance)", "beta": "β_t"}
-FUNCS = {"bound_terms": L.bound_terms, "prior_kl": prior_kl, "vb_term": vb_term, "estimator_pair": L.estimator_pair}
+FUNCS = {"bound_terms": lesson.bound_terms, "prior_kl": prior_kl, "vb_term": vb_term, "estimator_pair": lesson.estimator_pair}
 
 
 # --- cached loaders and computations ---------------------------------------------------------------
@@ -33,7 +33,7 @@ def exact_report(state: FrameState, variance: str):
 
     s, gmm = build_schedule(state), ground_truth_gmm()
     x0 = gmm_points(N_POINTS, state.seed)
-    report = L.bound_terms(s, AnalyticModel(gmm, s), x0, variance=variance, seed=state.seed)
+    report = lesson.bound_terms(s, AnalyticModel(gmm, s), x0, variance=variance, seed=state.seed)
     return report, float(-gmm.log_prob(x0).mean())
 
 
@@ -41,14 +41,14 @@ def exact_report(state: FrameState, variance: str):
 def exact_ode_nll(state: FrameState) -> float:
     s, gmm = build_schedule(state), ground_truth_gmm()
     x0 = gmm_points(N_ODE, state.seed)
-    return float(np.mean(L.ode_nll(L.AnalyticModel(gmm, s), s, x0) - (-gmm.log_prob(x0).numpy()))), \
+    return float(np.mean(lesson.ode_nll(lesson.AnalyticModel(gmm, s), s, x0) - (-gmm.log_prob(x0).numpy()))), \
         float(-gmm.log_prob(x0).mean())
 
 
 @st.cache_data(max_entries=8, show_spinner="The bound for T = 1 ... 1000, both reverse variances ...")
 def curves(state: FrameState):
-    return {VAR_LABELS[v]: L.bound_vs_T(ground_truth_gmm(), build_schedule(state), CURVE_TS,
-                                        gmm_points(N_CURVE, state.seed), v, state.seed) for v in L.VARIANCE_CHOICES}
+    return {VAR_LABELS[v]: lesson.bound_vs_T(ground_truth_gmm(), build_schedule(state), CURVE_TS,
+                                        gmm_points(N_CURVE, state.seed), v, state.seed) for v in lesson.VARIANCE_CHOICES}
 
 
 @st.cache_data(max_entries=8, show_spinner="Computing every term of the bound (learned model) ...")
@@ -56,7 +56,7 @@ def learned_report(name: str, data: str, variance: str, seed: int, stride: int):
     ck, _ = try_checkpoint(name)
     x0 = points_2d(data, N_LEARNED, seed).float()
     y = _null_labels(ck.model, x0.shape[0])
-    return L.bound_terms(ck.schedule, ck.model, x0, y=y, variance=variance, seed=seed, stride=stride)
+    return lesson.bound_terms(ck.schedule, ck.model, x0, y=y, variance=variance, seed=seed, stride=stride)
 
 
 @st.cache_data(max_entries=8, show_spinner="Estimating the bound many times, both ways ...")
@@ -65,7 +65,7 @@ def estimators(state: FrameState, variance: str, index: int, t_fixed: int):
 
     s = build_schedule(state)
     x0 = gmm_points(N_POINTS, state.seed)[index]
-    return L.compare_estimators(s, AnalyticModel(ground_truth_gmm(), s), x0, N_EST, variance, state.seed,
+    return lesson.compare_estimators(s, AnalyticModel(ground_truth_gmm(), s), x0, N_EST, variance, state.seed,
                                 t_fixed or None)
 
 
@@ -75,7 +75,7 @@ def roundtrip(state: FrameState, t: int):
 
     s = build_schedule(state)
     x_t = torch.randn(64, 2, generator=torch.Generator().manual_seed(state.seed), dtype=torch.float64)
-    return L.parameterization_roundtrip(s, AnalyticModel(ground_truth_gmm(), s), x_t, t)
+    return lesson.parameterization_roundtrip(s, AnalyticModel(ground_truth_gmm(), s), x_t, t)
 
 
 def _null_labels(model, n: int):
@@ -86,20 +86,20 @@ def _null_labels(model, n: int):
 @st.cache_data(max_entries=8, show_spinner="Sampling, per-t loss and bound of a shipped model ...")
 def shipped_comparison(name: str, variance: str, seed: int):
     ck, _ = try_checkpoint(name)
-    return L.model_summary(ck.model, ck.schedule, "moons", variance, seed)
+    return lesson.model_summary(ck.model, ck.schedule, "moons", variance, seed)
 
 
 # --- the page ----------------------------------------------------------------------------------------
 state = frame()
 s = build_schedule(state)
 st.title("4 · The bound (ELBO), term by term")
-explain(L.INTRO)
+explain(lesson.INTRO)
 
 st.header("1 · A VAE with T latent layers")
-explain(L.VAE_TEXT)
-chart(L.fig_vae_diagram(), key="fig_vae")
-explain(L.VAE_LOOK)
-for i, (latex, caption, fn) in enumerate(L.BOUND_LINES):
+explain(lesson.VAE_TEXT)
+chart(lesson.fig_vae_diagram(), key="fig_vae")
+explain(lesson.VAE_LOOK)
+for i, (latex, caption, fn) in enumerate(lesson.BOUND_LINES):
     equation(latex)  # full width: a display equation in a column was cut at its right edge
     st.caption(caption)
     if fn:
@@ -112,8 +112,8 @@ advanced, advanced_open = lazy_section("Advanced: the reverse variance σ_t², a
                                        key="elbo_advanced", icon=":material/tune:",
                                        params=("variance", "mnist_n", "mnist_stride"))
 with advanced:
-    explain(L.VARIANCE_TEXT)
-    variance = url_choice("variance", "reverse variance σ_t² of p_θ", L.VARIANCE_CHOICES, L.VARIANCE_CHOICES[0],
+    explain(lesson.VARIANCE_TEXT)
+    variance = url_choice("variance", "reverse variance σ_t² of p_θ", lesson.VARIANCE_CHOICES, lesson.VARIANCE_CHOICES[0],
                           key="elbo_variance", widget=st.radio, format_func=VAR_LABELS.get, horizontal=True)
 
 with section2:
@@ -143,18 +143,18 @@ with section2:
                        f"(its own schedule, not the sidebar's; every {stride_l}-th t).")
     else:
         st.info(f"No learned 2D model for '{data}' here, so only the exact model is shown. {msg}")
-    chart(L.fig_terms(reports), key="fig_terms")
-    explain(L.TERMS_LOOK)
+    chart(lesson.fig_terms(reports), key="fig_terms")
+    explain(lesson.TERMS_LOOK)
     g = report.groups()
     rows = [{"term": k, "nats": v, "bits/dim": report.bits_per_dim(v)} for k, v in g.items()]
     rows.append({"term": "total L (the sum of the rows above)", "nats": sum(g.values()),
                  "bits/dim": report.bits_per_dim(sum(g.values()))})
     st.dataframe(rows, hide_index=True)
-    explain(L.TABLE_LOOK)
+    explain(lesson.TABLE_LOOK)
     explain(f"Half of the KL sum sits at **t ≤ {report.dominant_steps()}** of T = {s.T}: the last few denoising "
             f"steps dominate. L_0 = {report.l0:.3f} nats is a *density* of continuous points, so it can be "
             f"negative; L_T = {report.prior:.2e} nats says how far x_T is from pure noise.")
-    show_source(L.bound_terms, vb_term)
+    show_source(lesson.bound_terms, vb_term)
 
     with st.expander("The probability-flow ODE likelihood: a different model (slower: 200 points)",
                      icon=":material/timeline:"):
@@ -164,8 +164,8 @@ with section2:
             if ck is not None and "ode_nll_bits_per_dim" in ck.sidecar.get("metrics", {}):
                 m = ck.sidecar["metrics"]
                 learned = (model, m["elbo_bits_per_dim"], m["ode_nll_bits_per_dim"])
-            explain(L.ode_vs_bound_text(gap_ode, report.total - nll, N_ODE, N_POINTS, learned))
-            show_source(L.ode_nll, L.AnalyticModel)
+            explain(lesson.ode_vs_bound_text(gap_ode, report.total - nll, N_ODE, N_POINTS, learned))
+            show_source(lesson.ode_nll, lesson.AnalyticModel)
 
 with advanced:
     st.subheader("MNIST: the bound of the shipped digit model")
@@ -176,7 +176,7 @@ with advanced:
         c1, c2 = st.columns(2)
         n_dig = url_choice("mnist_n", "held-out digits", [8, 16, 32, 64], 64, key="elbo_mnist_n",
                            widget=c1.select_slider)
-        stride = url_choice("mnist_stride", f"above t = {L.EXACT_HEAD}, evaluate every k-th t (1 = every step, "
+        stride = url_choice("mnist_stride", f"above t = {lesson.EXACT_HEAD}, evaluate every k-th t (1 = every step, "
                             "exact sum)", [1, 2, 5, 10, 20], 20, key="elbo_mnist_stride", widget=c2.select_slider)
         key = ("mnist", n_dig, stride, variance, state.seed)
         done = st.session_state.setdefault("elbo_mnist_done", {})
@@ -184,41 +184,41 @@ with advanced:
             bar = st.progress(0.0, text="MNIST bound: every term ...")
             x0 = mnist().held_out(n_dig)[0]  # the classes in turn (the split is sorted by class)
             y = _null_labels(ckm.model, n_dig)
-            done[key] = L.bound_terms(ckm.schedule, ckm.model, x0, y=y, variance=variance, data_kind="image8bit",
+            done[key] = lesson.bound_terms(ckm.schedule, ckm.model, x0, y=y, variance=variance, data_kind="image8bit",
                                       seed=state.seed, stride=stride, chunk_elements=200_000,
                                       progress=lambda d, n: bar.progress(d / n, text=f"t-batches {d}/{n}"))
             bar.empty()
         if key in done:
             rm = done[key]
-            chart(L.fig_terms({"MNIST model": rm}), key="fig_terms_mnist")
+            chart(lesson.fig_terms({"MNIST model": rm}), key="fig_terms_mnist")
             explain(f"Look at the diamond at t = 1: for digits L_0 is the probability of 8-bit pixel values, so it "
                     f"is positive, and here it is {rm.l0 / rm.total:.0%} of the bound.")
             explain(f"Bound on {n_dig} held-out digits: **{rm.total:.1f} nats = {rm.bits_per_dim(rm.total):.3f} "
                     f"bits/dim** (L_T {rm.prior:.3g}, KL terms {rm.kl_sum:.1f}, L_0 {rm.l0:.1f} nats; discretized "
-                    f"8-bit likelihood at t = 1{'' if stride == 1 else f'; every t up to {L.EXACT_HEAD}, then every {stride}-th t, each standing for {stride} steps'}).")
-            explain(L.mnist_limits(ckm, mnist().held_out(n_dig)[0], rm, variance, n_train=len(mnist().x_train)))
-            show_source(L.l0_floor, L.KnowsX0)
+                    f"8-bit likelihood at t = 1{'' if stride == 1 else f'; every t up to {lesson.EXACT_HEAD}, then every {stride}-th t, each standing for {stride} steps'}).")
+            explain(lesson.mnist_limits(ckm, mnist().held_out(n_dig)[0], rm, variance, n_train=len(mnist().x_train)))
+            show_source(lesson.l0_floor, lesson.KnowsX0)
 
 st.header("3 · Schedules move the bound")
 explain("Every number above follows the sidebar's schedule and T. Below, the same diffusion (the sidebar "
         "schedule's ᾱ curve) cut into T = 1 … 1000 steps: the bound tightens toward the true NLL.")
 cvs = curves(state)
-chart(L.fig_bound_vs_T(cvs, s.T), key="fig_curve")
+chart(lesson.fig_bound_vs_T(cvs, s.T), key="fig_curve")
 explain("Look at the distance from each curve to the dashed line (the true NLL) as T grows.")
 st.caption(" ".join(f"σ_t² = {k}: gap {cv.gap[0]:.3f} nats at T = {int(cv.Ts[0])}, {cv.gap[-1]:.3f} ± "
                     f"{2 * cv.stderr[-1]:.3f} at T = {int(cv.Ts[-1])}." for k, cv in cvs.items())
-           + f" ({N_CURVE} points, each paired with its true NLL.) " + L.curve_verdict(cvs))
-show_source(L.same_process)
+           + f" ({N_CURVE} points, each paired with its true NLL.) " + lesson.curve_verdict(cvs))
+show_source(lesson.same_process)
 
 st.header("4 · Why rearrange")
-explain(L.REARRANGE_TEXT)
+explain(lesson.REARRANGE_TEXT)
 c1, c2 = st.columns(2)
 idx = url_int("point", "which data point x₀", 0, N_POINTS - 1, 0, key="elbo_point", widget=c1.slider)
 t_fixed = url_int("t_est", "t of every estimate (0 = random t, as in training)", 0, s.T, 0, key="elbo_t_est",
                   widget=c2.slider)
 cmp = estimators(state, variance, idx, t_fixed)
-chart(L.fig_estimators(cmp, t_fixed=t_fixed or None), key="fig_est")
-explain(L.ESTIMATORS_LOOK)
+chart(lesson.fig_estimators(cmp, t_fixed=t_fixed or None), key="fig_est")
+explain(lesson.ESTIMATORS_LOOK)
 c = st.columns(3)
 c[0].metric("std, naive (sampled log-ratios)", f"{cmp.std_naive:.4g} nats")
 c[1].metric("std, rearranged (analytic KLs)", f"{cmp.std_rearranged:.4g} nats")
@@ -226,29 +226,29 @@ c[2].metric("ratio naive / rearranged", f"{cmp.ratio:.3g}×")
 st.caption(f"Means: naive {cmp.naive.mean():.3f}, rearranged {cmp.rearranged.mean():.3f} nats "
            f"(difference {cmp.mean_difference_z:+.2f} standard errors): the same expectation. With a random t most of the "
            "spread comes from which t was drawn; fix t to see the per-step noise that the closed-form KL removes.")
-show_source(L.estimator_pair)
+show_source(lesson.estimator_pair)
 
 st.header("5 · L_simple vs L_vlb")
-explain(L.SIMPLE_TEXT)
-equation(L.EQ_SIMPLE)
-tw, lam = L.simple_weights(s, variance)
+explain(lesson.SIMPLE_TEXT)
+equation(lesson.EQ_SIMPLE)
+tw, lam = lesson.simple_weights(s, variance)
 if len(tw):
-    chart(L.fig_weights(tw, lam), key="fig_weights")
-    explain(L.weights_look(tw, lam))
+    chart(lesson.fig_weights(tw, lam), key="fig_weights")
+    explain(lesson.weights_look(tw, lam))
     st.caption(f"λ_t is {lam[0]:.3g} at t = 2 and {lam[-1]:.3g} at t = T = {s.T}.")
 else:
     st.info("With T = 1 there is no KL term: the bound is L_T + L_0.")
 show_source(vb_weights)
 
 st.subheader("Three models of two moons: L_simple, hybrid, L_vlb")
-explain(L.recipe_hybrid_text("moons-hybrid"))
+explain(lesson.recipe_hybrid_text("moons-hybrid"))
 summaries, missing = {}, []
 for name in COMPARED:
     ckc, m = try_checkpoint(name)
     if ckc is None:
         missing.append((name, m))
     else:
-        summaries[f"{name} ({L.net_summary(ckc.recipe)})"] = shipped_comparison(  # the name says the objective
+        summaries[f"{name} ({lesson.net_summary(ckc.recipe)})"] = shipped_comparison(  # the name says the objective
             name, variance, state.seed)
 trained = st.session_state.setdefault("elbo_trained", {})
 if missing:
@@ -258,7 +258,7 @@ if missing:
     if st.button("Train the missing models here", key="elbo_train"):
         for name, _ in missing:
             bar = st.progress(0.0, text=f"training {name} ...")
-            trained[(name, steps)] = L.train_and_summarise(
+            trained[(name, steps)] = lesson.train_and_summarise(
                 name, steps, variance, state.seed,
                 progress=lambda d, n, name=name: bar.progress(d / n, text=f"{name}: step {d}/{n}"))
             bar.empty()
@@ -267,20 +267,20 @@ if missing:
             summaries[f"{name} (trained here, {n_steps} steps)"] = summ
 if summaries:
     ref = points_2d("moons", 1000, state.seed).numpy()
-    chart(L.fig_samples({k: v.samples for k, v in summaries.items()}, ref), key="fig_samples")
+    chart(lesson.fig_samples({k: v.samples for k, v in summaries.items()}, ref), key="fig_samples")
     explain("Look at how closely each model's samples follow the faint data points; the table's sliced W2 puts "
             "a number on it.")
-    chart(L.fig_per_t({k: v.per_t for k, v in summaries.items()}), key="fig_per_t")
+    chart(lesson.fig_per_t({k: v.per_t for k, v in summaries.items()}), key="fig_per_t")
     explain("Compare the models step by step: the left panel is what L_simple averages over t, the right panel "
             "what the bound sums.")
     st.dataframe([{"model": k, "bound (nats)": v.bound, "bits/dim": v.bound_bits_per_dim,
                    "sliced W2 to data": v.swd} for k, v in summaries.items()], hide_index=True)
     st.caption("Bounds on the same 500 moons points (every 10th t), σ_t² = " + VAR_LABELS[variance] + ". "
-               + L.comparison_verdict({k: (v.bound, v.swd) for k, v in summaries.items()}))
+               + lesson.comparison_verdict({k: (v.bound, v.swd) for k, v in summaries.items()}))
 
 st.subheader("Predict μ, ε or x₀: one model, three outputs")
-explain(L.PARAM_TEXT)
-for eq in L.EQ_PARAMS:
+explain(lesson.PARAM_TEXT)
+for eq in lesson.EQ_PARAMS:
     equation(eq)
 t_rt = max(1, s.T // 2)
 errs = roundtrip(state, t_rt)
@@ -291,5 +291,5 @@ st.dataframe([{"round trip (exact model, t = %d)" % t_rt: k, "largest error": v}
 show_source(predict_x0_from_eps, predict_eps_from_x0, predict_x0_from_mean)
 
 st.header("Try this")
-for tip in L.TRY_THIS:
+for tip in lesson.TRY_THIS:
     explain(f"- {tip}")

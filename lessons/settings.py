@@ -24,34 +24,34 @@ class Lesson:
 
     title: str  # shown in the navigation and on the home page
     summary: str  # one sentence: what the student will see
-    page: str | None = None  # "pages/<stem>.py"; listed as "coming" until that file exists
+    page: str | None = None  # "views/<stem>.py"; listed as "coming" until that file exists
     icon: str = ":material/school:"  # material icon for the navigation
 
 
-# The course in order. A lesson shows as "coming" until its pages/<stem>.py exists; a new lesson
+# The course in order. A lesson shows as "coming" until its views/<stem>.py exists; a new lesson
 # is one line here. The url path of a page is its file stem (e.g. /forward).
 LESSONS = (
     Lesson("Forward noising", "Watch data dissolve into Gaussian noise, one small Markov step at a time, "
-           "and check that the closed form q(x_t | x_0) jumps to the same place.", "pages/forward.py",
+           "and check that the closed form q(x_t | x_0) jumps to the same place.", "views/forward.py",
            ":material/blur_on:"),
     Lesson("Schedule lab", "Compare linear, cosine and sigmoid schedules: beta_t, alpha-bar_t, the signal "
-           "left and the log-SNR, on the same digit at the same t.", "pages/schedule_lab.py",
+           "left and the log-SNR, on the same digit at the same t.", "views/schedule_lab.py",
            ":material/tune:"),
     Lesson("The reverse chain", "Undo the noise one Gaussian step at a time: x_T -> ... -> x_0, with the "
-           "predicted noise and the predicted x_0 at every step.", "pages/reverse_chain.py", ":material/undo:"),
+           "predicted noise and the predicted x_0 at every step.", "views/reverse_chain.py", ":material/undo:"),
     Lesson("The bound (ELBO)", "The training objective term by term: the prior term, the KL of each reverse "
-           "step, the reconstruction term, and why the simple noise loss is a reweighting.", "pages/elbo.py",
+           "step, the reconstruction term, and why the simple noise loss is a reweighting.", "views/elbo.py",
            ":material/functions:"),
     Lesson("Noise = score, and likelihood", "The predicted noise is the score of q(x_t) in disguise; the "
            "probability-flow ODE built on it is a deterministic model whose log-likelihood can be computed "
-           "exactly, beside the stochastic chain's bound.", "pages/score.py", ":material/explore:"),
+           "exactly, beside the stochastic chain's bound.", "views/score.py", ":material/explore:"),
     Lesson("Conditional generation and guidance", "Class labels, classifier guidance and classifier-free "
-           "guidance: how the guidance weight trades diversity for fidelity.", "pages/conditional.py",
+           "guidance: how the guidance weight trades diversity for fidelity.", "views/conditional.py",
            ":material/label:"),
     Lesson("Inpainting", "Fill in missing pixels: replacing the known part at every step versus a model "
-           "trained on masked images.", "pages/inpainting.py", ":material/format_paint:"),
+           "trained on masked images.", "views/inpainting.py", ":material/format_paint:"),
     Lesson("Training lab", "Train a small model live and watch the loss per noise level and the samples improve.",
-           "pages/training_lab.py", ":material/model_training:"),
+           "views/training_lab.py", ":material/model_training:"),
 )
 
 DATA_2D = ("moons", "swissroll", "rings", "checkerboard", "gmm")  # the 2D toys (toy_models.data)

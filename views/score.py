@@ -6,12 +6,12 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import (chart, download, equation, explain, frame, ground_truth_gmm, mnist, show_source, try_checkpoint,
+from course import (chart, download, equation, explain, frame, ground_truth_gmm, mnist, show_source, try_checkpoint,
                  url_choice, url_int)
-from app import model_for  # "use my model": the sidebar's choice of a model trained in the training lab
-from lessons import exports as E
-from lessons import score as L
-from lessons.frame import FrameState, build_schedule
+from course import model_for  # "use my model": the sidebar's choice of a model trained in the training lab
+from course import exports
+from lessons import score as lesson
+from lessons.settings import FrameState, build_schedule
 from toy_models.gmm import AnalyticModel
 from toy_models.likelihood import ode_log_likelihood
 from toy_models.samplers import pf_ode_drift, sample_langevin
@@ -40,49 +40,49 @@ def _models(state: FrameState, shipped: tuple):
     name = (f"learned: {whose} '{ck.recipe.get('name')}' ({ck.recipe.get('network')}, {side.get('steps')} training "
             f"steps, trained on {ck.schedule.describe()}), unconditional"
             f"{' (null label)' if getattr(ck.model, 'num_classes', 0) else ''}")
-    return L.OnSchedule(ck.model, ck.schedule, s), exact, name
+    return lesson.OnSchedule(ck.model, ck.schedule, s), exact, name
 
 
 @st.cache_data(max_entries=64)
 def fields(state: FrameState, shipped: tuple, t: int):
     model, exact, _ = _models(state, shipped)
-    return L.compare_fields(model, exact, build_schedule(state), t, n_grid=21, n_samples=1000, seed=state.seed)
+    return lesson.compare_fields(model, exact, build_schedule(state), t, n_grid=21, n_samples=1000, seed=state.seed)
 
 
 @st.cache_data(max_entries=64)
 def backdrop(state: FrameState, t: int):
-    return L.q_t_samples(ground_truth_gmm(), build_schedule(state), t, N_BACKDROP, state.seed).numpy()
+    return lesson.q_t_samples(ground_truth_gmm(), build_schedule(state), t, N_BACKDROP, state.seed).numpy()
 
 
 @st.cache_data(max_entries=16)
 def errors_over_t(state: FrameState, shipped: tuple):
     model, exact, _ = _models(state, shipped)
     s = build_schedule(state)
-    return L.error_vs_t(model, exact, s, L.log_times(s.T, 16), n=500, seed=state.seed)
+    return lesson.error_vs_t(model, exact, s, lesson.log_times(s.T, 16), n=500, seed=state.seed)
 
 
 @st.cache_data(max_entries=64)
 def dsm(state: FrameState, shipped: tuple, t: int):
     model, exact, _ = _models(state, shipped)
-    return L.dsm_check(model, exact, build_schedule(state), t, n=4000, seed=state.seed)
+    return lesson.dsm_check(model, exact, build_schedule(state), t, n=4000, seed=state.seed)
 
 
 @st.cache_data(max_entries=32, show_spinner="Running annealed Langevin dynamics ...")
 def langevin(state: FrameState, shipped: tuple, levels: int, n_steps_each: int, step_size: float, rule: str):
     model, _, _ = _models(state, shipped)
-    return L.langevin_run(model, build_schedule(state), ground_truth_gmm(), n=500, levels=levels,
+    return lesson.langevin_run(model, build_schedule(state), ground_truth_gmm(), n=500, levels=levels,
                           n_steps_each=n_steps_each, step_size=step_size, step_rule=rule, seed=state.seed)
 
 
 @st.cache_data(max_entries=16, show_spinner="Running the ODE and DDPM from the same noise ...")
 def flows(state: FrameState, shipped: tuple):
     model, _, _ = _models(state, shipped)
-    return L.ode_vs_ddpm(model, build_schedule(state), n=400, seed=state.seed, ode_steps=100)
+    return lesson.ode_vs_ddpm(model, build_schedule(state), n=400, seed=state.seed, ode_steps=100)
 
 
 @st.cache_data(max_entries=64)
 def density_at(state: FrameState, t: float):
-    ax, pts = L.grid(L.HALF_WIDTH, 60)
+    ax, pts = lesson.grid(lesson.HALF_WIDTH, 60)
     a = float(build_schedule(state).alpha_bar(torch.tensor(float(t))))
     return ax, ground_truth_gmm().log_prob(pts, a).numpy()
 
@@ -98,7 +98,7 @@ def likelihoods(state: FrameState, shipped: tuple, rtol: float, _progress=None):
     s = build_schedule(state)
     model, exact, _ = _models(state, shipped)
     gmm = ground_truth_gmm()
-    runs = {"exact model": L.exact_ode_model(gmm, s)}
+    runs = {"exact model": lesson.exact_ode_model(gmm, s)}
     if model is not exact:
         runs["learned model"] = model
     x = gmm.sample(256, generator=torch.Generator().manual_seed(state.seed + 7))[0]
@@ -111,17 +111,17 @@ def likelihoods(state: FrameState, shipped: tuple, rtol: float, _progress=None):
 
     out = {"x": x.numpy(), "true": gmm.log_prob(x).numpy(), "points": {}, "grid": {}, "elbo": {}}
     for name, m in runs.items():
-        out["points"][name] = L.ode_log_px(m, s, x, rtol, progress=sub)
+        out["points"][name] = lesson.ode_log_px(m, s, x, rtol, progress=sub)
         done[0] += 1
         if name == main:
-            ax, out["grid"][name] = L.density_grid(m, s, N_GRID, rtol, progress=sub)
+            ax, out["grid"][name] = lesson.density_grid(m, s, N_GRID, rtol, progress=sub)
             done[0] += 1
         elbo_model = exact if name == "exact model" else m
-        out["elbo"][name] = float(np.mean(L.elbo_nll(elbo_model, s, x, stride=max(1, s.T // 200), seed=state.seed,
+        out["elbo"][name] = float(np.mean(lesson.elbo_nll(elbo_model, s, x, stride=max(1, s.T // 200), seed=state.seed,
                                                      progress=sub)))
         done[0] += 1
     out["axis"] = ax
-    out["true_grid"] = gmm.log_prob(L.grid(L.HALF_WIDTH, N_GRID)[1]).numpy()
+    out["true_grid"] = gmm.log_prob(lesson.grid(lesson.HALF_WIDTH, N_GRID)[1]).numpy()
     return out
 
 
@@ -129,7 +129,7 @@ def likelihoods(state: FrameState, shipped: tuple, rtol: float, _progress=None):
 def mnist_bpd(n_digits: int, n_probes: int, seed: int, _progress=None):
     ck, _ = try_checkpoint("mnist")
     d = mnist()
-    return L.mnist_bits_per_dim(ck.model, ck.schedule, d.held_out(n_digits)[0], y=None, n_probes=n_probes, rtol=1e-4,
+    return lesson.mnist_bits_per_dim(ck.model, ck.schedule, d.held_out(n_digits)[0], y=None, n_probes=n_probes, rtol=1e-4,
                                 elbo_stride=10, seed=seed, progress=_progress)
 
 
@@ -145,18 +145,18 @@ s = build_schedule(state)
 SHIPPED = (weights_present("gmm"), model_for("gmm"))  # cache key: new weights or the user's own model, new results
 model, exact, model_name = _models(state, SHIPPED)
 st.title("5 · Noise = score, and likelihood")
-explain(L.INTRO)
+explain(lesson.INTRO)
 ck, err = try_checkpoint("gmm")
 if err:
     st.warning(f"{err} — meanwhile the page runs the exact model wherever it needs a model.", icon=":material/warning:")
 st.caption(f"Data: the Gaussian mixture (exact score and density known), whatever the data setting. Model: "
            f"{model_name}; evaluated on the sidebar's schedule {s.describe()} at equal ᾱ.")
-ode_problem = L.ode_ready(s)
+ode_problem = lesson.ode_ready(s)
 
 # --- 1. noise = scaled score ------------------------------------------------------------------------------
 st.header("1 · The predicted noise is a scaled score")
-explain(L.SCORE_IDEA)
-equation(L.EQ_SCORE)
+explain(lesson.SCORE_IDEA)
+equation(lesson.EQ_SCORE)
 t = url_int("t", "t (time step)", 1, s.T, max(1, s.T // 10), key="score_t")
 fc = fields(state, SHIPPED, t)
 c = st.columns(4)
@@ -164,25 +164,25 @@ c[0].metric("ᾱ_t", f"{fc.alpha_bar:.4g}")
 c[1].metric("E|s_θ − ∇log q|² on q(x_t)", f"{fc.fisher:.3g}", help=f"± {fc.fisher_se:.2g} (Monte Carlo, 1,000 draws)")
 c[2].metric("relative to E|∇log q|²", f"{fc.relative:.2%}")
 c[3].metric("ε error E|ε̂ − ε*|²", f"{fc.eps_mse:.3g}")
-chart(L.fig_fields(fc, backdrop(state, t)), key="fig_fields")
-st.caption(L.LOOK_FIELDS)
-explain(L.WHY_WRONG)
+chart(lesson.fig_fields(fc, backdrop(state, t)), key="fig_fields")
+st.caption(lesson.LOOK_FIELDS)
+explain(lesson.WHY_WRONG)
 c1, c2 = st.columns(2)
-chart(L.fig_error_map(fc), key="fig_error_map", where=c1)
-c1.caption(f"{L.LOOK_ERROR_MAP} Median error where q(x_t) is within 10⁻³ of its peak: {fc.error_where(True):.3g}; "
+chart(lesson.fig_error_map(fc), key="fig_error_map", where=c1)
+c1.caption(f"{lesson.LOOK_ERROR_MAP} Median error where q(x_t) is within 10⁻³ of its peak: {fc.error_where(True):.3g}; "
            f"elsewhere (far from the data): {fc.error_where(False):.3g}.")
 e = errors_over_t(state, SHIPPED)
-chart(L.fig_error_vs_t(e, t), key="fig_error_t", where=c2)
-c2.caption(f"{L.LOOK_ERROR_T} Score error at t = {e['t'][0]:g}: {e['fisher'][0]:.3g}; at t = {e['t'][-1]:g}: "
+chart(lesson.fig_error_vs_t(e, t), key="fig_error_t", where=c2)
+c2.caption(f"{lesson.LOOK_ERROR_T} Score error at t = {e['t'][0]:g}: {e['fisher'][0]:.3g}; at t = {e['t'][-1]:g}: "
            f"{e['fisher'][-1]:.3g} (500 draws of q(x_t) each).")
-chart(L.fig_scale(*L.score_scale(s), t_marker=t), key="fig_scale")
-st.caption(L.LOOK_SCALE)
-show_source(L.model_score, AnalyticModel.score)
+chart(lesson.fig_scale(*lesson.score_scale(s), t_marker=t), key="fig_scale")
+st.caption(lesson.LOOK_SCALE)
+show_source(lesson.model_score, AnalyticModel.score)
 
 # --- 2. denoising score matching ------------------------------------------------------------------------------
 st.header("2 · Denoising score matching is the ε-loss, reweighted")
-explain(L.DSM_TEXT)
-equation(L.EQ_DSM)
+explain(lesson.DSM_TEXT)
+equation(lesson.EQ_DSM)
 d = dsm(state, SHIPPED, t)
 st.dataframe([
     {"quantity": "ε-loss E|ε̂ − ε|² (DDPM)", "value": d.eps_loss},
@@ -193,19 +193,19 @@ st.dataframe([
     {"quantity": "excess DSM = DSM − floor", "value": d.dsm - d.dsm_exact},
     {"quantity": "Fisher divergence E|s_θ − ∇log q|²", "value": d.fisher},
 ], hide_index=True)
-st.caption(f"{L.LOOK_DSM} At t = {t}, 4,000 draws; standard error of the excess: {d.excess_se:.2g}.")
-equation(L.EQ_FISHER)
-show_source(L.dsm_check)
+st.caption(f"{lesson.LOOK_DSM} At t = {t}, 4,000 draws; standard error of the excess: {d.excess_se:.2g}.")
+equation(lesson.EQ_FISHER)
+show_source(lesson.dsm_check)
 
 # --- 3. Langevin -------------------------------------------------------------------------------------------------
 st.header("3 · Annealed Langevin dynamics with the score")
-explain(L.LANGEVIN_TEXT)
-equation(L.EQ_LANGEVIN)
+explain(lesson.LANGEVIN_TEXT)
+equation(lesson.EQ_LANGEVIN)
 c = st.columns(4)
-rule = url_choice("rule", "step-size rule", L.STEP_RULES, L.STEP_RULES[0], key="score_rule", widget=c[0].radio,
+rule = url_choice("rule", "step-size rule", lesson.STEP_RULES, lesson.STEP_RULES[0], key="score_rule", widget=c[0].radio,
                   help="sigma: h_i = h_L (1 − ᾱ_{t_i})/(1 − ᾱ_{t_L}) (Song & Ermon 2019); snr: h_i from a target signal-to-noise "
                        "ratio (Song et al. 2021); h_L then unused")
-step = url_choice("eps", "step size h_L (last level)", list(L.STEP_SIZES), 2e-5, key="score_step", widget=c[1].select_slider,
+step = url_choice("eps", "step size h_L (last level)", list(lesson.STEP_SIZES), 2e-5, key="score_step", widget=c[1].select_slider,
                   format_func=lambda v: f"{v:g}")
 each = url_int("each", "steps per level", 1, 50, 5, key="score_each", widget=c[2].slider)
 levels = url_int("levels", "noise levels", 1, max(2, min(200, s.T)), min(100, s.T), key="score_levels",
@@ -213,60 +213,60 @@ levels = url_int("levels", "noise levels", 1, max(2, min(200, s.T)), min(100, s.
 if run_flag("score_run_langevin", "Run Langevin (500 particles)"):
     r = langevin(state, SHIPPED, min(levels, s.T), each, step, rule)
     c1, c2 = st.columns([3, 2])
-    chart(L.fig_langevin(r, backdrop(state, 1)), key="fig_langevin", where=c1)
-    c1.caption(L.LOOK_LANGEVIN)
-    chart(L.fig_weights(r), key="fig_weights", where=c2)
-    c2.caption(L.LOOK_WEIGHTS)
+    chart(lesson.fig_langevin(r, backdrop(state, 1)), key="fig_langevin", where=c1)
+    c1.caption(lesson.LOOK_LANGEVIN)
+    chart(lesson.fig_weights(r), key="fig_weights", where=c2)
+    c2.caption(lesson.LOOK_WEIGHTS)
     explain(f"Mean log q(x₀) of the samples: **{r.mean_log_q:.3f} nats** (data: {r.data_log_q:.3f}); "
             f"{r.escaped:.1%} of the particles left the plot or blew up; {r.nfe} score evaluations.", where=c2)
     if r.escaped > 0.05:
         st.warning("The step size is too large for the narrowest features of q(x_t): particles overshoot.")
     download("the particles' paths as a GIF",
-             partial(E.gif_from_points, r.paths, [f"Langevin: noise level t = {t:.0f}" for t in r.path_t],
+             partial(exports.gif_from_points, r.paths, [f"Langevin: noise level t = {t:.0f}" for t in r.path_t],
                      label="Langevin particles", role="learned", trails=range(r.paths.shape[1]),
                      backdrop=backdrop(state, 1), radius=2),
              "langevin_paths.gif", key="dl_score_langevin",
-             help=f"{r.paths.shape[1]} particles, {min(len(r.path_t), E.MAX_FRAMES)} of {len(r.path_t)} kept steps.")
+             help=f"{r.paths.shape[1]} particles, {min(len(r.path_t), exports.MAX_FRAMES)} of {len(r.path_t)} kept steps.")
 show_source(sample_langevin)
 
 # --- 4. the probability-flow ODE ---------------------------------------------------------------------------------
 st.header("4 · The probability-flow ODE: same marginals, no noise")
-explain(L.SDE_TEXT)
-equation(L.EQ_SDE)
-explain(L.rate_example(s, build_schedule(state, "cosine")))
-explain(L.ODE_TEXT)
-equation(L.EQ_ODE)
+explain(lesson.SDE_TEXT)
+equation(lesson.EQ_SDE)
+explain(lesson.rate_example(s, build_schedule(state, "cosine")))
+explain(lesson.ODE_TEXT)
+equation(lesson.EQ_ODE)
 if ode_problem:
     st.info(ode_problem)
 elif run_flag("score_run_flow", "Run the ODE and DDPM from the same noise (400 points)"):
     fp = flows(state, SHIPPED)
-    chart(L.fig_flow(fp), key="fig_flow")
-    st.caption(L.LOOK_FLOW)
+    chart(lesson.fig_flow(fp), key="fig_flow")
+    st.caption(lesson.LOOK_FLOW)
     c1, c2 = st.columns(2)
     for col, (nm, ts_f, xs_f, role) in zip((c1, c2), (("ODE", fp.ode_t, fp.ode_x, "truth"),
                                                       ("DDPM", fp.ddpm_t, fp.ddpm_x, "learned"))):
         download(f"the {nm} flow as a GIF",
-                 partial(E.gif_from_points, xs_f, [f"{nm}: t = {t:.0f}" for t in ts_f], label=f"{nm} states x_t",
+                 partial(exports.gif_from_points, xs_f, [f"{nm}: t = {t:.0f}" for t in ts_f], label=f"{nm} states x_t",
                          role=role, trails=range(12), backdrop=backdrop(state, 1)),
                  f"flow_{nm.lower()}.gif", key=f"dl_score_{nm.lower()}", where=col,
                  help=f"{xs_f.shape[1]} points from the same x_T, 12 paths traced; "
-                      f"{min(len(ts_f), E.MAX_FRAMES)} of {len(ts_f)} kept steps.")
+                      f"{min(len(ts_f), exports.MAX_FRAMES)} of {len(ts_f)} kept steps.")
     tf = url_int("flow_t", "t at which to compare the clouds", 0, s.T, min(s.T, max(1, s.T // 4)), key="score_flow_t")
-    to, xo = L.state_at(fp.ode_t, fp.ode_x, tf)
-    td, xd = L.state_at(fp.ddpm_t, fp.ddpm_x, tf)
+    to, xo = lesson.state_at(fp.ode_t, fp.ode_x, tf)
+    td, xd = lesson.state_at(fp.ddpm_t, fp.ddpm_x, tf)
     clouds = {f"ODE states (t = {to:g})": xo, f"DDPM states (t = {td:g})": xd}
     ax, lq = density_at(state, tf)
-    chart(L.fig_density_at_t(ax, lq, clouds, tf), key="fig_density_t")
-    mc = L.marginal_check(ground_truth_gmm(), s, tf, clouds, seed=state.seed)
+    chart(lesson.fig_density_at_t(ax, lq, clouds, tf), key="fig_density_t")
+    mc = lesson.marginal_check(ground_truth_gmm(), s, tf, clouds, seed=state.seed)
     st.dataframe([{"cloud": k, "mean log q(x_t), nats": v} for k, v in mc.items()], hide_index=True)
-    st.caption(f"{L.LOOK_DENSITY_T} ODE: {fp.ode_nfe} model evaluations (Heun, {fp.ode_steps} steps); "
+    st.caption(f"{lesson.LOOK_DENSITY_T} ODE: {fp.ode_nfe} model evaluations (Heun, {fp.ode_steps} steps); "
                f"DDPM: {fp.ddpm_nfe}.")
 show_source(pf_ode_drift)
 
 # --- 5. likelihood -----------------------------------------------------------------------------------------------
 st.header("5 · Likelihood by integrating the ODE")
-explain(L.LIK_TEXT)
-equation(L.EQ_LIK)
+explain(lesson.LIK_TEXT)
+equation(lesson.EQ_LIK)
 rtol = url_choice("rtol", "solver tolerance (rtol = atol)", TOLERANCES, 1e-4, key="score_rtol",
                   widget=st.select_slider, format_func=lambda v: f"{v:g}")
 if ode_problem:
@@ -287,24 +287,24 @@ elif run_flag("score_run_lik", f"Compute log-likelihoods (256 points and a {N_GR
                + "; " + "; ".join(f"{k}: {v.nfe} for the {N_GRID} × {N_GRID} grid" for k, v in out["grid"].items()) + ".")
     panels = {"true log q(x)": out["true_grid"]}
     panels.update({f"ODE log p, {k}": v.log_px for k, v in out["grid"].items()})
-    chart(L.fig_density_pair(out["axis"], panels), key="fig_density_pair")
-    st.caption(L.LOOK_DENSITY_PAIR)
-    table = L.nll_table(ground_truth_gmm(), torch.as_tensor(out["x"]),
+    chart(lesson.fig_density_pair(out["axis"], panels), key="fig_density_pair")
+    st.caption(lesson.LOOK_DENSITY_PAIR)
+    table = lesson.nll_table(ground_truth_gmm(), torch.as_tensor(out["x"]),
                         {k: v.log_px for k, v in out["points"].items()}, out["elbo"])
-    chart(L.fig_nll(table), key="fig_nll")
+    chart(lesson.fig_nll(table), key="fig_nll")
     bpd = table.bpd()
     st.dataframe([{"route": k, "NLL, nats": v, "bits/dim": bpd[k]} for k, v in table.rows.items()], hide_index=True)
     gap = table.rows["ODE: exact model"] - table.rows["true −log q(x₀) (closed form)"]
-    st.caption(f"{L.look_nll(table)} The exact model's ODE NLL is off the truth by {gap:+.4f} nats (solver "
+    st.caption(f"{lesson.look_nll(table)} The exact model's ODE NLL is off the truth by {gap:+.4f} nats (solver "
                "tolerance, the start at t = 0.001, and ᾱ_T > 0). The ELBO is the bound of the ELBO lesson (Ho et al. "
                + ("2020, eq. 5), every term summed." if s.T <= 100 or s.T // 200 <= 1 else
                   f"2020, eq. 5): every term for t ≤ 100, above that every {max(1, s.T // 200)}-th term standing "
                   "for its neighbours (an estimate of the sum)."))
-show_source(ode_log_likelihood, L.density_grid)
+show_source(ode_log_likelihood, lesson.density_grid)
 
 st.subheader("MNIST: bits/dim of the shipped model on held-out digits")
-explain(L.density_text())
-explain(L.PUBLISHED_BPD)
+explain(lesson.density_text())
+explain(lesson.PUBLISHED_BPD)
 mk, merr = try_checkpoint("mnist")
 if merr:
     st.info(f"The MNIST model is unavailable: {merr}")
@@ -325,8 +325,8 @@ else:
                    f"{res.nfe} function evaluations, {res.n_probes} probe(s). Look for: the two routes are "
                    "two models (and two ways to discretize), so they need not agree; compare both with the "
                    "published figures above.")
-    show_source(L.mnist_bits_per_dim)
+    show_source(lesson.mnist_bits_per_dim)
 
 st.header("Try this")
-for tip in L.TRY_THIS:
+for tip in lesson.TRY_THIS:
     explain(f"- {tip}")

@@ -1,15 +1,15 @@
-"""Lesson 8 page — the training lab. Thin: widgets, a background job (lessons.jobs) read by a polling
+"""Lesson 8 page — the training lab. Thin: widgets, a background job (course.jobs) read by a polling
 fragment, figures from lessons.training_lab. Streamlit calls from the job's thread would be dropped, so
 the thread only writes plain attributes and `job_panel` (an st.fragment) reads them every POLL_S seconds."""
 import streamlit as st
 import torch
 
-from app import (chart, device, explain, frame, mnist, points_2d, session_lab, show_source, url_choice,
+from course import (chart, device, explain, frame, mnist, points_2d, session_lab, show_source, url_choice,
                  url_int)
-from lessons import training_lab as L
+from lessons import training_lab as lesson
 from lessons.elbo_lesson import hybrid_text
-from lessons.frame import build_schedule, device_label
-from lessons.jobs import TrainingJob, model_label
+from lessons.settings import build_schedule, device_label
+from course.jobs import TrainingJob, model_label
 from toy_models.training import Trainer
 
 POLL_S = 1.0  # seconds between two looks at a running job
@@ -27,23 +27,23 @@ state = frame()
 s = build_schedule(state)
 lab = session_lab()
 st.title("8 · Training lab")
-explain(L.INTRO)
+explain(lesson.INTRO)
 
 # --- the recipe ---------------------------------------------------------------------------------------
 c = st.columns(3)
-data = url_choice("lab_data", "training data", L.DATA_OPTIONS, state.data, key="lab_data", widget=c[0].selectbox,
-                  format_func=lambda d: L.DATA_LABELS.get(d, d))
-objective = url_choice("lab_objective", "objective", L.OBJECTIVES, "simple", key="lab_objective",
-                       widget=c[1].selectbox, format_func=L.OBJECTIVE_LABELS.get)
-steps = url_choice("lab_steps", "training steps", L.STEPS, 1000, key="lab_steps", widget=c[2].select_slider)
+data = url_choice("lab_data", "training data", lesson.DATA_OPTIONS, state.data, key="lab_data", widget=c[0].selectbox,
+                  format_func=lambda d: lesson.DATA_LABELS.get(d, d))
+objective = url_choice("lab_objective", "objective", lesson.OBJECTIVES, "simple", key="lab_objective",
+                       widget=c[1].selectbox, format_func=lesson.OBJECTIVE_LABELS.get)
+steps = url_choice("lab_steps", "training steps", lesson.STEPS, 1000, key="lab_steps", widget=c[2].select_slider)
 c = st.columns(4)
-width = url_choice("lab_width", "network width", L.WIDTHS, 32, key="lab_width",
+width = url_choice("lab_width", "network width", lesson.WIDTHS, 32, key="lab_width",
                    widget=c[0].select_slider, help="2D: the MLP's hidden width. MNIST: the U-Net's first channels.")
-depth = url_choice("lab_depth", "network depth", L.DEPTHS, 2, key="lab_depth", widget=c[1].select_slider,
+depth = url_choice("lab_depth", "network depth", lesson.DEPTHS, 2, key="lab_depth", widget=c[1].select_slider,
                    help="2D: residual blocks. MNIST: resolution levels (28, 14, 7), at most 3.")
-lr = url_choice("lab_lr", "learning rate", L.LRS, 3e-3, key="lab_lr", widget=c[2].select_slider,
+lr = url_choice("lab_lr", "learning rate", lesson.LRS, 3e-3, key="lab_lr", widget=c[2].select_slider,
                 format_func=lambda v: f"{v:g}")
-every = url_choice("lab_every", "snapshot every N steps", L.SNAPSHOT_EVERY, 100, key="lab_every",
+every = url_choice("lab_every", "snapshot every N steps", lesson.SNAPSHOT_EVERY, 100, key="lab_every",
                    widget=c[3].select_slider)
 st.caption(f"Schedule: the sidebar's, **{s.describe()}** (change it there).")
 if objective == "hybrid":
@@ -55,23 +55,23 @@ if data == "own":
     st.subheader("Your points")
     tab_draw, tab_csv = st.tabs(["draw (lasso on the grid)", "upload a CSV"])
     with tab_draw:
-        event = chart(L.fig_candidate_grid(L.candidate_grid()), key="lab_draw", on_select="rerun",
+        event = chart(lesson.fig_candidate_grid(lesson.candidate_grid()), key="lab_draw", on_select="rerun",
                       selection_mode=("lasso", "box"))
-        picked = L.selected_indices(event.selection) if event is not None else []
+        picked = lesson.selected_indices(event.selection) if event is not None else []
         if picked and picked != st.session_state.get("lab_picked"):
-            pts, msg = L.points_from_selection(picked, seed=state.seed)
+            pts, msg = lesson.points_from_selection(picked, seed=state.seed)
             if msg:
                 st.warning(msg, icon=":material/gesture:")
             else:
                 st.session_state["lab_picked"] = picked
                 st.session_state["lab_points"] = (pts, f"drawn: {len(picked)} grid points, "
-                                                       f"{L.JITTER_PER_POINT} jittered points each")
+                                                       f"{lesson.JITTER_PER_POINT} jittered points each")
         st.caption("Each selected grid point becomes 20 points spread over its grid cell.")
     with tab_csv:
         up = st.file_uploader("CSV with two numbers (x, y) per line; one header line allowed; at most 1 MB",
                               type=["csv", "txt"], key="lab_csv")
         if up is not None:
-            pts, msg = L.parse_points_csv(up.getvalue())
+            pts, msg = lesson.parse_points_csv(up.getvalue())
             if msg:
                 st.error(f"{up.name}: {msg}", icon=":material/error:")
             elif st.session_state.get("lab_csv_id") != up.file_id:
@@ -88,18 +88,18 @@ t_prev = url_int("lab_t", "preview t (the noise level the network sees)", 0, s.T
 abar = float(s.alphas_cumprod[t_prev])
 if data == "mnist":
     x0 = mnist().x_train[:16]
-    chart(L.fig_snapshot_digits(L.noised_preview(x0, s, t_prev, state.seed), None,
+    chart(lesson.fig_snapshot_digits(lesson.noised_preview(x0, s, t_prev, state.seed), None,
                                 f"Training digits at t = {t_prev} (ᾱ_t = {abar:.3g})"), key="lab_preview")
 elif data == "own" and points is None:
     st.info("No points yet: lasso some grid points or upload a CSV.", icon=":material/info:")
 else:
     x0 = points if data == "own" else preview_x0(data)
-    chart(L.fig_training_preview(x0[:N_PREVIEW], L.noised_preview(x0[:N_PREVIEW], s, t_prev, state.seed), t_prev,
+    chart(lesson.fig_training_preview(x0[:N_PREVIEW], lesson.noised_preview(x0[:N_PREVIEW], s, t_prev, state.seed), t_prev,
                                  abar), key="lab_preview")
 
-choice = L.LabChoice(data=data, width=int(width), depth=int(depth), objective=objective, steps=int(steps),
+choice = lesson.LabChoice(data=data, width=int(width), depth=int(depth), objective=objective, steps=int(steps),
                      lr=float(lr), snapshot_every=int(every), seed=int(state.seed))
-recipe, problem = L.build_recipe(choice, s, None if points is None else len(points))
+recipe, problem = lesson.build_recipe(choice, s, None if points is None else len(points))
 busy = lab.active()
 if problem:
     st.warning(problem, icon=":material/block:")
@@ -149,17 +149,17 @@ def job_panel():
     if v.step == 0:
         return
     c1, c2 = st.columns([3, 2])
-    chart(L.fig_loss_curve(v.losses, v.objective), key="lab_loss", where=c1)
-    chart(L.fig_bucket_losses(v.bucket_losses, v.T, v.objective), key="lab_buckets", where=c2)
+    chart(lesson.fig_loss_curve(v.losses, v.objective), key="lab_loss", where=c1)
+    chart(lesson.fig_bucket_losses(v.bucket_losses, v.T, v.objective), key="lab_buckets", where=c2)
     last = v.losses[-min(50, v.losses.size):].mean()
     st.caption(f"Mean loss of the last 50 steps: {last:.4g} (first 50: {v.losses[:50].mean():.4g}).")
     if v.snapshots and v.is_2d:
         own = job.data is not None
         backdrop = (job.data.numpy() if own else preview_x0(job.recipe.data))[:N_BACKDROP]
-        chart(L.fig_snapshots_2d(v.snapshots, backdrop), key="lab_snaps")
+        chart(lesson.fig_snapshots_2d(v.snapshots, backdrop), key="lab_snaps")
     elif v.snapshots:
         step, samples = v.snapshots[-1]
-        chart(L.fig_snapshot_digits(samples, step), key="lab_snaps")
+        chart(lesson.fig_snapshot_digits(samples, step), key="lab_snaps")
 
 
 latest = lab.latest()
@@ -185,6 +185,6 @@ if keys:
                "loads it.")
 
 st.subheader("What you are looking at")
-explain(L.WHAT_YOU_SEE)
-st.markdown("**Try this:**\n" + "\n".join(f"- {tip}" for tip in L.TRY_THIS))
-show_source(Trainer.step, L.build_recipe)
+explain(lesson.WHAT_YOU_SEE)
+st.markdown("**Try this:**\n" + "\n".join(f"- {tip}" for tip in lesson.TRY_THIS))
+show_source(Trainer.step, lesson.build_recipe)

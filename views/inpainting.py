@@ -6,11 +6,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import (chart, download, equation, explain, frame, ground_truth_gmm, mnist, points_2d, show_source,
+from course import (chart, download, equation, explain, frame, ground_truth_gmm, mnist, points_2d, show_source,
                  try_checkpoint, url_choice, url_float, url_int)
-from lessons import exports as E
-from lessons import inpainting as L
-from lessons.frame import FrameState, build_schedule
+from course import exports
+from lessons import inpainting as lesson
+from lessons.settings import FrameState, build_schedule
 from toy_models.gmm import AnalyticModel
 from toy_models.inpainting import gmm_condition_on, renoise, replace_known, sample_replacement
 
@@ -22,12 +22,12 @@ N_DIGITS = 8  # inpainted samples per method
 def run_2d(state: FrameState, value: float, steps: int, resample: int):
     g = ground_truth_gmm()
     s = build_schedule(state)
-    tr = L.inpaint_2d(AnalyticModel(g, s), s, value, N_2D, state.seed, steps, resample)
+    tr = lesson.inpaint_2d(AnalyticModel(g, s), s, value, N_2D, state.seed, steps, resample)
     x0 = tr.x0.numpy()
-    grid, dens = L.exact_conditional_1d(g, value)
+    grid, dens = lesson.exact_conditional_1d(g, value)
     ex, _ = gmm_condition_on(g, 0, value).sample(N_2D, generator=torch.Generator().manual_seed(state.seed))
-    w1_rep = L.wasserstein_to_exact(x0[:, 1], g, value, seed=state.seed + 7)
-    w1_floor = L.wasserstein_to_exact(ex[:, 0].numpy(), g, value, seed=state.seed + 7)
+    w1_rep = lesson.wasserstein_to_exact(x0[:, 1], g, value, seed=state.seed + 7)
+    w1_floor = lesson.wasserstein_to_exact(ex[:, 0].numpy(), g, value, seed=state.seed + 7)
     return x0, grid, dens, ex[:, 0].numpy(), w1_rep, w1_floor
 
 
@@ -43,15 +43,15 @@ def run_mnist(method: str, digit: int, which: int, mask_key: tuple, steps: int, 
     prog = lambda f: bar.progress(f, text=f"{method}: {steps} steps ...")  # noqa: E731
     if method == "replacement":
         ld, _ = try_checkpoint("mnist")
-        tr = L.inpaint_replacement(ld.model, ld.schedule, x0, mask, N_DIGITS, seed, steps, resample, progress=prog)
+        tr = lesson.inpaint_replacement(ld.model, ld.schedule, x0, mask, N_DIGITS, seed, steps, resample, progress=prog)
     else:
         ld, _ = try_checkpoint("mnist-inpaint")
-        tr = L.inpaint_finetuned(ld.model, ld.schedule, x0, mask, N_DIGITS, seed, steps, progress=prog)
+        tr = lesson.inpaint_finetuned(ld.model, ld.schedule, x0, mask, N_DIGITS, seed, steps, progress=prog)
     bar.empty()
     out = tr.x0
-    m = dict(known_rmse=L.known_region_error(out, x0, mask), seam=L.seam_error(out, mask))
+    m = dict(known_rmse=lesson.known_region_error(out, x0, mask), seam=lesson.seam_error(out, mask))
     try:
-        m.update(L.validity(out, digit, load_judge()))
+        m.update(lesson.validity(out, digit, load_judge()))
     except JudgeError as e:
         m["judge_error"] = str(e)
     return tr.xs.numpy(), tr.ts.numpy(), out.numpy(), m
@@ -59,17 +59,17 @@ def run_mnist(method: str, digit: int, which: int, mask_key: tuple, steps: int, 
 
 state = frame()
 st.title("7 · Inpainting")
-explain(L.INTRO)
-explain(L.NARRATIVE)
-equation(L.EQ_REPLACE)
-equation(L.EQ_SIGMA)
-explain(L.RESAMPLE_TEXT)
-equation(L.EQ_RESAMPLE)
-explain(L.FINETUNED_TEXT)
+explain(lesson.INTRO)
+explain(lesson.NARRATIVE)
+equation(lesson.EQ_REPLACE)
+equation(lesson.EQ_SIGMA)
+explain(lesson.RESAMPLE_TEXT)
+equation(lesson.EQ_RESAMPLE)
+explain(lesson.FINETUNED_TEXT)
 show_source(sample_replacement, replace_known, renoise)
 
 st.header("The 2D analogue: know x₁, sample x₂")
-explain(L.IDEA_2D)
+explain(lesson.IDEA_2D)
 s = build_schedule(state)
 c1, c2, c3 = st.columns(3)
 value = url_float("x1", "known x₁", -2.5, 2.5, 0.5, 0.05, key="inp_value", widget=c1.slider)
@@ -80,15 +80,15 @@ if steps_2d > s.T:
     st.caption(f"Only T = {s.T} steps exist: using {s.T}.")
     steps_2d = s.T
 x0, grid, dens, ex, w1_rep, w1_floor = run_2d(state, value, steps_2d, resample_2d)
-chart(L.fig_2d(x0, value, grid, dens, ex, data=points_2d("gmm", 1000, state.seed).numpy()), key="fig_2d")
-st.caption(f"{L.LOOK_2D} Wasserstein-1 distance of the replacement samples' x₂ to the exact conditional: **{w1_rep:.3f}** "
+chart(lesson.fig_2d(x0, value, grid, dens, ex, data=points_2d("gmm", 1000, state.seed).numpy()), key="fig_2d")
+st.caption(f"{lesson.LOOK_2D} Wasserstein-1 distance of the replacement samples' x₂ to the exact conditional: **{w1_rep:.3f}** "
            f"(an exact sample of the same size scores {w1_floor:.3f}: the sampling-noise floor). The known x₁ is "
            f"kept exactly: max |x₁ − {value:g}| = {np.abs(x0[:, 0] - value).max():.2g}.")
-download("the 2D samples as .npz", partial(E.npz_bytes, samples=x0, known_x1=value, exact_x2=ex, steps=steps_2d,
+download("the 2D samples as .npz", partial(exports.npz_bytes, samples=x0, known_x1=value, exact_x2=ex, steps=steps_2d,
                                           resample=resample_2d, w1_to_exact=w1_rep, seed=state.seed),
          "inpainting_2d.npz", key="dl_inp_2d",
          help=f"samples ({N_2D}, 2): x₁ known, x₂ inpainted; exact_x2: draws of the exact conditional.")
-show_source(L.inpaint_2d, gmm_condition_on)
+show_source(lesson.inpaint_2d, gmm_condition_on)
 
 st.header("Digits")
 ld, err = try_checkpoint("mnist")
@@ -104,22 +104,22 @@ else:
     n_class = int((digits.y_test == digit).sum())
     which = url_int("which", f"which {digit} (of {n_class})", 0, max(0, n_class - 1), 0, key="inp_which",
                     widget=c2.number_input)
-    preset = url_choice("mask", "mask", L.MASK_PRESETS, L.MASK_PRESETS[0], key="inp_mask", widget=c3.selectbox)
+    preset = url_choice("mask", "mask", lesson.MASK_PRESETS, lesson.MASK_PRESETS[0], key="inp_mask", widget=c3.selectbox)
     blocks = None
     if preset == "custom":
         st.caption("Tick the 4×4-pixel blocks that are KNOWN (7×7 board).")
-        table = st.data_editor({f"c{j}": [j < 3] * L.GRID for j in range(L.GRID)}, key="inp_blocks",
+        table = st.data_editor({f"c{j}": [j < 3] * lesson.GRID for j in range(lesson.GRID)}, key="inp_blocks",
                                hide_index=True)
-        blocks = np.array([[bool(table[f"c{j}"][i]) for j in range(L.GRID)] for i in range(L.GRID)], dtype=float)
-    mask = L.preset_mask(preset, state.seed, blocks=blocks)
+        blocks = np.array([[bool(table[f"c{j}"][i]) for j in range(lesson.GRID)] for i in range(lesson.GRID)], dtype=float)
+    mask = lesson.preset_mask(preset, state.seed, blocks=blocks)
     x_true = mnist_digit(digits, digit, int(which))
     c1, c2, c3 = st.columns(3)
     steps_m = url_int("steps", "DDIM steps", 5, 100, 25, key="inp_steps", widget=c1.slider, step=5)
     resample_m = url_int("r", "resampling r (replacement only)", 1, 10, 1, key="inp_resample", widget=c2.slider)
     c3.metric("known pixels", f"{int(mask.sum())} / 784")
-    chart(L.fig_images([x_true[0, 0].numpy(), mask[0, 0].numpy() * 2 - 1, L.masked_view(x_true, mask)],
+    chart(lesson.fig_images([x_true[0, 0].numpy(), mask[0, 0].numpy() * 2 - 1, lesson.masked_view(x_true, mask)],
                                  ["the digit", "mask (white = known)", "what the model gets"]), key="fig_mask")
-    st.caption(L.LOOK_MASK)
+    st.caption(lesson.LOOK_MASK)
     key = tuple(mask.flatten().tolist())
     cols = st.columns(2)
     for col, (method, ok, e) in zip(cols, (("replacement", ld is not None, err), ("fine-tuned", li is not None, err_i))):
@@ -129,27 +129,27 @@ else:
                 st.info(f"Unavailable: {e}")
                 continue
             xs, ts, out, m = run_mnist(method, digit, int(which), key, steps_m, resample_m, state.seed)
-            chart(L.fig_images(list(out[:4, 0]), [f"sample {k}" for k in range(4)]), key=f"fig_{method}")
-            st.caption(L.LOOK_SAMPLES)
+            chart(lesson.fig_images(list(out[:4, 0]), [f"sample {k}" for k in range(4)]), key=f"fig_{method}")
+            st.caption(lesson.LOOK_SAMPLES)
             step = url_int(f"step_{method}", "step of the chain", 0, len(ts) - 1, len(ts) - 1, key=f"inp_step_{method}")
-            chart(L.fig_images([xs[step, k, 0] for k in range(4)], [f"t = {ts[step]:.0f}"] * 4),
+            chart(lesson.fig_images([xs[step, k, 0] for k in range(4)], [f"t = {ts[step]:.0f}"] * 4),
                             key=f"fig_{method}_step")
-            st.caption(L.LOOK_STEP[method])
+            st.caption(lesson.LOOK_STEP[method])
             txt = f"Known-pixel RMS error **{m['known_rmse']:.3f}**, seam score {m['seam']:.3f}"
             if "accuracy" in m:
                 txt += (f"; the judge reads **{m['accuracy']:.0%}** as a {digit} "
                         f"(mean confidence {m['confidence']:.0%}).")
             st.caption(txt)
             titles = [f"{method}: t = {t:.0f}" for t in ts]
-            download("the chain as a GIF", partial(E.gif_from_images, xs[:, :, 0], titles, cols=4, scale=3),
+            download("the chain as a GIF", partial(exports.gif_from_images, xs[:, :, 0], titles, cols=4, scale=3),
                      f"inpainting_{method}_{digit}.gif", key=f"dl_inp_gif_{method}",
-                     help=f"All {xs.shape[1]} samples, {min(len(ts), E.MAX_FRAMES)} of {len(ts)} steps.")
+                     help=f"All {xs.shape[1]} samples, {min(len(ts), exports.MAX_FRAMES)} of {len(ts)} steps.")
             download("the results as .npz",
-                     partial(E.npz_bytes, samples=out[:, 0], original=x_true[0, 0].numpy(), mask=mask[0, 0].numpy(),
+                     partial(exports.npz_bytes, samples=out[:, 0], original=x_true[0, 0].numpy(), mask=mask[0, 0].numpy(),
                              label=digit, which=int(which), method=method, ddim_steps=steps_m,
                              resample=resample_m if method == "replacement" else 1, seed=state.seed,
                              known_rmse=m["known_rmse"], seam=m["seam"]),
                      f"inpainting_{method}_{digit}.npz", key=f"dl_inp_npz_{method}",
                      help=f"samples ({len(out)}, 28, 28) in [-1, 1], the original digit, the mask (1 = known).")
-    show_source(L.inpaint_replacement, L.inpaint_finetuned, L.known_region_error, L.seam_error)
-explain(L.TRY_THIS)
+    show_source(lesson.inpaint_replacement, lesson.inpaint_finetuned, lesson.known_region_error, lesson.seam_error)
+explain(lesson.TRY_THIS)
