@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: run test bench loadtest weights clean
+.PHONY: run test format bench loadtest weights clean
 
 # A local virtual environment with the pinned versions (torch==2.13.0 is a CPU build).
 $(STAMP): requirements.txt requirements-dev.txt
@@ -17,8 +17,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)  ## start the app on the embedded data and shipped weights
 	$(BIN)/python -m course.serve --server.port $(PORT)
 
-test: $(STAMP)  ## unit tests, page tests, and the real-browser test (skipped without Chromium)
+test: $(STAMP)  ## lint and format check, unit tests, page tests, and the real-browser test (skipped without Chromium)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+format: $(STAMP)  ## apply the formatter and the linter's safe fixes (pyproject.toml)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 bench: $(STAMP)  ## speed and memory figures (medians), printed
 	$(BIN)/python -m benchmarks

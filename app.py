@@ -13,14 +13,28 @@ Pages draw through small helpers instead of raw streamlit calls, so that two fea
   `show_source()` (code) draw nothing, and PRESENT_CSS hides the sidebar, captions and tables and
   enlarges the type. Widgets stay: the lecturer drives the figure on the slide.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import streamlit as st
 
-from course import (chart, equation, explain, finish_deck, frame, init_from_url, mnist, points_2d, presenting,
-                    render_sidebar, show_link, show_source, start_deck)
+from course import (
+    chart,
+    equation,
+    explain,
+    finish_deck,
+    frame,
+    init_from_url,
+    mnist,
+    points_2d,
+    presenting,
+    render_sidebar,
+    show_link,
+    show_source,
+    start_deck,
+)
 from course.present import FRAME_CSS, PRESENT_CSS
 from lessons import settings
 
@@ -41,7 +55,6 @@ def _story_figure(data: str, schedule_params: tuple, seed: int):
 @st.cache_data(max_entries=16)
 def _digit_row_figure(schedule_params: tuple, seed: int):
     from lessons import forward, home
-
     from toy_models.data import mnist_digit
 
     state = settings.FrameState(**dict(schedule_params))
@@ -64,8 +77,10 @@ def home_page() -> None:
     with c2:
         equation(r"x_0 \;\to\; x_1 \;\to\; \cdots \;\to\; x_T \sim \mathcal{N}(0, I)")
         equation(r"x_T \;\to\; \cdots \;\to\; x_1 \;\to\; x_0")
-        explain(f"Data **{data}**, schedule **{settings.build_schedule(state).describe()}**. The same story on "
-                 "a digit (its reverse needs a trained network: lesson 3):")
+        explain(
+            f"Data **{data}**, schedule **{settings.build_schedule(state).describe()}**. The same story on "
+            "a digit (its reverse needs a trained network: lesson 3):"
+        )
         try:
             chart(_digit_row_figure(key, state.seed), key="home_digits")
         except ImportError as e:  # toy_models.data not available
@@ -85,8 +100,11 @@ def home_page() -> None:
 def main() -> None:
     st.set_page_config(page_title="Diffusion models course", page_icon="🌫️", layout="wide")
     pages = [st.Page(home_page, title="Home", icon=":material/home:", default=True, url_path="home")]
-    pages += [st.Page(lesson.page, title=lesson.title, icon=lesson.icon)
-              for lesson in settings.LESSONS if lesson.page and (ROOT / lesson.page).exists()]
+    pages += [
+        st.Page(lesson.page, title=lesson.title, icon=lesson.icon)
+        for lesson in settings.LESSONS
+        if lesson.page and (ROOT / lesson.page).exists()
+    ]
     init_from_url()  # presenter mode is known before the navigation is placed
     nav = st.navigation(pages, position="top" if presenting() else "sidebar")  # the sidebar is hidden then
     st.session_state["_frame_state"] = render_sidebar()

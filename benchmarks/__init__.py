@@ -40,8 +40,12 @@ def sw_over_floor(data: str, n: int = 2000, sets: int = 3, seed: int = 0):
     x_Ts = [torch.randn(n, 2, generator=torch.Generator().manual_seed(seed + 7 + 100 * k)) for k in range(sets)]
 
     def ratio(sample) -> float:
-        return statistics.fmean(sliced_wasserstein(sample(x_T, k).numpy(), ref)
-                                for k, (x_T, ref) in enumerate(zip(x_Ts, refs))) / floor
+        return (
+            statistics.fmean(
+                sliced_wasserstein(sample(x_T, k).numpy(), ref) for k, (x_T, ref) in enumerate(zip(x_Ts, refs))
+            )
+            / floor
+        )
 
     return ratio
 
@@ -81,5 +85,7 @@ def calibration() -> str:
         for _ in range(1000):
             torch.nn.functional.silu(x @ w)
 
-    return (f"calibration: 3M-step Python loop {median_seconds(py_loop):.2f} s; 1,000 x silu((2000x32) @ (32x32)) "
-            f"{median_seconds(small_ops):.2f} s ({os.cpu_count()} cores)")
+    return (
+        f"calibration: 3M-step Python loop {median_seconds(py_loop):.2f} s; 1,000 x silu((2000x32) @ (32x32)) "
+        f"{median_seconds(small_ops):.2f} s ({os.cpu_count()} cores)"
+    )

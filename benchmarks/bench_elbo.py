@@ -1,13 +1,14 @@
 """Lesson 4 (the bound) figures: the term-by-term bound over every step for the exact model and a 2D
 network (2,000 points, T = 1000), the strided network bound the page uses, and the estimator comparison."""
+
 from __future__ import annotations
 
 import torch
 
+from benchmarks import median_seconds as _median_seconds
 from lessons import elbo_lesson as L
 from toy_models.gmm import AnalyticModel, default_gmm
 from toy_models.schedules import make_schedule
-from benchmarks import median_seconds as _median_seconds
 
 
 def _network():
@@ -22,8 +23,11 @@ def _network():
         from toy_models.recipes import RECIPES
 
         r = RECIPES["moons"]
-        return networks.build_network(r.network, r.network_config).eval(), make_schedule("linear", 1000), \
-            "untrained moons-recipe MLP"
+        return (
+            networks.build_network(r.network, r.network_config).eval(),
+            make_schedule("linear", 1000),
+            "untrained moons-recipe MLP",
+        )
 
 
 def run() -> list[str]:
@@ -45,11 +49,16 @@ def run() -> list[str]:
     t = _median_seconds(lambda: L.compare_estimators(s, m, x0[0], n=2000), 3)
     c = L.compare_estimators(s, m, x0[0], n=2000)
     c2 = L.compare_estimators(s, m, x0[0], n=2000, t_fixed=500)
-    lines.append(f"elbo: 2 x 2,000 estimates at one x_0: {t:.3f} s; std naive/rearranged {c.ratio:.2f}x (random t), "
-                 f"{c2.ratio:.1f}x (t = 500)")
+    lines.append(
+        f"elbo: 2 x 2,000 estimates at one x_0: {t:.3f} s; std naive/rearranged {c.ratio:.2f}x (random t), "
+        f"{c2.ratio:.1f}x (t = 500)"
+    )
     b = L.bound_vs_T(gmm, s, [10, 100, 1000], x0[:400], variance="beta")
-    lines.append("elbo: exact model, sigma^2 = beta, gap bound - true NLL at T = 10/100/1000: "
-                 + "/".join(f"{g:.3f}" for g in b.gap) + " nats")
+    lines.append(
+        "elbo: exact model, sigma^2 = beta, gap bound - true NLL at T = 10/100/1000: "
+        + "/".join(f"{g:.3f}" for g in b.gap)
+        + " nats"
+    )
     lines += _mnist_lines()
     return lines
 
@@ -72,8 +81,10 @@ def _mnist_lines() -> list[str]:
         r = L.bound_terms(ck.schedule, ck.model, x0, y=y, data_kind="image8bit", stride=20, chunk_elements=200_000)
 
     t = _median_seconds(bound, 1)
-    return [f"elbo: MNIST bound, 64 held-out digits, t <= {L.EXACT_HEAD} exact + every 20th t ({len(r.terms)} rows): "
-            f"{t:.1f} s (target <= 30 s), {r.bits_per_dim(r.total):.3f} bits/dim"]
+    return [
+        f"elbo: MNIST bound, 64 held-out digits, t <= {L.EXACT_HEAD} exact + every 20th t ({len(r.terms)} rows): "
+        f"{t:.1f} s (target <= 30 s), {r.bits_per_dim(r.total):.3f} bits/dim"
+    ]
 
 
 if __name__ == "__main__":

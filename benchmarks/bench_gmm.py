@@ -1,4 +1,5 @@
 """Ground-truth figures: exact score / density / eps* for the 2D mixture, a point set, and 5,000 digits."""
+
 from __future__ import annotations
 
 import statistics

@@ -1,7 +1,7 @@
 """Speed of the metrics and of guidance, and the judge's figures (medians of repeated runs)."""
+
 from __future__ import annotations
 
-import time
 from benchmarks import median_seconds
 
 
@@ -35,8 +35,10 @@ def run() -> list[str]:
     with torch.no_grad():
         t_plain = _median_s(lambda: net(x, tt, y), 20)
         t_cfg = _median_s(lambda: cfg(x, tt, y), 20)
-    lines.append(f"CFG on MLP2D batch 512: {t_cfg * 1e3:.2f} ms vs plain {t_plain * 1e3:.2f} ms "
-                 f"({t_cfg / t_plain:.2f}x; two separate calls would be 2x)")
+    lines.append(
+        f"CFG on MLP2D batch 512: {t_cfg * 1e3:.2f} ms vs plain {t_plain * 1e3:.2f} ms "
+        f"({t_cfg / t_plain:.2f}x; two separate calls would be 2x)"
+    )
 
     try:
         judge = metrics.load_judge()

@@ -13,6 +13,7 @@
 
 Targets: first paint <= 3 s, slider median <= 250 ms, no figure > 1 MB.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [("forward", "views/forward.py", "t (time step)"), ("schedule_lab", "views/schedule_lab.py", "t (time step)"),
-         ("reverse_chain", "views/reverse_chain.py", "reverse step t (T → 0)")]
+PAGES = [
+    ("forward", "views/forward.py", "t (time step)"),
+    ("schedule_lab", "views/schedule_lab.py", "t (time step)"),
+    ("reverse_chain", "views/reverse_chain.py", "reverse step t (T → 0)"),
+]
 REPEATS = 7
 FIRST_PAINTS = 3
 
@@ -39,13 +43,17 @@ def payload_lines() -> list[str]:
             at.switch_page(path)
         at.run()
         sizes = [len(el.proto.spec.encode()) for el in at.get("plotly_chart")]
-        line = (f"views/{name}: {len(sizes)} figures, largest {max(sizes) / 1e3:.0f} kB, "
-                f"all {sum(sizes) / 1e3:.0f} kB per full rerun")
+        line = (
+            f"views/{name}: {len(sizes)} figures, largest {max(sizes) / 1e3:.0f} kB, "
+            f"all {sum(sizes) / 1e3:.0f} kB per full rerun"
+        )
         open_every_section(at)  # the figures a student gets by a click count too
         opened = [len(el.proto.spec.encode()) for el in at.get("plotly_chart")]
         if len(opened) > len(sizes):
-            line += (f"; every section opened: {len(opened)} figures, largest {max(opened) / 1e3:.0f} kB, "
-                     f"all {sum(opened) / 1e3:.0f} kB")
+            line += (
+                f"; every section opened: {len(opened)} figures, largest {max(opened) / 1e3:.0f} kB, "
+                f"all {sum(opened) / 1e3:.0f} kB"
+            )
         lines.append(line + " (target: each < 1000 kB)")
     return lines
 
@@ -66,17 +74,22 @@ def browser_lines() -> list[str]:
                 page = new_page(browser)
                 with Server() as server:
                     page.goto(f"{server.url}/{name}", wait_until="domcontentloaded")
-                    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
-                                           timeout=120_000, polling=20)
+                    page.wait_for_function(
+                        "() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
+                        timeout=120_000,
+                        polling=20,
+                    )
                     paints.append(time.time() - server.up_at)
                     wait_idle(page)
                     if run == 0:
                         times = slider_times(page, slider_label)
                 browser.close()
-        lines.append(f"views/{name}: first paint median {statistics.median(paints):.2f} s after the server is up "
-                     f"(runs {', '.join(f'{p:.2f}' for p in paints)}; target <= 3 s); slider -> updated figure "
-                     f"median {1e3 * statistics.median(times):.0f} ms over {REPEATS} (min {1e3 * min(times):.0f}, "
-                     f"max {1e3 * max(times):.0f}; target <= 250 ms)")
+        lines.append(
+            f"views/{name}: first paint median {statistics.median(paints):.2f} s after the server is up "
+            f"(runs {', '.join(f'{p:.2f}' for p in paints)}; target <= 3 s); slider -> updated figure "
+            f"median {1e3 * statistics.median(times):.0f} ms over {REPEATS} (min {1e3 * min(times):.0f}, "
+            f"max {1e3 * max(times):.0f}; target <= 250 ms)"
+        )
     return lines
 
 
@@ -117,18 +130,23 @@ def floor_lines() -> list[str]:
             page = new_page(browser)
             with Server(app=ROOT / "benchmarks" / "floor_app.py") as server:
                 page.goto(server.url, wait_until="domcontentloaded")
-                page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
-                                       timeout=120_000, polling=20)
+                page.wait_for_function(
+                    "() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
+                    timeout=120_000,
+                    polling=20,
+                )
                 paints.append(time.time() - server.up_at)
                 wait_idle(page)
                 if run == 0:
                     to_text = slider_times(page, "t (time step)", text)
                     to_figure = slider_times(page, "t (time step)")
             browser.close()
-    return [f"floor (benchmarks/floor_app.py: a slider, a line of text, a 3-point figure): first paint median "
-            f"{statistics.median(paints):.2f} s (runs {', '.join(f'{p:.2f}' for p in paints)}); slider -> "
-            f"changed text median {1e3 * statistics.median(to_text):.0f} ms, -> changed figure median "
-            f"{1e3 * statistics.median(to_figure):.0f} ms (over {REPEATS}): no page here can beat these"]
+    return [
+        f"floor (benchmarks/floor_app.py: a slider, a line of text, a 3-point figure): first paint median "
+        f"{statistics.median(paints):.2f} s (runs {', '.join(f'{p:.2f}' for p in paints)}); slider -> "
+        f"changed text median {1e3 * statistics.median(to_text):.0f} ms, -> changed figure median "
+        f"{1e3 * statistics.median(to_figure):.0f} ms (over {REPEATS}): no page here can beat these"
+    ]
 
 
 def run() -> list[str]:

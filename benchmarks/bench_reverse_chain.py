@@ -5,6 +5,7 @@ answering in <= 250 ms (median; here: a page rerun under AppTest after moving it
 view (DDIM, 20 steps) <= 5 s, the full chain with bounded memory. CPU time is printed beside wall
 time because the machine is shared: on a busy machine wall time overstates what a user sees.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -39,19 +40,26 @@ def run() -> list[str]:
     m = L.MixtureEpsModel(g, s)
     for n in (1000, 2000):
         w, c, run_ = _median(lambda: L.ddpm_chain(m, s, n, 0))
-        lines.append(f"reverse_chain: exact 2D DDPM chain, 1000 steps x {n} points: {w:.2f} s wall, {c:.2f} s CPU "
-                     f"(target <= 1.5 s for 2000); stored {(run_.xs.nbytes + run_.pred_x0.nbytes) / 1e6:.1f} MB")
+        lines.append(
+            f"reverse_chain: exact 2D DDPM chain, 1000 steps x {n} points: {w:.2f} s wall, {c:.2f} s CPU "
+            f"(target <= 1.5 s for 2000); stored {(run_.xs.nbytes + run_.pred_x0.nbytes) / 1e6:.1f} MB"
+        )
     w, c, fig = _median(lambda: L.fig_chain_step(run_, s, 500, "exact"), 5)
-    lines.append(f"reverse_chain: one step figure (2000 points + arrows): build {w * 1e3:.0f} ms, "
-                 f"{payload_bytes(fig) / 1e3:.0f} kB")
+    lines.append(
+        f"reverse_chain: one step figure (2000 points + arrows): build {w * 1e3:.0f} ms, "
+        f"{payload_bytes(fig) / 1e3:.0f} kB"
+    )
     w, c, fig = _median(lambda: L.fig_chain_animation(run_, "exact"), 3)
-    lines.append(f"reverse_chain: play animation (40 frames x 300 points): build {w * 1e3:.0f} ms, "
-                 f"{payload_bytes(fig) / 1e3:.0f} kB")
+    lines.append(
+        f"reverse_chain: play animation (40 frames x 300 points): build {w * 1e3:.0f} ms, "
+        f"{payload_bytes(fig) / 1e3:.0f} kB"
+    )
     w, c, _ = _median(lambda: L.reverse_step(g, s, 2, 0.5, [0.0, 0.0]), 5)
     lines.append(f"reverse_chain: exact q(x_t-1 | x_t) + Gaussian fit + KL on a 90x90 grid: {w * 1e3:.0f} ms")
     w, c, _ = _median(lambda: L.kl_vs_steps(g, s, 0.5, [0.0, 0.0]), 3)
-    lines.append(f"reverse_chain: KL-vs-step-size curve (10 T values x 9 points, quadrature): {w:.2f} s wall, "
-                 f"{c:.2f} s CPU")
+    lines.append(
+        f"reverse_chain: KL-vs-step-size curve (10 T values x 9 points, quadrature): {w:.2f} s wall, {c:.2f} s CPU"
+    )
     lines += _page_lines()
     lines += _mnist_lines()
     return lines
@@ -74,9 +82,11 @@ def _page_lines() -> list[str]:
         w = time.perf_counter()
         at.run()
         times.append(time.perf_counter() - w)
-    return [f"reverse_chain: page first view (AppTest, cold caches): {first:.2f} s",
-            f"reverse_chain: step slider rerun (AppTest, median of 6): {statistics.median(times) * 1e3:.0f} ms "
-            f"(target <= 250 ms in the browser)"]
+    return [
+        f"reverse_chain: page first view (AppTest, cold caches): {first:.2f} s",
+        f"reverse_chain: step slider rerun (AppTest, median of 6): {statistics.median(times) * 1e3:.0f} ms "
+        f"(target <= 250 ms in the browser)",
+    ]
 
 
 def _mnist_lines() -> list[str]:
@@ -92,8 +102,10 @@ def _mnist_lines() -> list[str]:
     w, c, ch = _median(lambda: L.digit_chain(ck.model, ck.schedule, labels, 0, "ddim", 20), 3)
     out = [f"reverse_chain: MNIST DDIM 20 steps, 8 digits: {w:.2f} s wall, {c:.2f} s CPU (target first view <= 5 s)"]
     w, c, ch = _median(lambda: L.digit_chain(ck.model, ck.schedule, labels, 0, "ddpm", None), 1)
-    out.append(f"reverse_chain: MNIST DDPM all {ck.schedule.T} steps, 8 digits: {w:.1f} s; stored {len(ch.ts)} "
-               f"states as uint8 = {ch.nbytes / 1e6:.2f} MB (bound: 2 x 101 x B x 784 bytes)")
+    out.append(
+        f"reverse_chain: MNIST DDPM all {ck.schedule.T} steps, 8 digits: {w:.1f} s; stored {len(ch.ts)} "
+        f"states as uint8 = {ch.nbytes / 1e6:.2f} MB (bound: 2 x 101 x B x 784 bytes)"
+    )
     return out
 
 

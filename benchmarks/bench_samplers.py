@@ -1,5 +1,6 @@
 """Sampler figures: 2,000 points through 1,000 DDPM steps (exact GMM model, small MLP), the 2D ODE NLL error,
 and 64 MNIST digits with 50 DDIM steps (the command line's `sample`), in bfloat16 where native and in float32."""
+
 from __future__ import annotations
 
 import os
@@ -7,11 +8,12 @@ import time
 
 import torch
 
+from benchmarks import median_seconds as _median_s
+from benchmarks import sw_over_floor
 from toy_models.likelihood import ode_log_likelihood
 from toy_models.samplers import SamplerInfo, sample_ddim, sample_ddpm, sample_ode
 from toy_models.schedules import make_schedule
 from toy_models.shapes import as_timesteps
-from benchmarks import median_seconds as _median_s, sw_over_floor
 
 
 def _mlp():
@@ -20,8 +22,10 @@ def _mlp():
 
     ld = load_checkpoint("moons")
     c = ld.model.config
-    return ld.model.eval(), (f"shipped moons MLP2D width {c.width} x {c.n_blocks} blocks, {c.activation}"
-                             f"{'' if c.layer_norm else ', no LayerNorm'}")
+    return ld.model.eval(), (
+        f"shipped moons MLP2D width {c.width} x {c.n_blocks} blocks, {c.activation}"
+        f"{'' if c.layer_norm else ', no LayerNorm'}"
+    )
 
 
 def _gmm_model(s):
@@ -54,15 +58,18 @@ def run() -> list[str]:
 
     tabulated = MixtureEpsModel(g, s)  # the same eps*, tabulated per t (the reverse-chain lesson's exact model)
     t_ddpm_tab = _median_s(lambda: sample_ddpm(tabulated, s, x32, generator=torch.Generator().manual_seed(1)))
-    lines.append(f"DDPM 1000 steps, 2000 pts, exact GMM model tabulated (MixtureEpsModel, float32): "
-                 f"{t_ddpm_tab:7.2f} s")
+    lines.append(
+        f"DDPM 1000 steps, 2000 pts, exact GMM model tabulated (MixtureEpsModel, float32): {t_ddpm_tab:7.2f} s"
+    )
     t_ddpm_mlp = _median_s(lambda: sample_ddpm(mlp, s, x32, generator=torch.Generator().manual_seed(1)))
     lines.append(f"DDPM 1000 steps, 2000 pts, {mlp_name} (float32): {t_ddpm_mlp:7.2f} s (target 1 s)")
     ts = [as_timesteps(t, x32.shape[0], dtype=x32.dtype) for t in range(s.T, 0, -1)]
     with torch.no_grad():
         t_net = _median_s(lambda: [mlp(x32, t) for t in ts])
-    lines.append(f"  of which the network's 1000 calls alone: {t_net:.2f} s ({t_net / t_ddpm_mlp:.0%}); the floor of "
-                 f"any sampler with this network here")
+    lines.append(
+        f"  of which the network's 1000 calls alone: {t_net:.2f} s ({t_net / t_ddpm_mlp:.0%}); the floor of "
+        f"any sampler with this network here"
+    )
     t_ddim = _median_s(lambda: sample_ddim(mlp, s, x32, steps=50))
     lines.append(f"DDIM 50 steps, 2000 pts, same MLP: {t_ddim:7.3f} s")
     info = SamplerInfo()
@@ -73,8 +80,10 @@ def run() -> list[str]:
     r = ode_log_likelihood(diffable, s, x0)
     dt = time.perf_counter() - t0
     err = (r.log_px - g.log_prob(x0)).abs()
-    lines.append(f"ODE NLL vs exact log q(x0), 200 GMM points: mean |err| {err.mean():.2e} nats, max {err.max():.2e}, "
-                 f"{r.nfe} NFE, {dt:.1f} s")
+    lines.append(
+        f"ODE NLL vs exact log q(x0), 200 GMM points: mean |err| {err.mean():.2e} nats, max {err.max():.2e}, "
+        f"{r.nfe} NFE, {dt:.1f} s"
+    )
     return lines + _sampler_quality_lines(mlp, s) + _mnist_lines()
 
 
@@ -83,11 +92,15 @@ def _sampler_quality_lines(mlp, s, sets: int = 4, n: int = 2000) -> list[str]:
     what the ReLU network gives up in deterministic sampling (recipes.py), and why the live-training check
     samples with DDPM (bench_training)."""
     ratio = sw_over_floor("moons", n, sets)
-    samplers = {"DDIM 50 steps": lambda x, k: sample_ddim(mlp, s, x, steps=50),
-                "DDIM 200 steps": lambda x, k: sample_ddim(mlp, s, x, steps=200),
-                "DDPM": lambda x, k: sample_ddpm(mlp, s, x, generator=torch.Generator().manual_seed(3))}
-    return [f"shipped moons samples, SW / noise floor over {sets} x {n:,} points: "
-            + ", ".join(f"{name} {ratio(f):.2f}x" for name, f in samplers.items())]
+    samplers = {
+        "DDIM 50 steps": lambda x, k: sample_ddim(mlp, s, x, steps=50),
+        "DDIM 200 steps": lambda x, k: sample_ddim(mlp, s, x, steps=200),
+        "DDPM": lambda x, k: sample_ddpm(mlp, s, x, generator=torch.Generator().manual_seed(3)),
+    }
+    return [
+        f"shipped moons samples, SW / noise floor over {sets} x {n:,} points: "
+        + ", ".join(f"{name} {ratio(f):.2f}x" for name, f in samplers.items())
+    ]
 
 
 def _mnist_lines() -> list[str]:
@@ -102,17 +115,21 @@ def _mnist_lines() -> list[str]:
         return [f"MNIST sampling skipped ({str(e).splitlines()[0][:120]})"]
     n_par = sum(p.numel() for p in ck.model.parameters())
     c = ck.model.config
-    lines = [f"MNIST U-Net {c.channels}, skips {c.skip}, {c.upsample} ({n_par:,} params); bfloat16 native here: "
-             f"{bf16_is_native('cpu')}"]
+    lines = [
+        f"MNIST U-Net {c.channels}, skips {c.skip}, {c.upsample} ({n_par:,} params); bfloat16 native here: "
+        f"{bf16_is_native('cpu')}"
+    ]
     old = os.environ.get("COURSE_PRECISION")
     try:
         for precision in ("auto", "fp32"):
             os.environ["COURSE_PRECISION"] = precision
             guided = _median_s(lambda: draw_samples(ck, 64, "ddim", label=3), 3)
             plain = _median_s(lambda: draw_samples(ck, 64, "ddim"), 3)
-            lines.append(f"64 digits x 50 DDIM steps, COURSE_PRECISION={precision}: {guided:.2f} s class-conditional "
-                         f"with classifier-free guidance (two evaluations a step), {plain:.2f} s unconditional "
-                         f"(target 5 s)")
+            lines.append(
+                f"64 digits x 50 DDIM steps, COURSE_PRECISION={precision}: {guided:.2f} s class-conditional "
+                f"with classifier-free guidance (two evaluations a step), {plain:.2f} s unconditional "
+                f"(target 5 s)"
+            )
     finally:
         if old is None:
             os.environ.pop("COURSE_PRECISION", None)
@@ -137,14 +154,19 @@ def _unet_floor(model) -> str:
     c = model.config
     try:
         with torch.no_grad():
-            model(torch.randn(128, c.in_channels, c.image_size, c.image_size), torch.full((128,), 500.0),
-                  torch.zeros(128, dtype=torch.long) if c.num_classes else None)
+            model(
+                torch.randn(128, c.in_channels, c.image_size, c.image_size),
+                torch.full((128,), 500.0),
+                torch.zeros(128, dtype=torch.long) if c.num_classes else None,
+            )
     finally:
         for h in hooks:
             h.remove()
     macs = total[0] / 128  # per digit
     with torch.no_grad():
         per_eval = _median_s(lambda: [conv(x) for conv, x in inputs], 5)
-    return (f"  floor: the network's {len(inputs)} convolutions ({macs / 1e6:.1f} M multiply-adds per digit) take "
-            f"{per_eval * 1e3:.0f} ms per evaluation of 128 images here ({macs * 128 / per_eval / 1e9:.0f} G "
-            f"multiply-adds/s, float32), so 64 guided digits x 50 steps spend {50 * per_eval:.1f} s in them alone")
+    return (
+        f"  floor: the network's {len(inputs)} convolutions ({macs / 1e6:.1f} M multiply-adds per digit) take "
+        f"{per_eval * 1e3:.0f} ms per evaluation of 128 images here ({macs * 128 / per_eval / 1e9:.0f} G "
+        f"multiply-adds/s, float32), so 64 guided digits x 50 steps spend {50 * per_eval:.1f} s in them alone"
+    )

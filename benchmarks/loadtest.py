@@ -33,6 +33,7 @@ Run: python -m benchmarks.loadtest --sessions 25 --moves 10 --open-close 100 [--
 0 errors; after 100 sessions opened and closed the server's memory is back within 100 MB of its
 start; a training job does not raise another session's rerun p50 above 2x its idle value.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -160,7 +161,7 @@ def server_metric(url: str, family: str) -> dict[str, float]:
     for line in text.splitlines():
         if line.startswith(family):
             name, _, value = line.rpartition(" ")
-            out[name[len(family):] or "value"] = float(value)
+            out[name[len(family) :] or "value"] = float(value)
     return out
 
 
@@ -229,8 +230,9 @@ class Session:
         except Exception as e:  # noqa: BLE001  (anything that ends the connection ends the session)
             self.inbox.put((time.perf_counter(), e if isinstance(e, Closed) else Closed(f"{type(e).__name__}: {e}")))
 
-    def _send_rerun(self, *, page_name: str = "", fragment_id: str = "", auto: bool = False,
-                    extra: tuple[WidgetState, ...] = ()) -> float:
+    def _send_rerun(
+        self, *, page_name: str = "", fragment_id: str = "", auto: bool = False, extra: tuple[WidgetState, ...] = ()
+    ) -> float:
         msg = BackMsg()
         r = msg.rerun_script
         r.query_string = self.query
@@ -331,8 +333,9 @@ class Session:
     def click(self, label: str) -> Run:
         """Click a button: a trigger value, sent once (not kept)."""
         w = self.widget(label, "button")
-        return self._finish(self._send_rerun(fragment_id=w.fragment_id,
-                                             extra=(WidgetState(id=w.id, trigger_value=True),)))
+        return self._finish(
+            self._send_rerun(fragment_id=w.fragment_id, extra=(WidgetState(id=w.id, trigger_value=True),))
+        )
 
     def pump(self, seconds: float, errors: list[str]) -> int:
         """Keep the tab alive for `seconds`: absorb messages and send the fragment auto-reruns the
@@ -429,8 +432,18 @@ def _record(sc: Scenario, run: Run, lock: threading.Lock, *, move: bool):
             sc.opens.append(run.seconds)
 
 
-def _student(url: str, sc: Scenario, lock: threading.Lock, start: threading.Barrier, moves: int, think: float,
-             rng: random.Random, progress: Progress, page: str = FORWARD_PAGE, slider: str = T_SLIDER):
+def _student(
+    url: str,
+    sc: Scenario,
+    lock: threading.Lock,
+    start: threading.Barrier,
+    moves: int,
+    think: float,
+    rng: random.Random,
+    progress: Progress,
+    page: str = FORWARD_PAGE,
+    slider: str = T_SLIDER,
+):
     """Open the page, wait for everyone, then move the slider `moves` times to random new values."""
     session = None
     try:
@@ -471,8 +484,9 @@ def _student(url: str, sc: Scenario, lock: threading.Lock, start: threading.Barr
             session.close()
 
 
-def sliders(url: str, mem: MemoryMonitor, n: int, moves: int, think: float, seed: int, name: str,
-            progress: bool = True) -> Scenario:
+def sliders(
+    url: str, mem: MemoryMonitor, n: int, moves: int, think: float, seed: int, name: str, progress: bool = True
+) -> Scenario:
     """n sessions open the forward lesson together, then each moves the t slider `moves` times."""
     sc = Scenario(name, n)
     lock, start = threading.Lock(), threading.Barrier(n)
@@ -494,8 +508,9 @@ def release_closed_sessions(url: str, ttl: float) -> None:
     connection (no script run), opened and closed, does that.
     """
     time.sleep(ttl + 1.0)
-    probe = websocket.create_connection(url.replace("http://", "ws://", 1) + "/_stcore/stream",
-                                        subprotocols=["streamlit"], timeout=30)
+    probe = websocket.create_connection(
+        url.replace("http://", "ws://", 1) + "/_stcore/stream", subprotocols=["streamlit"], timeout=30
+    )
     time.sleep(0.5)
     probe.close()
     time.sleep(2.0)  # the server's disconnect handling, and a moment for the allocator
@@ -525,14 +540,17 @@ def open_close(url: str, mem: MemoryMonitor, n: int, concurrency: int, ttl: floa
     release_closed_sessions(url, ttl)
     sc.rss["end"] = mem.now()
     try:
-        sc.notes.append(f"active sessions after release: {server_metric(url, 'active_sessions').get('value', math.nan):.0f}")
+        sc.notes.append(
+            f"active sessions after release: {server_metric(url, 'active_sessions').get('value', math.nan):.0f}"
+        )
     except OSError as e:
         sc.notes.append(f"/_stcore/metrics unavailable: {e}")
     return sc
 
 
-def with_training(url: str, mem: MemoryMonitor, moves: int, think: float, seed: int, progress: bool = True,
-                  warmup_s: float = 5.0) -> Scenario:
+def with_training(
+    url: str, mem: MemoryMonitor, moves: int, think: float, seed: int, progress: bool = True, warmup_s: float = 5.0
+) -> Scenario:
     """One session trains on /training_lab (clicks Train, keeps its auto-reruns going) while another
     moves the forward lesson's t slider `moves` times."""
     sc = Scenario("1 session, 1 training job", 1)
@@ -614,43 +632,61 @@ class Report:
         many = self.scenarios.get("many")
         if many:
             n = many.sessions
-            out.append((f"{n} sessions: rerun p50 <= {TARGET_P50_S:g} s", f"{many.p(50):.2f} s", many.p(50) <= TARGET_P50_S))
-            out.append((f"{n} sessions: rerun p95 <= {TARGET_P95_S:g} s", f"{many.p(95):.2f} s", many.p(95) <= TARGET_P95_S))
+            out.append(
+                (f"{n} sessions: rerun p50 <= {TARGET_P50_S:g} s", f"{many.p(50):.2f} s", many.p(50) <= TARGET_P50_S)
+            )
+            out.append(
+                (f"{n} sessions: rerun p95 <= {TARGET_P95_S:g} s", f"{many.p(95):.2f} s", many.p(95) <= TARGET_P95_S)
+            )
             bad = len(many.errors) + many.unfinished
             out.append((f"{n} sessions: 0 errors", f"{bad}", bad == 0))
         oc = self.scenarios.get("open_close")
         if oc:
             grew = oc.rss["end"] - oc.rss["start"]
-            out.append((f"{oc.sessions} opened + closed: memory back within {TARGET_MEMORY_MB:g} MB", f"{grew:+.0f} MB",
-                        grew <= TARGET_MEMORY_MB and not oc.errors))
+            out.append(
+                (
+                    f"{oc.sessions} opened + closed: memory back within {TARGET_MEMORY_MB:g} MB",
+                    f"{grew:+.0f} MB",
+                    grew <= TARGET_MEMORY_MB and not oc.errors,
+                )
+            )
         tr, idle = self.scenarios.get("training"), self.scenarios.get("idle")
         if tr and idle:
             target = f"training: rerun p50 <= {TARGET_TRAINING_FACTOR:g}x idle ({idle.p(50):.2f} s)"
             if tr.reruns:
                 ratio = tr.p(50) / idle.p(50)
-                out.append((target, f"{tr.p(50):.2f} s = {ratio:.1f}x", ratio <= TARGET_TRAINING_FACTOR and not tr.errors))
+                out.append(
+                    (target, f"{tr.p(50):.2f} s = {ratio:.1f}x", ratio <= TARGET_TRAINING_FACTOR and not tr.errors)
+                )
             else:
                 out.append((target, "not measured: " + "; ".join(tr.notes or tr.errors[:1]), None))
         return out
 
     def lines(self) -> list[str]:
         c = self.config
-        lines = [f"# load test: {os.cpu_count()} cores, think {c.think:g} s (0.5-1.5x) between moves, "
-                 f"server.disconnectedSessionTTL = {c.session_ttl} s, load average at the end "
-                 f"{self.load[0]:.1f} / {self.load[1]:.1f} / {self.load[2]:.1f} (1/5/15 min), {self.wall_s:.0f} s in all",
-                 f"server RSS when started (no session): {self.fresh_rss:.0f} MB", "",
-                 f"{'scenario':34s} {'reruns':>6s} {'p50 s':>6s} {'p95 s':>6s} {'max s':>6s} {'open p50':>8s} "
-                 f"{'errors':>6s} {'no fig':>6s}  RSS MB start / peak / end"]
+        lines = [
+            f"# load test: {os.cpu_count()} cores, think {c.think:g} s (0.5-1.5x) between moves, "
+            f"server.disconnectedSessionTTL = {c.session_ttl} s, load average at the end "
+            f"{self.load[0]:.1f} / {self.load[1]:.1f} / {self.load[2]:.1f} (1/5/15 min), {self.wall_s:.0f} s in all",
+            f"server RSS when started (no session): {self.fresh_rss:.0f} MB",
+            "",
+            f"{'scenario':34s} {'reruns':>6s} {'p50 s':>6s} {'p95 s':>6s} {'max s':>6s} {'open p50':>8s} "
+            f"{'errors':>6s} {'no fig':>6s}  RSS MB start / peak / end",
+        ]
         for sc in self.scenarios.values():
             errs = len(sc.errors) + sc.unfinished
             rss = " / ".join(f"{sc.rss[k]:.0f}" for k in ("start", "peak", "end") if k in sc.rss)
             mx = max(sc.reruns) if sc.reruns else math.nan
-            lines.append(f"{sc.name:34s} {len(sc.reruns):6d} {sc.p(50):6.2f} {sc.p(95):6.2f} {mx:6.2f} "
-                         f"{percentile(sc.opens, 50):8.2f} {errs:6d} {sc.unchanged:6d}  {rss}")
+            lines.append(
+                f"{sc.name:34s} {len(sc.reruns):6d} {sc.p(50):6.2f} {sc.p(95):6.2f} {mx:6.2f} "
+                f"{percentile(sc.opens, 50):8.2f} {errs:6d} {sc.unchanged:6d}  {rss}"
+            )
             for note in sc.notes:
                 lines.append(f"    {note}")
             if "closed" in sc.rss:
-                lines.append(f"    RSS right after the last close (sessions still held for the TTL): {sc.rss['closed']:.0f} MB")
+                lines.append(
+                    f"    RSS right after the last close (sessions still held for the TTL): {sc.rss['closed']:.0f} MB"
+                )
             for e in sorted(set(sc.errors))[:5]:
                 lines.append(f"    error ({sc.errors.count(e)}x): {e[:200]}")
         lines += ["", "Targets (issue 9, 2 CPU cores):"]
@@ -669,18 +705,36 @@ def run_loadtest(config: Config) -> Report:
         mem = MemoryMonitor(server.proc.pid)
         fresh = mem.now()
         try:
-            scenarios["idle"] = sliders(server.url, mem, 1, config.moves, config.think, config.seed,
-                                        "1 session (idle baseline)", config.progress)
+            scenarios["idle"] = sliders(
+                server.url,
+                mem,
+                1,
+                config.moves,
+                config.think,
+                config.seed,
+                "1 session (idle baseline)",
+                config.progress,
+            )
             if config.sessions > 1:
-                scenarios["many"] = sliders(server.url, mem, config.sessions, config.moves, config.think,
-                                            config.seed + 1000, f"{config.sessions} sessions moving t", config.progress)
+                scenarios["many"] = sliders(
+                    server.url,
+                    mem,
+                    config.sessions,
+                    config.moves,
+                    config.think,
+                    config.seed + 1000,
+                    f"{config.sessions} sessions moving t",
+                    config.progress,
+                )
             if config.open_close:
                 release_closed_sessions(server.url, config.session_ttl)  # start from a released server
-                scenarios["open_close"] = open_close(server.url, mem, config.open_close, config.open_concurrency,
-                                                     config.session_ttl, config.progress)
+                scenarios["open_close"] = open_close(
+                    server.url, mem, config.open_close, config.open_concurrency, config.session_ttl, config.progress
+                )
             if config.training:
-                scenarios["training"] = with_training(server.url, mem, config.moves, config.think,
-                                                      config.seed + 2000, config.progress)
+                scenarios["training"] = with_training(
+                    server.url, mem, config.moves, config.think, config.seed + 2000, config.progress
+                )
         finally:
             mem.stop()
     return Report(config, fresh, scenarios, os.getloadavg(), time.perf_counter() - t0)
@@ -694,10 +748,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--think", type=float, default=d.think, help="mean seconds between one session's moves")
     ap.add_argument("--open-close", type=int, default=d.open_close, help="sessions opened and closed (0: skip)")
     ap.add_argument("--open-concurrency", type=int, default=d.open_concurrency, help="of those, how many at once")
-    ap.add_argument("--session-ttl", type=int, default=d.session_ttl,
-                    help="server.disconnectedSessionTTL of the server started here, seconds (streamlit's default: 120)")
-    ap.add_argument("--with-training", action="store_true",
-                    help=f"also measure one session while another trains on /{TRAINING_PAGE}")
+    ap.add_argument(
+        "--session-ttl",
+        type=int,
+        default=d.session_ttl,
+        help="server.disconnectedSessionTTL of the server started here, seconds (streamlit's default: 120)",
+    )
+    ap.add_argument(
+        "--with-training",
+        action="store_true",
+        help=f"also measure one session while another trains on /{TRAINING_PAGE}",
+    )
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     ap.add_argument("--strict", action="store_true", help="exit with status 1 when a target is missed")
@@ -710,8 +771,17 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--{name.replace('_', '-')} must not be negative")
     if a.think < 0:
         ap.error("--think must not be negative")
-    cfg = Config(a.sessions, a.moves, a.think, a.open_close, a.open_concurrency, a.session_ttl, a.with_training,
-                 a.seed, not a.no_progress)
+    cfg = Config(
+        a.sessions,
+        a.moves,
+        a.think,
+        a.open_close,
+        a.open_concurrency,
+        a.session_ttl,
+        a.with_training,
+        a.seed,
+        not a.no_progress,
+    )
     report = run_loadtest(cfg)
     print("\n".join(report.lines()))
     return 1 if a.strict and not all(met is True for *_, met in report.targets()) else 0

@@ -10,15 +10,47 @@ Everything here imports streamlit; the logic it calls lives in lessons/ and toy_
 """
 
 from .my_models import model_for, session_lab
-from .present import (chart, download, equation, explain, finish_deck, lazy_section, presenting, show_link,
-                      show_source, start_deck)
+from .present import (
+    chart,
+    download,
+    equation,
+    explain,
+    finish_deck,
+    lazy_section,
+    presenting,
+    show_link,
+    show_source,
+    start_deck,
+)
 from .resources import checkpoint, device, ground_truth_gmm, mnist, points_2d, try_checkpoint
 from .sidebar import frame, init_from_url, render_sidebar
 from .widgets import url_bool, url_choice, url_float, url_int, url_multi
 
 __all__ = [  # what pages and app.py use
-    "chart", "checkpoint", "device", "download", "equation", "explain", "finish_deck", "frame", "ground_truth_gmm",
-    "init_from_url", "lazy_section", "mnist", "model_for", "points_2d", "presenting", "render_sidebar",
-    "session_lab", "show_link", "show_source", "start_deck", "try_checkpoint", "url_bool", "url_choice",
-    "url_float", "url_int", "url_multi",
+    "chart",
+    "checkpoint",
+    "device",
+    "download",
+    "equation",
+    "explain",
+    "finish_deck",
+    "frame",
+    "ground_truth_gmm",
+    "init_from_url",
+    "lazy_section",
+    "mnist",
+    "model_for",
+    "points_2d",
+    "presenting",
+    "render_sidebar",
+    "session_lab",
+    "show_link",
+    "show_source",
+    "start_deck",
+    "try_checkpoint",
+    "url_bool",
+    "url_choice",
+    "url_float",
+    "url_int",
+    "url_multi",
 ]

@@ -13,6 +13,7 @@ No streamlit here: pages hand these bytes to st.download_button (built lazily, o
 
 Pillow draws everything (it is already a dependency; no matplotlib, no browser).
 """
+
 from __future__ import annotations
 
 import io
@@ -87,8 +88,22 @@ def _encode_gif(images: list[Image.Image], duration_ms: int) -> bytes:
 
 
 # --- text --------------------------------------------------------------------------------------------
-_PLAIN = {"ᾱ": "abar", "√": "sqrt", "x̂": "x^", "₀": "0", "₁": "1", "₂": "2", "→": "->", "−": "-", "·": "-",
-          "ε": "eps", "β": "beta", "σ": "sigma", "θ": "theta", "∅": "null"}
+_PLAIN = {
+    "ᾱ": "abar",
+    "√": "sqrt",
+    "x̂": "x^",
+    "₀": "0",
+    "₁": "1",
+    "₂": "2",
+    "→": "->",
+    "−": "-",
+    "·": "-",
+    "ε": "eps",
+    "β": "beta",
+    "σ": "sigma",
+    "θ": "theta",
+    "∅": "null",
+}
 
 
 @lru_cache(maxsize=8)
@@ -116,7 +131,7 @@ def _draw_text(draw: ImageDraw.ImageDraw, xy, s: str, size: int, fill, anchor: s
 
 def _rgb(hex_color: str) -> tuple[int, int, int]:
     h = hex_color.lstrip("#")
-    return tuple(int(h[i: i + 2], 16) for i in (0, 2, 4))
+    return tuple(int(h[i : i + 2], 16) for i in (0, 2, 4))
 
 
 def _faint(rgb, amount: float = 0.55) -> tuple[int, int, int]:
@@ -235,10 +250,24 @@ def _check_extra(name: str, a, n_frames: int) -> np.ndarray:
 _TRAIL_COLORS = ["#1f77b4", "#8c564b", "#17becf", "#e377c2", "#bcbd22", "#7f7f7f", "#9467bd", "#d62728"]
 
 
-def render_points(frames, titles=None, *, half_width: float = 4.0, label: str = "x_t", role: str = "x_t",
-                  extra: dict | None = None, backdrop=None, backdrop_label: str = "data x₀", trails=(),
-                  size: int = 360, radius: int = 1, xlabel: str = "x₁", ylabel: str = "x₂",
-                  max_frames: int = MAX_FRAMES, max_points: int = MAX_POINTS) -> list[Image.Image]:
+def render_points(
+    frames,
+    titles=None,
+    *,
+    half_width: float = 4.0,
+    label: str = "x_t",
+    role: str = "x_t",
+    extra: dict | None = None,
+    backdrop=None,
+    backdrop_label: str = "data x₀",
+    trails=(),
+    size: int = 360,
+    radius: int = 1,
+    xlabel: str = "x₁",
+    ylabel: str = "x₂",
+    max_frames: int = MAX_FRAMES,
+    max_points: int = MAX_POINTS,
+) -> list[Image.Image]:
     """The frames of gif_from_points as RGB images (see there); one per kept frame."""
     frames = np.asarray(frames)  # float64 copies are made of the kept frames only (chains can be long)
     _check_points("frames", frames)
@@ -311,8 +340,9 @@ def _shared_palette(images: list[Image.Image]) -> Image.Image:
     return pal
 
 
-def gif_from_points(frames, titles=None, *, duration_ms: int = 120, max_frames: int = MAX_FRAMES,
-                    max_bytes: int = MAX_BYTES, **kw) -> bytes:
+def gif_from_points(
+    frames, titles=None, *, duration_ms: int = 120, max_frames: int = MAX_FRAMES, max_bytes: int = MAX_BYTES, **kw
+) -> bytes:
     """An animated GIF of a 2D point cloud over time; frames (F, N, 2), titles one string per frame.
 
     Each frame: the data area [-half_width, half_width]^2 with a grid, tick labels and labelled axes,
@@ -380,8 +410,7 @@ class ImageLayout:
     def origin(self, k: int) -> tuple[int, int]:
         """(row, column) pixel of the top-left corner of tile k."""
         r, c = divmod(int(k), self.cols)
-        return (self.title_h + r * (self.H * self.scale + self.gap),
-                self.pad + c * (self.W * self.scale + self.gap))
+        return (self.title_h + r * (self.H * self.scale + self.gap), self.pad + c * (self.W * self.scale + self.gap))
 
 
 def image_layout(H: int, W: int, K: int = 1, cols: int | None = None, scale: int = 4) -> ImageLayout:
@@ -393,8 +422,9 @@ def image_layout(H: int, W: int, K: int = 1, cols: int | None = None, scale: int
     return ImageLayout(int(H), int(W), int(K), min(cols, int(K)), int(scale))
 
 
-def render_images(frames, titles=None, *, cols: int | None = None, scale: int = 4, value_range=None,
-                  max_frames: int = MAX_FRAMES) -> list[Image.Image]:
+def render_images(
+    frames, titles=None, *, cols: int | None = None, scale: int = 4, value_range=None, max_frames: int = MAX_FRAMES
+) -> list[Image.Image]:
     """The frames of gif_from_images as greyscale images (see there)."""
     a = np.asarray(frames)
     if a.ndim == 3:
@@ -415,15 +445,24 @@ def render_images(frames, titles=None, *, cols: int | None = None, scale: int = 
         for i in range(K):
             r0, c0 = lay.origin(i)
             tile = np.round(unit[k, i] * 255).astype(np.uint8)
-            canvas[r0: r0 + H * scale, c0: c0 + W * scale] = np.kron(tile, np.ones((scale, scale), np.uint8))
+            canvas[r0 : r0 + H * scale, c0 : c0 + W * scale] = np.kron(tile, np.ones((scale, scale), np.uint8))
         im = Image.fromarray(canvas, "L")
         _draw_text(ImageDraw.Draw(im), (lay.width // 2, 6), titles[k], 14, 0, "mt")
         out.append(im)
     return out
 
 
-def gif_from_images(frames, titles=None, *, cols: int | None = None, scale: int = 4, value_range=None,
-                    duration_ms: int = 200, max_frames: int = MAX_FRAMES, max_bytes: int = MAX_BYTES) -> bytes:
+def gif_from_images(
+    frames,
+    titles=None,
+    *,
+    cols: int | None = None,
+    scale: int = 4,
+    value_range=None,
+    duration_ms: int = 200,
+    max_frames: int = MAX_FRAMES,
+    max_bytes: int = MAX_BYTES,
+) -> bytes:
     """An animated GIF of images over time: frames (F, H, W) or (F, K, H, W) (K images per frame laid
     out in rows of `cols`, default min(K, 8)), values in [-1, 1], [0, 1] (guessed: [-1, 1] if any is
     negative; or give value_range) or uint8. Black = low, white = high; upscaled `scale` times

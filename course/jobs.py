@@ -27,6 +27,7 @@ threads, capping one job's share of a core at about 1 / (1 + YIELD_FRACTION).
 Failures never stop the app: a NaN/inf loss (`TrainingError`) or any exception ends the job as
 "failed" with a readable message; a GPU out-of-memory restarts the job from step 0 on the CPU, with a note.
 """
+
 from __future__ import annotations
 
 import copy
@@ -110,8 +111,17 @@ class TrainingJob:
 
     _ids = itertools.count()
 
-    def __init__(self, recipe: Recipe, *, data=None, device: str = "auto", snapshot_every: int = 100,
-                 label: str | None = None, yield_fraction: float = YIELD_FRACTION, trainer_factory=Trainer):
+    def __init__(
+        self,
+        recipe: Recipe,
+        *,
+        data=None,
+        device: str = "auto",
+        snapshot_every: int = 100,
+        label: str | None = None,
+        yield_fraction: float = YIELD_FRACTION,
+        trainer_factory=Trainer,
+    ):
         self.id = uuid.uuid4().hex[:6]
         self.recipe = recipe
         self.data = data  # optional (N, 2) points to train on instead of the recipe's data
@@ -175,12 +185,23 @@ class TrainingJob:
         with self.lock:
             now = self.finished_at or time.perf_counter()
             return JobView(
-                id=self.id, name=self.label, status=self.status, step=self.step, steps=self.steps,
-                losses=np.asarray(self.losses, dtype=np.float64), bucket_losses=tuple(self.bucket_losses),
-                snapshots=tuple(self.snapshots), device=self.device,
-                wall_time_s=(now - self.started_at) if self.started_at else 0.0, error=self.error,
-                notes=tuple(self.notes), queue_position=self.queue_position,
-                T=int(self.recipe.schedule["T"]), is_2d=self.recipe.is_2d, objective=self.recipe.objective)
+                id=self.id,
+                name=self.label,
+                status=self.status,
+                step=self.step,
+                steps=self.steps,
+                losses=np.asarray(self.losses, dtype=np.float64),
+                bucket_losses=tuple(self.bucket_losses),
+                snapshots=tuple(self.snapshots),
+                device=self.device,
+                wall_time_s=(now - self.started_at) if self.started_at else 0.0,
+                error=self.error,
+                notes=tuple(self.notes),
+                queue_position=self.queue_position,
+                T=int(self.recipe.schedule["T"]),
+                is_2d=self.recipe.is_2d,
+                objective=self.recipe.objective,
+            )
 
     # -- control --------------------------------------------------------------------------------------
     def start(self) -> bool:
@@ -217,8 +238,10 @@ class TrainingJob:
                 if not is_oom(e) or self._stop.is_set():
                     raise
                 with self.lock:
-                    self.notes.append(f"The GPU ran out of memory at step {self.step + 1} ({e.__class__.__name__}); "
-                                      "the job restarted from step 0 on the CPU.")
+                    self.notes.append(
+                        f"The GPU ran out of memory at step {self.step + 1} ({e.__class__.__name__}); "
+                        "the job restarted from step 0 on the CPU."
+                    )
                 with self.lock:
                     self.trainer = None
                 if torch.cuda.is_available():
@@ -244,8 +267,9 @@ class TrainingJob:
                 break
             t0 = time.perf_counter()
             rec = trainer.step()
-            samples = trainer.snapshot() if rec["step"] % self.snapshot_every == 0 or rec["step"] == self.steps \
-                else None
+            samples = (
+                trainer.snapshot() if rec["step"] % self.snapshot_every == 0 or rec["step"] == self.steps else None
+            )
             with self.lock:
                 self.step = rec["step"]
                 self.losses.append(float(rec["loss"]))
@@ -300,10 +324,17 @@ class TrainingJob:
         recipe = self.recipe.replace(name=self.key, steps=steps)
         n_train = int(trainer.x_data.shape[0])
         sidecar = {
-            "name": self.key, "recipe": recipe.to_dict(), "schedule": schedule_to_dict(trainer.schedule),
+            "name": self.key,
+            "recipe": recipe.to_dict(),
+            "schedule": schedule_to_dict(trainer.schedule),
             "data": {"name": recipe.data, "params": recipe.data_params, "n_train": n_train},
-            "seed": trainer.seed, "steps": steps, "wall_time_s": round(wall, 2), "device": self.device,
-            "metrics": {}, "param_count": sum(p.numel() for p in model.parameters()), "trained_in": "training lab",
+            "seed": trainer.seed,
+            "steps": steps,
+            "wall_time_s": round(wall, 2),
+            "device": self.device,
+            "metrics": {},
+            "param_count": sum(p.numel() for p in model.parameters()),
+            "trained_in": "training lab",
         }
         return Loaded(model=model, schedule=trainer.schedule, recipe=recipe.to_dict(), sidecar=sidecar)
 
@@ -450,10 +481,18 @@ def checkpoint_zip(loaded: Loaded) -> bytes:
     side = loaded.sidecar
     stem = str(side.get("name", loaded.recipe["name"])).replace(":", "-")
     with tempfile.TemporaryDirectory() as tmp:
-        weights = save_checkpoint(loaded.model, recipe=Recipe.from_dict(loaded.recipe), path_stem=Path(tmp) / stem,
-                                  schedule=loaded.schedule, seed=side.get("seed"), steps=side.get("steps"),
-                                  wall_time_s=side.get("wall_time_s"), device=side.get("device"),
-                                  data=side.get("data"), extra={"trained_in": "training lab"})
+        weights = save_checkpoint(
+            loaded.model,
+            recipe=Recipe.from_dict(loaded.recipe),
+            path_stem=Path(tmp) / stem,
+            schedule=loaded.schedule,
+            seed=side.get("seed"),
+            steps=side.get("steps"),
+            wall_time_s=side.get("wall_time_s"),
+            device=side.get("device"),
+            data=side.get("data"),
+            extra={"trained_in": "training lab"},
+        )
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
             for p in (weights, weights.with_suffix(".json")):

@@ -1,9 +1,9 @@
 """Use my model: models trained in the training lab, for this session only. The sidebar offers them once a
 session has one; `model_for` tells a lesson which checkpoint to load; `try_checkpoint` resolves their keys."""
+
 from __future__ import annotations
 
 import streamlit as st
-
 
 MODEL_KEY = "frame_model"  # the sidebar's "model" choice: SHIPPED or a session model's key
 SHIPPED = "shipped"
@@ -62,15 +62,22 @@ def model_sidebar(sb) -> None:
         return
     if st.session_state.get(MODEL_KEY) not in [SHIPPED, *keys]:  # removed in the lab
         st.session_state[MODEL_KEY] = SHIPPED
-    sb.selectbox("model", [SHIPPED, *keys], key=MODEL_KEY,
-                 format_func=lambda k: "shipped models" if k == SHIPPED else f"my model {model_label(models.get(k))}",
-                 help="Use a model you trained in the training lab instead of the shipped one, wherever a lesson "
-                      "uses a shipped 2D model trained on the same data.")
+    sb.selectbox(
+        "model",
+        [SHIPPED, *keys],
+        key=MODEL_KEY,
+        format_func=lambda k: "shipped models" if k == SHIPPED else f"my model {model_label(models.get(k))}",
+        help="Use a model you trained in the training lab instead of the shipped one, wherever a lesson "
+        "uses a shipped 2D model trained on the same data.",
+    )
     chosen = models.get(st.session_state[MODEL_KEY]) if st.session_state[MODEL_KEY] != SHIPPED else None
     if chosen is not None:
         data = chosen.recipe.get("data")
-        sb.caption(f"Lessons whose 2D model is trained on **{data}** use yours; the others keep the shipped ones."
-                   if data != "own" else "No lesson uses a model of your own points: download it from the lab.")
+        sb.caption(
+            f"Lessons whose 2D model is trained on **{data}** use yours; the others keep the shipped ones."
+            if data != "own"
+            else "No lesson uses a model of your own points: download it from the lab."
+        )
 
 
 def model_for(shipped_name: str) -> str:

@@ -1,5 +1,6 @@
 """The notation sheet (lessons.notation) in a dialog, opened by a button: `notation_button(st.sidebar)`.
 The sheet is sent to the browser only when the button is clicked, so it costs a page nothing until then."""
+
 from __future__ import annotations
 
 import streamlit as st
@@ -18,6 +19,10 @@ def _sheet() -> None:
 
 def notation_button(container) -> None:
     """A button in `container` (e.g. st.sidebar) that opens the notation sheet in a dialog."""
-    if container.button(LABEL, key=KEY, icon=":material/menu_book:",
-                        help="Every symbol of the course: its name, its values or shape, where it first appears."):
+    if container.button(
+        LABEL,
+        key=KEY,
+        icon=":material/menu_book:",
+        help="Every symbol of the course: its name, its values or shape, where it first appears.",
+    ):
         _sheet()

@@ -1,6 +1,7 @@
 """Presenter mode, exports and the code behind a figure: every page draws its figures through `chart`, its
 prose through `explain`, its equations through `equation` and its code through `show_source`, so that
 `?present=1` can show one figure at a time and hide the rest; `download` builds an export on click."""
+
 from __future__ import annotations
 
 import functools
@@ -106,9 +107,16 @@ def download(label: str, make, file_name: str, *, key: str, where=None, help: st
     rerun the page. Left out in presenter mode."""
     if presenting():
         return
-    (where or st).download_button(label, data=make, file_name=file_name, key=key, help=help, on_click="ignore",
-                                  mime=MIME.get(Path(file_name).suffix, "application/octet-stream"),
-                                  icon=":material/download:")
+    (where or st).download_button(
+        label,
+        data=make,
+        file_name=file_name,
+        key=key,
+        help=help,
+        on_click="ignore",
+        mime=MIME.get(Path(file_name).suffix, "application/octet-stream"),
+        icon=":material/download:",
+    )
 
 
 def explain(text: str, *, where=None) -> None:
@@ -152,19 +160,35 @@ def finish_deck(bar) -> None:
     n, i = len(d["keys"]), _current_slide()
     if n and i > n:
         st.session_state.setdefault("_frame_notices", []).append(
-            f"slide={i} is outside [1, {n}] (this page has {n} figures); showing figure {n}.")
+            f"slide={i} is outside [1, {n}] (this page has {n} figures); showing figure {n}."
+        )
         d["slides"][d["page"]] = n
         st.rerun()
     to_url("present", True)
     to_url("slide", i)
     c = bar.columns([2, 3, 2, 2], vertical_alignment="center")
-    c[0].button("previous figure", key="present_prev", icon=":material/arrow_back:", on_click=_step, args=(-1,),
-                disabled=i <= 1, width="stretch")
+    c[0].button(
+        "previous figure",
+        key="present_prev",
+        icon=":material/arrow_back:",
+        on_click=_step,
+        args=(-1,),
+        disabled=i <= 1,
+        width="stretch",
+    )
     c[1].markdown(f"**figure {i} of {n}**" if n else "**this page has no figures**")
-    c[2].button("next figure", key="present_next", icon=":material/arrow_forward:", on_click=_step, args=(1,),
-                disabled=i >= n, width="stretch")
-    c[3].button("leave presenter mode", key="present_exit", icon=":material/close:", on_click=_stop_presenting,
-                width="stretch")
+    c[2].button(
+        "next figure",
+        key="present_next",
+        icon=":material/arrow_forward:",
+        on_click=_step,
+        args=(1,),
+        disabled=i >= n,
+        width="stretch",
+    )
+    c[3].button(
+        "leave presenter mode", key="present_exit", icon=":material/close:", on_click=_stop_presenting, width="stretch"
+    )
 
 
 def page_link() -> str:
@@ -179,7 +203,8 @@ def page_link() -> str:
 # A button that copies the address bar's URL when clicked. The link box below is drawn by the full run; a
 # slider inside a section (an st.fragment) updates only the address bar, so the box can lag behind it and
 # this button cannot. Static HTML (no user input goes in): the iframe is same-origin, with clipboard-write.
-COPY_LINK_HTML = """<style>body { margin: 0; }</style><button id="copy" style="font: 14px 'Source Sans Pro', sans-serif; padding: 5px 12px; cursor: pointer;
+COPY_LINK_HTML = """<style>body { margin: 0; }</style><button id="copy"
+ style="font: 14px 'Source Sans Pro', sans-serif; padding: 5px 12px; cursor: pointer;
  border: 1px solid rgba(49, 51, 63, 0.2); border-radius: 8px; background: #fff; color: rgb(49, 51, 63);">
  Copy the link of this view</button>
 <script>
@@ -199,8 +224,10 @@ def show_link() -> None:
     and the link as of this run as inline code (readable; not st.code, whose highlighter the browser would
     load on every page, a visible share of its first paint)."""
     st.sidebar.iframe(COPY_LINK_HTML, height=42, alt="Copy the link of this view")
-    st.sidebar.caption("The link as of the last full run (a slider inside a section updates only the "
-                       "address bar and the button above):")
+    st.sidebar.caption(
+        "The link as of the last full run (a slider inside a section updates only the "
+        "address bar and the button above):"
+    )
     st.sidebar.container(key="page_link").markdown(f"`{page_link()}`")
 
 

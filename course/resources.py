@@ -1,10 +1,9 @@
 """Shared, read-only things, loaded once per server process and shared by every session: the device,
 2D data, MNIST, the shipped checkpoints and the ground-truth mixture."""
+
 from __future__ import annotations
 
 import streamlit as st
-
-from lessons import settings
 
 
 @st.cache_resource
@@ -48,8 +47,11 @@ def try_checkpoint(name: str, dev: str = "cpu"):
 
     if is_session_model(name):
         loaded = session_lab().models.get(name)
-        return (loaded, None) if loaded is not None else (
-            None, f"Your model {name!r} is no longer in this session (removed, or the session restarted).")
+        return (
+            (loaded, None)
+            if loaded is not None
+            else (None, f"Your model {name!r} is no longer in this session (removed, or the session restarted).")
+        )
     try:
         return checkpoint(name, dev), None
     except CheckpointError as e:

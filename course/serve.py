@@ -6,6 +6,7 @@ resources of course.resources loaded) before the server starts listening, so a s
 the moment the server is up gets it as fast as the next student does. `make run`, the tests' and the
 benchmarks' servers and the container all start the app this way.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,8 +16,18 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LESSON_MODULES = ("home", "forward", "schedule_lab", "reverse_chain", "elbo_lesson", "score", "conditional",
-                  "inpainting", "training_lab", "notation")
+LESSON_MODULES = (
+    "home",
+    "forward",
+    "schedule_lab",
+    "reverse_chain",
+    "elbo_lesson",
+    "score",
+    "conditional",
+    "inpainting",
+    "training_lab",
+    "notation",
+)
 
 
 @contextlib.contextmanager
@@ -53,12 +64,13 @@ def warm(verbose: bool = True) -> float:
         for name in LESSON_MODULES:
             importlib.import_module(f"lessons.{name}")
         from course import exports, jobs  # noqa: F401
+    import pandas  # noqa: F401  (st.table and st.dataframe convert through it, on a page's first view)
+    import pyarrow  # noqa: F401
+
     from toy_models.checkpoints import CheckpointError
     from toy_models.cli import TEST_RECIPES
     from toy_models.recipes import RECIPES
 
-    import pandas  # noqa: F401  (st.table and st.dataframe convert through it, on a page's first view)
-    import pyarrow  # noqa: F401
     pio.to_json(go.Figure(go.Scatter(x=[0.0], y=[0.0])))  # plotly builds its validators on first use
     with torch.no_grad():  # the first convolution and matmul set up their kernels
         torch.nn.functional.conv2d(torch.zeros(1, 1, 28, 28), torch.zeros(4, 1, 3, 3))

@@ -1,5 +1,6 @@
 """The shared sidebar (data, schedule, T, betas or s, seed, presenter mode, model) and its round trip
 through the URL; `frame()` is what every page calls first."""
+
 from __future__ import annotations
 
 import streamlit as st
@@ -12,8 +13,10 @@ from .present import PRESENT
 from .resources import device
 
 KEYS = {name: f"frame_{name}" for name in ("data", "schedule", "T", "beta_1", "beta_T", "s", "seed")}
-EXPORTS_NOTE = ("Exports: the camera icon on a figure (top right) saves it as a PNG; the GIF and .npz buttons "
-                "under a figure save its animation or its samples.")
+EXPORTS_NOTE = (
+    "Exports: the camera icon on a figure (top right) saves it as a PNG; the GIF and .npz buttons "
+    "under a figure save its animation or its samples."
+)
 
 
 def init_from_url() -> None:
@@ -33,25 +36,60 @@ def render_sidebar() -> settings.FrameState:
     init_from_url()
     sb = st.sidebar
     sb.header("Course settings")
-    sb.selectbox("data", settings.DATA_CHOICES, key=KEYS["data"],
-                 help="A 2D toy (points) or MNIST digits. The 2D figures use a 2D set; MNIST figures a digit.")
+    sb.selectbox(
+        "data",
+        settings.DATA_CHOICES,
+        key=KEYS["data"],
+        help="A 2D toy (points) or MNIST digits. The 2D figures use a 2D set; MNIST figures a digit.",
+    )
     sb.selectbox("schedule", settings.SCHEDULES, key=KEYS["schedule"], help="How beta_t grows with t.")
-    sb.number_input("T (number of steps)", settings.T_MIN, settings.T_MAX, step=50, key=KEYS["T"],
-                    help="How many steps the journey from data to noise takes. A smaller T takes fewer, bigger "
-                         "steps to the same noise: the β's below are stated for T = 1000 and scaled by 1000/T.")
+    sb.number_input(
+        "T (number of steps)",
+        settings.T_MIN,
+        settings.T_MAX,
+        step=50,
+        key=KEYS["T"],
+        help="How many steps the journey from data to noise takes. A smaller T takes fewer, bigger "
+        "steps to the same noise: the β's below are stated for T = 1000 and scaled by 1000/T.",
+    )
     if st.session_state[KEYS["schedule"]] == "cosine":
-        sb.number_input("δ (cosine offset)", settings.S_MIN, settings.S_MAX, step=0.001, format="%.4f", key=KEYS["s"],
-                        help="Keeps β_1 from being tiny near t = 0 (Nichol & Dhariwal 2021 call it s).")
+        sb.number_input(
+            "δ (cosine offset)",
+            settings.S_MIN,
+            settings.S_MAX,
+            step=0.001,
+            format="%.4f",
+            key=KEYS["s"],
+            help="Keeps β_1 from being tiny near t = 0 (Nichol & Dhariwal 2021 call it s).",
+        )
     else:
-        sb.number_input("β_1 (stated for T = 1000)", settings.BETA_MIN, settings.BETA_MAX, step=1e-4, format="%.5f",
-                        key=KEYS["beta_1"], help="Scaled by 1000/T to the T in force, at most 0.999.")
-        sb.number_input("β_T (stated for T = 1000)", settings.BETA_MIN, settings.BETA_MAX, step=1e-3, format="%.4f",
-                        key=KEYS["beta_T"], help="Scaled by 1000/T to the T in force, at most 0.999.")
+        sb.number_input(
+            "β_1 (stated for T = 1000)",
+            settings.BETA_MIN,
+            settings.BETA_MAX,
+            step=1e-4,
+            format="%.5f",
+            key=KEYS["beta_1"],
+            help="Scaled by 1000/T to the T in force, at most 0.999.",
+        )
+        sb.number_input(
+            "β_T (stated for T = 1000)",
+            settings.BETA_MIN,
+            settings.BETA_MAX,
+            step=1e-3,
+            format="%.4f",
+            key=KEYS["beta_T"],
+            help="Scaled by 1000/T to the T in force, at most 0.999.",
+        )
     state = settings.FrameState(**{name: st.session_state[key] for name, key in KEYS.items()})
     sb.caption(settings.schedule_summary(settings.build_schedule(state)))
     sb.number_input("seed", 0, settings.SEED_MAX, step=1, key=KEYS["seed"])
-    sb.toggle("presenter mode", key=PRESENT, help="Large type, one figure at a time with step buttons, no "
-              "sidebar or explanations: for projecting. The URL gets present=1&slide=i.")
+    sb.toggle(
+        "presenter mode",
+        key=PRESENT,
+        help="Large type, one figure at a time with step buttons, no "
+        "sidebar or explanations: for projecting. The URL gets present=1&slide=i.",
+    )
     notation_button(sb)
     state = settings.FrameState(**{name: st.session_state[key] for name, key in KEYS.items()})  # with the seed
     model_sidebar(sb)

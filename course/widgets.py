@@ -1,5 +1,6 @@
 """Widgets whose value lives in a URL parameter, so every view is a link: a bad value in a hand-edited URL
 is repaired (clamped, snapped or reset) with a notice where the widget is; the parsing is in lessons.settings."""
+
 from __future__ import annotations
 
 import streamlit as st
@@ -39,8 +40,18 @@ def url_int(name: str, label: str, lo: int, hi: int, default: int, *, key: str, 
     return int(value)
 
 
-def url_float(name: str, label: str, lo: float, hi: float, default: float, step: float | None = None, *,
-              key: str, widget=None, **kw) -> float:
+def url_float(
+    name: str,
+    label: str,
+    lo: float,
+    hi: float,
+    default: float,
+    step: float | None = None,
+    *,
+    key: str,
+    widget=None,
+    **kw,
+) -> float:
     """A float slider (or widget=st.number_input) whose value lives in the URL parameter `name`:
     clamped to [lo, hi] and snapped to the step grid, reset if not a number."""
     from_url(name, key, lambda raw, notes: settings.parse_float_param(name, raw, lo, hi, default, notes, step))
@@ -70,11 +81,14 @@ def url_bool(name: str, label: str, default: bool = False, *, key: str, widget=N
     return bool(value)
 
 
-def url_multi(name: str, label: str, options, default, *, key: str, max_selections: int | None = None,
-              widget=None, **kw) -> list:
+def url_multi(
+    name: str, label: str, options, default, *, key: str, max_selections: int | None = None, widget=None, **kw
+) -> list:
     """A multiselect whose choices live in the URL parameter `name`, comma-separated."""
     options = list(options)
-    from_url(name, key, lambda raw, notes: settings.parse_multi_param(name, raw, options, default, notes, max_selections))
+    from_url(
+        name, key, lambda raw, notes: settings.parse_multi_param(name, raw, options, default, notes, max_selections)
+    )
     st.session_state[key] = [v for v in st.session_state[key] if v in options]
     value = (widget or st.multiselect)(label, options, key=key, max_selections=max_selections, **kw)
     to_url(name, list(value))

@@ -7,6 +7,7 @@ into plotly figures. No streamlit here (views/elbo.py renders).
 
 Numbers are per example, in nats, summed over dimensions; bits/dim = nats / (D ln 2).
 """
+
 from __future__ import annotations
 
 import math
@@ -23,12 +24,12 @@ from toy_models.diffusion import (
     predict_x0_from_eps,
     predict_x0_from_mean,
     q_posterior_mean_variance,
-    )
+)
 from toy_models.elbo import ElboTerms, gaussian_log_likelihood, prior_kl, vb_term, vb_weights
 from toy_models.gmm import AnalyticModel
 from toy_models.schedules import Schedule, make_schedule
 
-from .figures import COLORS, SCHEDULE_COLORS, compact, equal_axes, finite, layout, scatter2d
+from .figures import COLORS, compact, finite, layout, scatter2d
 
 VARIANCE_CHOICES = ("beta_tilde", "beta")  # sigma_t^2 of p_theta: Ho et al. section 3.2
 LN2 = math.log(2.0)
@@ -53,31 +54,45 @@ stochastic reverse chain: the bound is a statement about its likelihood.
 """
 VAE_LOOK = "Look at the arrows: q (above) only adds noise and has no parameters; only p_θ (below) is learned."
 BOUND_LINES = [
-    (r"-\log p_\theta(x_0) \le \mathbb{E}_q\!\left[-\log \frac{p_\theta(x_{0:T})}{q(x_{1:T}\mid x_0)}\right]"
-     r" =: L",
-     "Jensen's inequality, exactly as in a VAE (Ho et al. 2020, eq. 3); the expectation is over the forward "
-     "chain x_{1:T} ~ q(x_{1:T} | x_0).", None),
-    (r"L = \mathbb{E}_q\!\left[-\log p(x_T) - \sum_{t=1}^{T} \log \frac{p_\theta(x_{t-1}\mid x_t)}"
-     r"{q(x_t\mid x_{t-1})}\right]",
-     "Both chains are Markov, so the log-ratio splits into one term per step. Estimating each step by sampled "
-     "log-densities is the *naive* estimator (section 4).", "estimator_pair"),
-    (r"\begin{aligned} L = \mathbb{E}_q\Big[\, &\underbrace{\mathrm{KL}\big(q(x_T\mid x_0)\,\|\,p(x_T)\big)}_{L_T}"
-     r" \\ &+ \sum_{t=2}^{T} \underbrace{\mathrm{KL}\big(q(x_{t-1}\mid x_t, x_0)\,\|\,"
-     r"p_\theta(x_{t-1}\mid x_t)\big)}_{L_{t-1}} \\ &\underbrace{-\log p_\theta(x_0\mid x_1)}_{L_0}\,\Big]"
-     r"\end{aligned}",
-     "Bayes' rule turns q(x_t | x_{t-1}) into the posterior q(x_{t-1} | x_t, x_0), a Gaussian with a closed "
-     "form; every KL is then between two Gaussians (Ho et al. eq. 5). L_{t-1} and L_0 depend on the random "
-     "x_t; the numbers on this page are their averages over x_t ~ q(x_t | x_0) and over the data points.",
-     "bound_terms"),
-    (r"L_T = \mathrm{KL}\big(\mathcal{N}(\sqrt{\bar\alpha_T}\,x_0,\ (1-\bar\alpha_T)I)\,\|\,\mathcal{N}(0,I)\big)",
-     "The prior term: no parameters, only the schedule.", "prior_kl"),
-    (r"\begin{aligned} L_{t-1} &= \frac{\|\tilde\mu_t(x_t,x_0) - \mu_\theta(x_t,t)\|^2}{2\sigma_t^2} + D\,c_t,"
-     r" \\ c_t &= \frac{1}{2}\Big(\log\frac{\sigma_t^2}{\tilde\beta_t} + \frac{\tilde\beta_t}{\sigma_t^2} - 1\Big),"
-     r" \\ L_0 &= -\log \mathcal{N}\big(x_0;\ \mu_\theta(x_1,1),\ \sigma_1^2 I\big) \end{aligned}",
-     "The KL between N(μ̃_t, β̃_t I) and N(μ_θ, σ_t² I) in D dimensions: the squared error of the mean over "
-     "twice the variance, plus D c_t, the part that comes from the two variances alone (it has no θ, and is "
-     "zero when σ_t² = β̃_t). L_0 is written for continuous data; for 8-bit images it is the probability of "
-     "the pixel's bin (Ho et al. eq. 13).", "vb_term"),
+    (
+        r"-\log p_\theta(x_0) \le \mathbb{E}_q\!\left[-\log \frac{p_\theta(x_{0:T})}{q(x_{1:T}\mid x_0)}\right]"
+        r" =: L",
+        "Jensen's inequality, exactly as in a VAE (Ho et al. 2020, eq. 3); the expectation is over the forward "
+        "chain x_{1:T} ~ q(x_{1:T} | x_0).",
+        None,
+    ),
+    (
+        r"L = \mathbb{E}_q\!\left[-\log p(x_T) - \sum_{t=1}^{T} \log \frac{p_\theta(x_{t-1}\mid x_t)}"
+        r"{q(x_t\mid x_{t-1})}\right]",
+        "Both chains are Markov, so the log-ratio splits into one term per step. Estimating each step by sampled "
+        "log-densities is the *naive* estimator (section 4).",
+        "estimator_pair",
+    ),
+    (
+        r"\begin{aligned} L = \mathbb{E}_q\Big[\, &\underbrace{\mathrm{KL}\big(q(x_T\mid x_0)\,\|\,p(x_T)\big)}_{L_T}"
+        r" \\ &+ \sum_{t=2}^{T} \underbrace{\mathrm{KL}\big(q(x_{t-1}\mid x_t, x_0)\,\|\,"
+        r"p_\theta(x_{t-1}\mid x_t)\big)}_{L_{t-1}} \\ &\underbrace{-\log p_\theta(x_0\mid x_1)}_{L_0}\,\Big]"
+        r"\end{aligned}",
+        "Bayes' rule turns q(x_t | x_{t-1}) into the posterior q(x_{t-1} | x_t, x_0), a Gaussian with a closed "
+        "form; every KL is then between two Gaussians (Ho et al. eq. 5). L_{t-1} and L_0 depend on the random "
+        "x_t; the numbers on this page are their averages over x_t ~ q(x_t | x_0) and over the data points.",
+        "bound_terms",
+    ),
+    (
+        r"L_T = \mathrm{KL}\big(\mathcal{N}(\sqrt{\bar\alpha_T}\,x_0,\ (1-\bar\alpha_T)I)\,\|\,\mathcal{N}(0,I)\big)",
+        "The prior term: no parameters, only the schedule.",
+        "prior_kl",
+    ),
+    (
+        r"\begin{aligned} L_{t-1} &= \frac{\|\tilde\mu_t(x_t,x_0) - \mu_\theta(x_t,t)\|^2}{2\sigma_t^2} + D\,c_t,"
+        r" \\ c_t &= \frac{1}{2}\Big(\log\frac{\sigma_t^2}{\tilde\beta_t} + \frac{\tilde\beta_t}{\sigma_t^2} - 1\Big),"
+        r" \\ L_0 &= -\log \mathcal{N}\big(x_0;\ \mu_\theta(x_1,1),\ \sigma_1^2 I\big) \end{aligned}",
+        "The KL between N(μ̃_t, β̃_t I) and N(μ_θ, σ_t² I) in D dimensions: the squared error of the mean over "
+        "twice the variance, plus D c_t, the part that comes from the two variances alone (it has no θ, and is "
+        "zero when σ_t² = β̃_t). L_0 is written for continuous data; for 8-bit images it is the probability of "
+        "the pixel's bin (Ho et al. eq. 13).",
+        "vb_term",
+    ),
 ]
 VARIANCE_TEXT = """
 **The reverse variance σ_t².** Ho et al. fix the variance of p_θ(x_{t−1} | x_t) to σ_t² I and offer two
@@ -85,8 +100,10 @@ choices (section 3.2): β̃_t, the variance of q(x_{t−1} | x_t, x_0), which is
 known point, and β_t, which is right when x_0 ~ N(0, I). The mean is the same; only the bound's terms
 change (c_t above and the 1/σ_t² in front of the mean's error). Every number on this page follows this choice.
 """
-TERMS_LOOK = ("Look at where the line is high: the KL terms are largest at the smallest t, the last few "
-              "denoising steps, and L_T (the square at t = T) is tiny because x_T is almost pure noise.")
+TERMS_LOOK = (
+    "Look at where the line is high: the KL terms are largest at the smallest t, the last few "
+    "denoising steps, and L_T (the square at t = T) is tiny because x_T is almost pure noise."
+)
 TABLE_LOOK = "The three rows add up to the total; bits/dim is the same number divided by D ln 2 (D = 2 here)."
 REARRANGE_TEXT = """
 Both forms have the **same expectation** — they are the same bound. Training estimates it with one
@@ -96,8 +113,9 @@ KL between the two Gaussians, computed *exactly* — its average over x_{t-1} �
 left to chance (Rao–Blackwell: the variance can only drop). Below, both are computed 2,000 times for
 **one** data point x_0, with the same t and x_t: the same mean, a different spread.
 """
-ESTIMATORS_LOOK = ("Look at the widths of the two histograms: they centre on the same value, and the "
-                   "rearranged one is never wider.")
+ESTIMATORS_LOOK = (
+    "Look at the widths of the two histograms: they centre on the same value, and the rearranged one is never wider."
+)
 SIMPLE_TEXT = """
 For a noise-predicting model, μ_θ = (x_t − β_t ε_θ / sqrt(1 − ᾱ_t)) / sqrt(α_t) (Ho et al. eq. 11), and
 each KL term is a *weighted* noise error: L_{t-1} = λ_t ‖ε − ε_θ(x_t, t)‖² + D c_t (eq. 12). Ho et al.
@@ -105,8 +123,10 @@ dropped the weights (set every λ_t to one, and left out D c_t) and got **L_simp
 samples, a slightly worse bound. The weights are largest at small t, so L_vlb spends most of its effort on
 the last, nearly invisible denoising steps, which L_simple weighs no more than the others.
 """
-WEIGHTS_LOOK = ("Look at the shape, not the height (the two losses have different scales): λ_t is largest at "
-                "t = {t_max} and smallest at t = {t_min}, {ratio:.3g}× apart, while L_simple weighs every t the same.")
+WEIGHTS_LOOK = (
+    "Look at the shape, not the height (the two losses have different scales): λ_t is largest at "
+    "t = {t_max} and smallest at t = {t_min}, {ratio:.3g}× apart, while L_simple weighs every t the same."
+)
 
 
 def weights_look(t: np.ndarray, lam: np.ndarray) -> str:
@@ -121,9 +141,11 @@ PARAM_TEXT = """
 a fixed t), so the bound is the same function of any of them; only the *loss weighting* implied by
 "just regress the output" differs.
 """
-EQ_SIMPLE = (r"\begin{aligned} L_\text{simple} &= \mathbb{E}_{t, x_0, \epsilon}\,\big\|\epsilon - "
-             r"\epsilon_\theta\big(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\ t\big)\big\|^2, \\ "
-             r"\lambda_t &= \frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)} \end{aligned}")
+EQ_SIMPLE = (
+    r"\begin{aligned} L_\text{simple} &= \mathbb{E}_{t, x_0, \epsilon}\,\big\|\epsilon - "
+    r"\epsilon_\theta\big(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\ t\big)\big\|^2, \\ "
+    r"\lambda_t &= \frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)} \end{aligned}"
+)
 EQ_PARAMS = [
     r"x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\epsilon}{\sqrt{\bar\alpha_t}}, \qquad "
     r"\epsilon = \frac{x_t - \sqrt{\bar\alpha_t}\,x_0}{\sqrt{1-\bar\alpha_t}}",
@@ -132,17 +154,20 @@ EQ_PARAMS = [
     r"x_0 &= \frac{\mu - \text{coef}_2\, x_t}{\text{coef}_1} \end{aligned}",
 ]
 HYBRID_TEXT = (
-    "**What \"hybrid\" means here.** Nichol & Dhariwal (2021, section 3.1) train L_simple + 0.001 L_vlb to "
+    '**What "hybrid" means here.** Nichol & Dhariwal (2021, section 3.1) train L_simple + 0.001 L_vlb to '
     "*learn* the variances Σ_θ: L_vlb's gradient reaches only Σ_θ (a stop-gradient on the mean), while "
     "L_simple trains the mean. Our models keep σ_t fixed, so there is nothing for L_vlb to learn but the "
     "mean, and since L_vlb's terms are λ_t-weighted noise errors, the hybrid loss is L_simple with step t's "
     "noise error weighted by 1 + 0.001 · T · λ_t (the trainer draws t uniformly and scales L_vlb by T). On "
     "{where}, that weight runs from {w_min:.3f} to {w_max:.3g} (at t = {t_max}) over t = 2 … T and is below "
     "1.1 at {share:.1%} of them: {verdict}. (At t = 1 it adds 0.001 · T · L_0, the decoder's likelihood "
-    "of x_0.)")
-HYBRID_VERDICTS = ("a small reweighting of L_simple",
-                   "mostly L_simple, with extra weight on the few steps where λ_t is large",
-                   "a real reweighting of L_simple toward the steps where λ_t is large")
+    "of x_0.)"
+)
+HYBRID_VERDICTS = (
+    "a small reweighting of L_simple",
+    "mostly L_simple, with extra weight on the few steps where λ_t is large",
+    "a real reweighting of L_simple toward the steps where λ_t is large",
+)
 TRY_THIS = [
     "Set **T = 10** in the sidebar: the same way to noise in ten big steps. L_T stays tiny (x_T is still "
     "almost pure noise), but each of the few KL terms is much larger and L_0 rises, so the gap between the "
@@ -210,7 +235,11 @@ class BoundReport:
 
     def groups(self) -> dict[str, float]:
         """The three groups of the bound; they sum to `total`."""
-        return {"L_T (prior)": self.prior, "Σ L_{t-1}, t = 2..T (KL terms)": self.kl_sum, "L_0 (reconstruction)": self.l0}
+        return {
+            "L_T (prior)": self.prior,
+            "Σ L_{t-1}, t = 2..T (KL terms)": self.kl_sum,
+            "L_0 (reconstruction)": self.l0,
+        }
 
     def dominant_steps(self, fraction: float = 0.5) -> int:
         """The smallest t* such that the KL terms at t = 2..t* hold `fraction` of the KL sum."""
@@ -230,9 +259,19 @@ def _check_variance(variance: str) -> str:
 EXACT_HEAD = 50  # a strided bound still evaluates every t up to here: the small-t terms are large and change fast
 
 
-def bound_terms(s: Schedule, model, x0: torch.Tensor, y=None, variance: str = "beta_tilde",
-                data_kind: str = "continuous", seed: int = 0, stride: int = 1, chunk_elements: int = 40_000,
-                progress=None, exact_head: int = EXACT_HEAD) -> BoundReport:
+def bound_terms(
+    s: Schedule,
+    model,
+    x0: torch.Tensor,
+    y=None,
+    variance: str = "beta_tilde",
+    data_kind: str = "continuous",
+    seed: int = 0,
+    stride: int = 1,
+    chunk_elements: int = 40_000,
+    progress=None,
+    exact_head: int = EXACT_HEAD,
+) -> BoundReport:
     """Every term of the bound, L = L_T + sum_{t=2}^T L_{t-1} + L_0  (Ho et al. 2020, eq. 5).
 
     The same sum as toy_models.elbo.elbo_terms (one x_t ~ q(x_t | x_0) per example and t), but
@@ -260,7 +299,7 @@ def bound_terms(s: Schedule, model, x0: torch.Tensor, y=None, variance: str = "b
     rows = []
     with torch.no_grad():
         for i in range(0, len(ts_all), k):
-            ts = ts_all[i:i + k]
+            ts = ts_all[i : i + k]
             xr = x0.repeat(len(ts), *([1] * (x0.ndim - 1)))  # (k B, ...)
             tt = ts.repeat_interleave(B).to(x0.device)  # (k B,)
             yr = None if y is None else y.repeat(len(ts))
@@ -275,8 +314,13 @@ def bound_terms(s: Schedule, model, x0: torch.Tensor, y=None, variance: str = "b
         nxt = torch.cat([ts_all[1:], torch.tensor([s.T + 1])])
         w = (nxt - ts_all).to(torch.float64)  # steps each row stands for
     per_ex = prior.double() + (terms * (1.0 if w is None else w[:, None])).sum(0)
-    return BoundReport(prior=float(prior.double().mean()), terms=terms.mean(1).numpy(), per_example=per_ex.numpy(),
-                       dims=D, weights=None if w is None else w.numpy())
+    return BoundReport(
+        prior=float(prior.double().mean()),
+        terms=terms.mean(1).numpy(),
+        per_example=per_ex.numpy(),
+        dims=D,
+        weights=None if w is None else w.numpy(),
+    )
 
 
 def as_elbo_terms(report_terms: torch.Tensor, prior: torch.Tensor, dims: int) -> ElboTerms:
@@ -310,8 +354,9 @@ def l0_floor(s: Schedule, x0: torch.Tensor, variance: str = "beta_tilde", data_k
     mass in the neighbouring bins. No network with this fixed sigma_1 scores a lower L_0; learning the
     variances (Nichol & Dhariwal 2021) is what moves it.
     """
-    terms = vb_term(s, KnowsX0(s, x0), x0, 1, variance=variance, data_kind=data_kind,
-                    generator=torch.Generator().manual_seed(0))
+    terms = vb_term(
+        s, KnowsX0(s, x0), x0, 1, variance=variance, data_kind=data_kind, generator=torch.Generator().manual_seed(0)
+    )
     return float(terms.double().mean())
 
 
@@ -328,7 +373,8 @@ MNIST_LIMITS = (
     "data set, from 3.75 bits/dim (Ho et al. 2020, L_simple) down to 2.65 (Kingma et al. 2021), so our "
     "{bpd:.2f} bits/dim is a small model's bound, not a competitive likelihood; with this fixed σ_1, L_0 alone "
     "takes {floor_bpd:.2f} of it. The bound here is of the 8-bit pixel values (a discrete likelihood); "
-    "lesson 5 explains how such a number is compared with a continuous density (dequantisation).")
+    "lesson 5 explains how such a number is compared with a continuous density (dequantisation)."
+)
 
 
 def mnist_limits(ck, x0: torch.Tensor, report: BoundReport, variance: str, n_train: int) -> str:
@@ -338,10 +384,16 @@ def mnist_limits(ck, x0: torch.Tensor, report: BoundReport, variance: str, n_tra
     x = x0[:1]  # sigma_1 as the reverse step sets it (p_mean_variance), not a second copy of its variance rule
     sigma1 = float(p_mean_variance(s, KnowsX0(s, x), x, 1, variance=variance).log_variance.exp().sqrt().max())
     return MNIST_LIMITS.format(
-        floor=floor, floor_bpd=report.bits_per_dim(floor), sigma1=sigma1, half=(1.0 / 255.0) / sigma1,
-        rest=report.bits_per_dim(report.total) - report.bits_per_dim(floor), steps=int(ck.sidecar.get("steps", 0)),
+        floor=floor,
+        floor_bpd=report.bits_per_dim(floor),
+        sigma1=sigma1,
+        half=(1.0 / 255.0) / sigma1,
+        rest=report.bits_per_dim(report.total) - report.bits_per_dim(floor),
+        steps=int(ck.sidecar.get("steps", 0)),
         bpd=report.bits_per_dim(report.total),
-        n_params=sum(p.numel() for p in ck.model.parameters()) / 1e6, n_train=n_train)
+        n_params=sum(p.numel() for p in ck.model.parameters()) / 1e6,
+        n_train=n_train,
+    )
 
 
 # --- the same process with a different number of steps ------------------------------------------------
@@ -371,10 +423,10 @@ class BoundVsT:
     true_nll: float  # mean -log q(x_0) over the same points
 
 
-def bound_vs_T(gmm, s: Schedule, Ts, x0: torch.Tensor, variance: str = "beta_tilde", seed: int = 0,
-               progress=None) -> BoundVsT:
+def bound_vs_T(
+    gmm, s: Schedule, Ts, x0: torch.Tensor, variance: str = "beta_tilde", seed: int = 0, progress=None
+) -> BoundVsT:
     """The exact model's bound for each T in Ts (schedules from `same_process`), against -log q(x_0)."""
-    from toy_models.gmm import AnalyticModel
 
     nll = -gmm.log_prob(x0).numpy()
     out = []
@@ -389,15 +441,20 @@ def bound_vs_T(gmm, s: Schedule, Ts, x0: torch.Tensor, variance: str = "beta_til
     return BoundVsT(np.asarray(Ts), a[:, 0], a[:, 1], a[:, 2], float(nll.mean()))
 
 
-def curve_verdict(curves: dict[str, "BoundVsT"]) -> str:
+def curve_verdict(curves: dict[str, BoundVsT]) -> str:
     """One sentence on the bound-vs-T curves at their largest T: which reverse variance ends closer to the true NLL."""
     if len(curves) < 2:
         return ""
-    (k_best, best), (k_worst, worst) = sorted(curves.items(), key=lambda kv: kv[1].gap[-1])[::len(curves) - 1]
-    why = (": for this smooth data the true reverse step at small t is wider than β̃_t, and close to β_t"
-           if k_best.startswith("β_t") else "")
-    return (f"At T = {int(best.Ts[-1])} the bound with σ_t² = {k_best} ends {best.gap[-1]:.3f} nats above the true "
-            f"NLL, {worst.gap[-1] / max(best.gap[-1], 1e-12):.3g}× closer than with σ_t² = {k_worst}{why}.")
+    (k_best, best), (k_worst, worst) = sorted(curves.items(), key=lambda kv: kv[1].gap[-1])[:: len(curves) - 1]
+    why = (
+        ": for this smooth data the true reverse step at small t is wider than β̃_t, and close to β_t"
+        if k_best.startswith("β_t")
+        else ""
+    )
+    return (
+        f"At T = {int(best.Ts[-1])} the bound with σ_t² = {k_best} ends {best.gap[-1]:.3f} nats above the true "
+        f"NLL, {worst.gap[-1] / max(best.gap[-1], 1e-12):.3g}× closer than with σ_t² = {k_worst}{why}."
+    )
 
 
 def ode_nll(model, s: Schedule, x0: torch.Tensor, **kw) -> np.ndarray:
@@ -416,15 +473,21 @@ ODE_TEXT = (
     "of variables gives exactly, up to the solver's error. The two models agree only when the score is exact; "
     "for a learned network they differ, and no inequality ties the ODE's NLL to the bound.\n\n"
     "**What we observe.** Here the ODE's NLL lies {relation} the bound ({diff:.3f} nats {side}, each measured "
-    "from the true NLL of its own points).{learned}")
-ODE_LEARNED = (" The shipped model '{name}' shows the same on its own evaluation: ODE NLL {ode:.2f} bits/dim "
-               "against a bound of {elbo:.2f} bits/dim.")
-ODE_LEARNED_OTHER = (" The shipped model '{name}' does not: on its own evaluation its ODE NLL is {ode:.2f} "
-                     "bits/dim against a bound of {elbo:.2f} bits/dim.")
+    "from the true NLL of its own points).{learned}"
+)
+ODE_LEARNED = (
+    " The shipped model '{name}' shows the same on its own evaluation: ODE NLL {ode:.2f} bits/dim "
+    "against a bound of {elbo:.2f} bits/dim."
+)
+ODE_LEARNED_OTHER = (
+    " The shipped model '{name}' does not: on its own evaluation its ODE NLL is {ode:.2f} "
+    "bits/dim against a bound of {elbo:.2f} bits/dim."
+)
 
 
-def ode_vs_bound_text(gap_ode: float, gap_bound: float, n_ode: int, n_bound: int,
-                      learned: tuple[str, float, float] | None = None) -> str:
+def ode_vs_bound_text(
+    gap_ode: float, gap_bound: float, n_ode: int, n_bound: int, learned: tuple[str, float, float] | None = None
+) -> str:
     """ODE_TEXT: the ODE's and the bound's distance to the true NLL, what theory guarantees and what the
     numbers show. learned: (name, bound bits/dim, ODE NLL bits/dim) of a shipped model's sidecar, or None."""
     below = gap_ode < gap_bound
@@ -432,15 +495,30 @@ def ode_vs_bound_text(gap_ode: float, gap_bound: float, n_ode: int, n_bound: int
     if learned is not None:
         name, elbo_bpd, ode_bpd = learned
         extra = (ODE_LEARNED if (ode_bpd < elbo_bpd) == below else ODE_LEARNED_OTHER).format(
-            name=name, ode=ode_bpd, elbo=elbo_bpd)
-    return ODE_TEXT.format(n_ode=n_ode, gap_ode=gap_ode, n_bound=n_bound, gap_bound=gap_bound,
-                           relation="below" if below else "above", diff=abs(gap_bound - gap_ode),
-                           side="lower" if below else "higher", learned=extra)
+            name=name, ode=ode_bpd, elbo=elbo_bpd
+        )
+    return ODE_TEXT.format(
+        n_ode=n_ode,
+        gap_ode=gap_ode,
+        n_bound=n_bound,
+        gap_bound=gap_bound,
+        relation="below" if below else "above",
+        diff=abs(gap_bound - gap_ode),
+        side="lower" if below else "higher",
+        learned=extra,
+    )
 
 
 # --- why rearrange: two estimators of the same bound ------------------------------------------------
-def estimator_pair(s: Schedule, model, x0_point: torch.Tensor, n: int, variance: str = "beta_tilde",
-                   seed: int = 0, t_fixed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def estimator_pair(
+    s: Schedule,
+    model,
+    x0_point: torch.Tensor,
+    n: int,
+    variance: str = "beta_tilde",
+    seed: int = 0,
+    t_fixed: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """n estimates of L for ONE x_0 (D,) by two routes, with ONE random step t ~ U{1..T} each (as in training).
 
     naive (sampled log-ratios, the summand of Ho et al. eq. 3 after Bayes' rule):
@@ -477,8 +555,10 @@ def estimator_pair(s: Schedule, model, x0_point: torch.Tensor, n: int, variance:
         post_mean, post_var, post_logvar = q_posterior_mean_variance(s, x0, x_t, t)
         x_prev = post_mean + post_var.sqrt() * torch.randn(x0.shape, generator=g, dtype=x0.dtype)
         out = p_mean_variance(s, model, x_t, t, variance=variance)
-        log_ratio = (gaussian_log_likelihood(x_prev, post_mean, post_logvar.expand_as(x0))
-                     - gaussian_log_likelihood(x_prev, out.mean, out.log_variance.expand_as(x0))).sum(1)
+        log_ratio = (
+            gaussian_log_likelihood(x_prev, post_mean, post_logvar.expand_as(x0))
+            - gaussian_log_likelihood(x_prev, out.mean, out.log_variance.expand_as(x0))
+        ).sum(1)
         step_analytic = vb_term(s, model, x0, t, None, variance, noise=noise)  # KL (t >= 2) or -log p(x_0 | x_1)
         step_mc = torch.where(t == 1, step_analytic, log_ratio)
         naive = prior_mc + s.T * step_mc
@@ -513,8 +593,9 @@ class EstimatorComparison:
         return float((self.naive.mean() - self.rearranged.mean()) / se)
 
 
-def compare_estimators(s: Schedule, model, x0_point, n: int = 2000, variance: str = "beta_tilde",
-                       seed: int = 0, t_fixed: int | None = None) -> EstimatorComparison:
+def compare_estimators(
+    s: Schedule, model, x0_point, n: int = 2000, variance: str = "beta_tilde", seed: int = 0, t_fixed: int | None = None
+) -> EstimatorComparison:
     """n naive and n rearranged estimates of the bound at one data point (see `estimator_pair`)."""
     return EstimatorComparison(*estimator_pair(s, model, x0_point, n, variance, seed, t_fixed))
 
@@ -529,7 +610,9 @@ def simple_weights(s: Schedule, variance: str = "beta_tilde") -> tuple[np.ndarra
     return np.arange(2, s.T + 1), lam[2:].numpy()
 
 
-def hybrid_weights(s: Schedule, variance: str = "beta_tilde", vlb_weight: float = 0.001) -> tuple[np.ndarray, np.ndarray]:
+def hybrid_weights(
+    s: Schedule, variance: str = "beta_tilde", vlb_weight: float = 0.001
+) -> tuple[np.ndarray, np.ndarray]:
     """(t (T-1,), w_t (T-1,)) for t = 2..T: the weight of step t's noise error in the hybrid loss with fixed sigma_t.
 
     toy_models.training draws t ~ U{1..T} and adds vlb_weight * L_{t-1} / (p(t) D) = vlb_weight * T * L_{t-1} / D
@@ -543,13 +626,21 @@ def hybrid_weights(s: Schedule, variance: str = "beta_tilde", vlb_weight: float 
 def hybrid_text(s: Schedule, variance: str = "beta_tilde", vlb_weight: float = 0.001, where: str = "") -> str:
     """HYBRID_TEXT with the weights of `hybrid_weights` on schedule s (`where` names it for the reader)."""
     if s.T < 2:
-        return ("**What \"hybrid\" means here.** With T = 1 there is no KL term: L_vlb is L_T + L_0 and the "
-                "hybrid loss adds the decoder's likelihood of x_0 to L_simple.")
+        return (
+            '**What "hybrid" means here.** With T = 1 there is no KL term: L_vlb is L_T + L_0 and the '
+            "hybrid loss adds the decoder's likelihood of x_0 to L_simple."
+        )
     t, w = hybrid_weights(s, variance, vlb_weight)
     share = float((w < 1.1).mean())
     verdict = HYBRID_VERDICTS[0 if w.max() <= 2.0 else 1 if share >= 0.9 else 2]
-    return HYBRID_TEXT.format(where=where or s.describe(), w_min=float(w.min()), w_max=float(w.max()),
-                              t_max=int(t[np.argmax(w)]), share=share, verdict=verdict)
+    return HYBRID_TEXT.format(
+        where=where or s.describe(),
+        w_min=float(w.min()),
+        w_max=float(w.max()),
+        t_max=int(t[np.argmax(w)]),
+        share=share,
+        verdict=verdict,
+    )
 
 
 def recipe_hybrid_text(recipe_name: str) -> str:
@@ -571,8 +662,9 @@ class PerTLoss:
     vb: np.ndarray  # (n,) E L_{t-1} in nats (t = 1: L_0)
 
 
-def per_t_loss(s: Schedule, model, x0: torch.Tensor, ts, y=None, variance: str = "beta_tilde",
-               seed: int = 0) -> PerTLoss:
+def per_t_loss(
+    s: Schedule, model, x0: torch.Tensor, ts, y=None, variance: str = "beta_tilde", seed: int = 0
+) -> PerTLoss:
     """The eps-MSE and the bound term L_{t-1} of a model at each t in ts, with the same x_t."""
     from toy_models.diffusion import call_model, q_sample
 
@@ -609,9 +701,11 @@ def parameterization_roundtrip(s: Schedule, model, x_t: torch.Tensor, t: int) ->
         mu, _, _ = q_posterior_mean_variance(s, x0, x_t, t)
         x0_back = predict_x0_from_mean(s, x_t, t, mu)
         mu_direct = (x_t - s.betas[t] / s.sqrt_one_minus_alphas_cumprod[t] * eps) / s.alphas[t].sqrt()  # eq. 11
-    return {"ε → x₀ → ε": float((eps_back - eps).abs().max()),
-            "ε → x₀ → μ → x₀": float((x0_back - x0).abs().max()),
-            "μ from x₀ (eq. 7) vs μ from ε (eq. 11)": float((mu - mu_direct).abs().max())}
+    return {
+        "ε → x₀ → ε": float((eps_back - eps).abs().max()),
+        "ε → x₀ → μ → x₀": float((x0_back - x0).abs().max()),
+        "μ from x₀ (eq. 7) vs μ from ε (eq. 11)": float((mu - mu_direct).abs().max()),
+    }
 
 
 # --- figures ----------------------------------------------------------------------------------------
@@ -620,24 +714,73 @@ def fig_vae_diagram(T_label: str = "T") -> go.Figure:
     names = ["x₀", "x₁", "x₂", "⋯", "x_{T-1}".replace("{T-1}", "T−1"), "x_T"]
     xs = np.arange(len(names), dtype=float)
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=xs, y=np.zeros_like(xs), mode="markers+text", text=names, textposition="middle center",
-                             marker=dict(size=46, color=["#dfe6e9"] + ["#d6eaf8"] * 4 + ["#e8daef"],
-                                         line=dict(color="#555", width=1)),
-                             textfont=dict(size=15), hoverinfo="skip", showlegend=False))
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=np.zeros_like(xs),
+            mode="markers+text",
+            text=names,
+            textposition="middle center",
+            marker=dict(size=46, color=["#dfe6e9"] + ["#d6eaf8"] * 4 + ["#e8daef"], line=dict(color="#555", width=1)),
+            textfont=dict(size=15),
+            hoverinfo="skip",
+            showlegend=False,
+        )
+    )
     for i in range(len(names) - 1):
         if names[i] == "⋯" or names[i + 1] == "⋯":
             continue
-        fig.add_annotation(x=xs[i + 1] - 0.2, y=0.35, ax=xs[i] + 0.2, ay=0.35, xref="x", yref="y", axref="x",
-                           ayref="y", showarrow=True, arrowhead=3, arrowcolor=COLORS["x_t"], arrowwidth=2)
-        fig.add_annotation(x=xs[i] + 0.2, y=-0.35, ax=xs[i + 1] - 0.2, ay=-0.35, xref="x", yref="y", axref="x",
-                           ayref="y", showarrow=True, arrowhead=3, arrowcolor=COLORS["learned"], arrowwidth=2)
-    fig.add_annotation(x=2.5, y=0.75, text="q(x_t | x_{t−1}): fixed encoder (adds noise, no parameters)",
-                       showarrow=False, font=dict(color=COLORS["x_t"], size=13))
-    fig.add_annotation(x=2.5, y=-0.75, text="p_θ(x_{t−1} | x_t): learned decoder (one Gaussian step each)",
-                       showarrow=False, font=dict(color=COLORS["learned"], size=13))
+        fig.add_annotation(
+            x=xs[i + 1] - 0.2,
+            y=0.35,
+            ax=xs[i] + 0.2,
+            ay=0.35,
+            xref="x",
+            yref="y",
+            axref="x",
+            ayref="y",
+            showarrow=True,
+            arrowhead=3,
+            arrowcolor=COLORS["x_t"],
+            arrowwidth=2,
+        )
+        fig.add_annotation(
+            x=xs[i] + 0.2,
+            y=-0.35,
+            ax=xs[i + 1] - 0.2,
+            ay=-0.35,
+            xref="x",
+            yref="y",
+            axref="x",
+            ayref="y",
+            showarrow=True,
+            arrowhead=3,
+            arrowcolor=COLORS["learned"],
+            arrowwidth=2,
+        )
+    fig.add_annotation(
+        x=2.5,
+        y=0.75,
+        text="q(x_t | x_{t−1}): fixed encoder (adds noise, no parameters)",
+        showarrow=False,
+        font=dict(color=COLORS["x_t"], size=13),
+    )
+    fig.add_annotation(
+        x=2.5,
+        y=-0.75,
+        text="p_θ(x_{t−1} | x_t): learned decoder (one Gaussian step each)",
+        showarrow=False,
+        font=dict(color=COLORS["learned"], size=13),
+    )
     fig.add_annotation(x=0, y=-1.15, text="data", showarrow=False)
     fig.add_annotation(x=5, y=-1.15, text=f"latent x_{T_label} ≈ N(0, I)", showarrow=False)
-    layout(fig, "Diffusion as a VAE with T latent layers", "position in the chain (step index)", "q above, p_θ below", height=280)
+    layout(
+        fig,
+        "Diffusion as a VAE with T latent layers",
+        "position in the chain (step index)",
+        "q above, p_θ below",
+        height=280,
+    )
     fig.update_xaxes(showticklabels=False, range=[-0.6, 5.6], zeroline=False, showgrid=False)
     fig.update_yaxes(showticklabels=False, range=[-1.4, 1.0], zeroline=False, showgrid=False)
     return fig
@@ -651,20 +794,41 @@ def fig_terms(reports: dict[str, BoundReport], colors: dict[str, str] | None = N
         c = (colors or {}).get(name, palette[i % len(palette)])
         t = r.times
         kl = np.maximum(finite(r.terms[1:]), 1e-12)
-        fig.add_trace(go.Scatter(x=compact(t[1:]), y=compact(kl, 9), mode="lines", name=f"{name}: L_(t−1), t ≥ 2",
-                                 line=dict(color=c)))
-        fig.add_trace(go.Scatter(x=[1], y=[max(abs(r.l0), 1e-12)], mode="markers", name=f"{name}: |L_0| = {abs(r.l0):.3g}",
-                                 marker=dict(color=c, symbol="diamond", size=11)))
-        fig.add_trace(go.Scatter(x=[r.T], y=[max(r.prior, 1e-12)], mode="markers", name=f"{name}: L_T = {r.prior:.3g}",
-                                 marker=dict(color=c, symbol="square", size=10)))
+        fig.add_trace(
+            go.Scatter(
+                x=compact(t[1:]), y=compact(kl, 9), mode="lines", name=f"{name}: L_(t−1), t ≥ 2", line=dict(color=c)
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[1],
+                y=[max(abs(r.l0), 1e-12)],
+                mode="markers",
+                name=f"{name}: |L_0| = {abs(r.l0):.3g}",
+                marker=dict(color=c, symbol="diamond", size=11),
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[r.T],
+                y=[max(r.prior, 1e-12)],
+                mode="markers",
+                name=f"{name}: L_T = {r.prior:.3g}",
+                marker=dict(color=c, symbol="square", size=10),
+            )
+        )
     layout(fig, "The bound term by term", "t (time step, log scale)", "nats per example (log scale)", height=420)
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 
-def fig_groups(report: BoundReport, true_nll: float | None = None, ode: float | None = None,
-               title: str = "Where the bound comes from") -> go.Figure:
+def fig_groups(
+    report: BoundReport,
+    true_nll: float | None = None,
+    ode: float | None = None,
+    title: str = "Where the bound comes from",
+) -> go.Figure:
     """Bars: L_T, the KL sum, L_0, their total; beside them the true NLL and the ODE NLL if known."""
     names = list(report.groups()) + ["total bound L"]
     vals = list(report.groups().values()) + [report.total]
@@ -678,8 +842,16 @@ def fig_groups(report: BoundReport, true_nll: float | None = None, ode: float | 
         vals.append(ode)
         colors.append(COLORS["data"])
     vals = finite(vals)
-    fig = go.Figure(go.Bar(x=names, y=vals, marker_color=colors, text=[f"{v:.3f}" for v in vals],
-                           textposition="outside", showlegend=False))
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=vals,
+            marker_color=colors,
+            text=[f"{v:.3f}" for v in vals],
+            textposition="outside",
+            showlegend=False,
+        )
+    )
     return layout(fig, title, "term", "nats per example", height=380)
 
 
@@ -689,17 +861,37 @@ def fig_bound_vs_T(curves: dict[str, BoundVsT], current_T: int | None = None) ->
     palette = [COLORS["learned"], COLORS["x_t"], COLORS["pred_x0"]]
     r = None
     for i, (name, r) in enumerate(curves.items()):
-        fig.add_trace(go.Scatter(x=r.Ts, y=finite(r.bound), mode="lines+markers", name=f"bound L, {name}",
-                                 line=dict(color=palette[i % len(palette)]),
-                                 error_y=dict(type="data", array=finite(2 * r.stderr), visible=True)))
+        fig.add_trace(
+            go.Scatter(
+                x=r.Ts,
+                y=finite(r.bound),
+                mode="lines+markers",
+                name=f"bound L, {name}",
+                line=dict(color=palette[i % len(palette)]),
+                error_y=dict(type="data", array=finite(2 * r.stderr), visible=True),
+            )
+        )
     if r is not None:
-        fig.add_trace(go.Scatter(x=[r.Ts.min(), r.Ts.max()], y=[r.true_nll] * 2, mode="lines", name="true NLL",
-                                 line=dict(color=COLORS["truth"], dash="dash")))
+        fig.add_trace(
+            go.Scatter(
+                x=[r.Ts.min(), r.Ts.max()],
+                y=[r.true_nll] * 2,
+                mode="lines",
+                name="true NLL",
+                line=dict(color=COLORS["truth"], dash="dash"),
+            )
+        )
     if current_T is not None:
-        fig.add_vline(x=current_T, line=dict(color=COLORS["marker"], dash="dot"),
-                      annotation_text=f"sidebar T = {current_T}")
-    layout(fig, "The bound against T (same diffusion, finer steps; bars: ±2 s.e. of the gap)",
-           "T (number of steps, log scale)", "nats per example", height=400)
+        fig.add_vline(
+            x=current_T, line=dict(color=COLORS["marker"], dash="dot"), annotation_text=f"sidebar T = {current_T}"
+        )
+    layout(
+        fig,
+        "The bound against T (same diffusion, finer steps; bars: ±2 s.e. of the gap)",
+        "T (number of steps, log scale)",
+        "nats per example",
+        height=400,
+    )
     fig.update_xaxes(type="log")
     return fig
 
@@ -708,41 +900,94 @@ def fig_estimators(c: EstimatorComparison, bins: int = 40, t_fixed: int | None =
     """Histograms of the two estimators of `estimator_pair`: one random t each (t_fixed None), or t fixed."""
     step = "one random t" if t_fixed is None else f"t = {int(t_fixed)}"
     fig = go.Figure()
-    fig.add_trace(go.Histogram(x=compact(finite(c.naive)), nbinsx=bins,
-                               name=f"naive (sampled log-ratio at {step}, × T): std {c.std_naive:.3g}",
-                               marker_color=COLORS["pred_x0"], opacity=0.6))
-    fig.add_trace(go.Histogram(x=compact(finite(c.rearranged)), nbinsx=bins,
-                               name=f"rearranged (closed-form KL at {step}, × T): std {c.std_rearranged:.3g}",
-                               marker_color=COLORS["truth"], opacity=0.6))
-    title = ("Two unbiased estimates of the bound L at one x₀ (t ~ U{1..T}, scaled by T)" if t_fixed is None
-             else f"L_T + T × the term at t = {int(t_fixed)}, two ways, at one x₀ (not the bound: t is fixed)")
+    fig.add_trace(
+        go.Histogram(
+            x=compact(finite(c.naive)),
+            nbinsx=bins,
+            name=f"naive (sampled log-ratio at {step}, × T): std {c.std_naive:.3g}",
+            marker_color=COLORS["pred_x0"],
+            opacity=0.6,
+        )
+    )
+    fig.add_trace(
+        go.Histogram(
+            x=compact(finite(c.rearranged)),
+            nbinsx=bins,
+            name=f"rearranged (closed-form KL at {step}, × T): std {c.std_rearranged:.3g}",
+            marker_color=COLORS["truth"],
+            opacity=0.6,
+        )
+    )
+    title = (
+        "Two unbiased estimates of the bound L at one x₀ (t ~ U{1..T}, scaled by T)"
+        if t_fixed is None
+        else f"L_T + T × the term at t = {int(t_fixed)}, two ways, at one x₀ (not the bound: t is fixed)"
+    )
     layout(fig, title, "estimate (nats)", "count of estimates", height=380, barmode="overlay")
     return fig
 
 
 def fig_weights(t: np.ndarray, lam: np.ndarray, dims: int = 1) -> go.Figure:
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=compact(t), y=compact(finite(lam, 1e-30, 1e30), 9), mode="lines",
-                             name="λ_t (L_vlb weight on ‖ε − ε_θ‖²)", line=dict(color=COLORS["learned"])))
-    fig.add_trace(go.Scatter(x=[int(t.min()), int(t.max())], y=[1.0 / dims] * 2 if dims > 1 else [1.0, 1.0],
-                             mode="lines", name="L_simple weight (1)", line=dict(color=COLORS["truth"], dash="dash")))
-    layout(fig, "The weights that turn L_(t−1) into the ε-MSE", "t (time step, log scale)", "weight (log scale)",
-           height=380)
+    fig.add_trace(
+        go.Scatter(
+            x=compact(t),
+            y=compact(finite(lam, 1e-30, 1e30), 9),
+            mode="lines",
+            name="λ_t (L_vlb weight on ‖ε − ε_θ‖²)",
+            line=dict(color=COLORS["learned"]),
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[int(t.min()), int(t.max())],
+            y=[1.0 / dims] * 2 if dims > 1 else [1.0, 1.0],
+            mode="lines",
+            name="L_simple weight (1)",
+            line=dict(color=COLORS["truth"], dash="dash"),
+        )
+    )
+    layout(
+        fig,
+        "The weights that turn L_(t−1) into the ε-MSE",
+        "t (time step, log scale)",
+        "weight (log scale)",
+        height=380,
+    )
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 
 def fig_per_t(losses: dict[str, PerTLoss]) -> go.Figure:
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("ε-MSE per dimension (what L_simple weighs equally)",
-                                                        "bound term L_(t−1) (nats)"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=("ε-MSE per dimension (what L_simple weighs equally)", "bound term L_(t−1) (nats)"),
+    )
     palette = [COLORS["truth"], COLORS["learned"], COLORS["x_t"], COLORS["pred_x0"]]
     for i, (name, p) in enumerate(losses.items()):
         c = palette[i % len(palette)]
-        fig.add_trace(go.Scatter(x=p.ts, y=finite(p.eps_mse), mode="lines+markers", name=name, line=dict(color=c),
-                                 legendgroup=name), 1, 1)
-        fig.add_trace(go.Scatter(x=p.ts, y=np.maximum(finite(p.vb), 1e-9), mode="lines+markers", name=name,
-                                 line=dict(color=c), legendgroup=name, showlegend=False), 1, 2)
+        fig.add_trace(
+            go.Scatter(
+                x=p.ts, y=finite(p.eps_mse), mode="lines+markers", name=name, line=dict(color=c), legendgroup=name
+            ),
+            1,
+            1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=p.ts,
+                y=np.maximum(finite(p.vb), 1e-9),
+                mode="lines+markers",
+                name=name,
+                line=dict(color=c),
+                legendgroup=name,
+                showlegend=False,
+            ),
+            1,
+            2,
+        )
     layout(fig, "Per-t loss of each model", height=400)
     fig.update_xaxes(type="log", title_text="t (time step, log scale)")
     fig.update_yaxes(type="log", title_text="MSE per dimension", row=1, col=1)
@@ -750,11 +995,13 @@ def fig_per_t(losses: dict[str, PerTLoss]) -> go.Figure:
     return fig
 
 
-def fig_samples(samples: dict[str, np.ndarray], reference: np.ndarray | None = None, half_width: float = 3.0) -> go.Figure:
+def fig_samples(
+    samples: dict[str, np.ndarray], reference: np.ndarray | None = None, half_width: float = 3.0
+) -> go.Figure:
     n = len(samples)
     fig = make_subplots(rows=1, cols=max(n, 1), subplot_titles=list(samples) or [""])
     layout(fig, "Samples (DDIM, 100 steps, same x_T for every model)", height=400, legend_below=True)
-    for i, (name, x) in enumerate(samples.items(), start=1):
+    for i, x in enumerate(samples.values(), start=1):
         if reference is not None:
             tr = scatter2d(reference, "data", "data", size=3, opacity=0.25)
             tr.showlegend = i == 1
@@ -791,8 +1038,10 @@ def comparison_verdict(results: dict[str, tuple[float, float]]) -> str:
     best_swd = min(results, key=lambda k: results[k][1])
     if best_bound == best_swd:
         return f"Here **{best_bound}** has both the lowest bound and the samples closest to the data."
-    return (f"Here **{best_bound}** has the lowest bound and **{best_swd}** the samples closest to the data: "
-            "the best likelihood and the best samples need not come from the same objective.")
+    return (
+        f"Here **{best_bound}** has the lowest bound and **{best_swd}** the samples closest to the data: "
+        "the best likelihood and the best samples need not come from the same objective."
+    )
 
 
 ACTIVATION_NAMES = {"relu": "ReLU", "silu": "SiLU"}  # MLPConfig.activation, as written
@@ -807,8 +1056,17 @@ def net_summary(recipe: dict) -> str:
     return f"width {c.width}, {ACTIVATION_NAMES[c.activation]}" + (" + LayerNorm" if c.layer_norm else "")
 
 
-def model_summary(model, s: Schedule, data: str, variance: str = "beta_tilde", seed: int = 0,
-                  n_samples: int = 1000, n_points: int = 500, stride: int = 10, sample_steps: int = 100) -> ModelSummary:
+def model_summary(
+    model,
+    s: Schedule,
+    data: str,
+    variance: str = "beta_tilde",
+    seed: int = 0,
+    n_samples: int = 1000,
+    n_points: int = 500,
+    stride: int = 10,
+    sample_steps: int = 100,
+) -> ModelSummary:
     """Samples (DDIM, `sample_steps` steps), per-t losses and the bound (every `stride`-th t, see
     `bound_terms`) of a 2D model on `data` points. A network costs ~1.6 MFLOP a point and step, so the
     exact sum over 1,000 steps is left to the page's "exact" option."""
@@ -830,8 +1088,9 @@ def model_summary(model, s: Schedule, data: str, variance: str = "beta_tilde", s
     return ModelSummary(samples, per_t, bound, float(swd))
 
 
-def train_and_summarise(recipe_name: str, steps: int, variance: str = "beta_tilde", seed: int = 0,
-                        progress=None) -> ModelSummary:
+def train_and_summarise(
+    recipe_name: str, steps: int, variance: str = "beta_tilde", seed: int = 0, progress=None
+) -> ModelSummary:
     """Train recipe `recipe_name` for `steps` steps (toy_models.training.Trainer), then `model_summary`.
 
     progress: optional callable(done, total), called every few steps.
@@ -844,6 +1103,10 @@ def train_and_summarise(recipe_name: str, steps: int, variance: str = "beta_tild
     r = get_recipe(recipe_name)
     trainer = Trainer(r.replace(steps=int(steps)), device="cpu", seed=seed)
     every = max(1, int(steps) // 50)
-    trainer.run(int(steps), callback=(lambda rec: progress(rec["step"], int(steps)) if progress is not None
-                                      and rec["step"] % every == 0 else None))
+    trainer.run(
+        int(steps),
+        callback=(
+            lambda rec: progress(rec["step"], int(steps)) if progress is not None and rec["step"] % every == 0 else None
+        ),
+    )
     return model_summary(trainer.ema_model, trainer.schedule, r.data, variance, seed)

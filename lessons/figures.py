@@ -4,6 +4,7 @@ Roles: the clean data, pure noise, the noisy sample x_t, the predicted x_0, the 
 and the learned model. Every page takes its colours from `COLORS`, so "blue is x_t" holds
 throughout the course.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,12 +57,12 @@ def _title_and_legend(title: str, height: int, legend_below: bool) -> tuple[dict
     title = {"text": title, "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 8}}
     if legend_below:
         return title, dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0)
-    return title, dict(orientation="h", yref="container", yanchor="top", y=1 - TITLE_PX / height,
-                       xanchor="left", x=0)
+    return title, dict(orientation="h", yref="container", yanchor="top", y=1 - TITLE_PX / height, xanchor="left", x=0)
 
 
-def layout(fig: go.Figure, title: str = "", x: str = "", y: str = "", height: int = 380,
-           legend_below: bool = False, **kw) -> go.Figure:
+def layout(
+    fig: go.Figure, title: str = "", x: str = "", y: str = "", height: int = 380, legend_below: bool = False, **kw
+) -> go.Figure:
     """The common layout: title, labelled axes, compact margins, legend on top (or below the plot,
     for figures with subplot titles)."""
     title, legend = _title_and_legend(title, height, legend_below)
@@ -74,23 +75,43 @@ def layout(fig: go.Figure, title: str = "", x: str = "", y: str = "", height: in
 def legend_inside(fig: go.Figure) -> go.Figure:
     """The legend in the plot's top-left corner, on a translucent box (for figures whose legend has no room
     above the plot)."""
-    return fig.update_layout(legend=dict(yref="paper", x=0.01, y=0.99, xanchor="left", yanchor="top",
-                                         bgcolor="rgba(255,255,255,0.75)"))
+    return fig.update_layout(
+        legend=dict(yref="paper", x=0.01, y=0.99, xanchor="left", yanchor="top", bgcolor="rgba(255,255,255,0.75)")
+    )
 
 
-def animation_controls(fig: go.Figure, names: list[str], duration_ms: int = 150, slider_prefix: str | None = "t = ",
-                       bottom: int = 110) -> go.Figure:
+def animation_controls(
+    fig: go.Figure, names: list[str], duration_ms: int = 150, slider_prefix: str | None = "t = ", bottom: int = 110
+) -> go.Figure:
     """Play / pause buttons (and, unless slider_prefix is None, a slider over the frames `names`) below the
     plot: the browser steps through fig.frames with no server round trip."""
-    play = dict(label="▶ play", method="animate", args=[None, dict(frame=dict(duration=duration_ms, redraw=True),
-                                                                  fromcurrent=True, transition=dict(duration=0))])
+    play = dict(
+        label="▶ play",
+        method="animate",
+        args=[None, dict(frame=dict(duration=duration_ms, redraw=True), fromcurrent=True, transition=dict(duration=0))],
+    )
     pause = dict(label="❚❚", method="animate", args=[[None], dict(frame=dict(duration=0), mode="immediate")])
-    menus = [dict(type="buttons", buttons=[play, pause], x=0, y=-0.1, xanchor="left", yanchor="top",
-                  direction="left")]
-    sliders = [] if slider_prefix is None else [dict(
-        steps=[dict(label=n, method="animate", args=[[n], dict(frame=dict(duration=0, redraw=True),
-                                                               mode="immediate")]) for n in names],
-        x=0.2, len=0.8, y=-0.06, currentvalue=dict(prefix=slider_prefix))]
+    menus = [dict(type="buttons", buttons=[play, pause], x=0, y=-0.1, xanchor="left", yanchor="top", direction="left")]
+    sliders = (
+        []
+        if slider_prefix is None
+        else [
+            dict(
+                steps=[
+                    dict(
+                        label=n,
+                        method="animate",
+                        args=[[n], dict(frame=dict(duration=0, redraw=True), mode="immediate")],
+                    )
+                    for n in names
+                ],
+                x=0.2,
+                len=0.8,
+                y=-0.06,
+                currentvalue=dict(prefix=slider_prefix),
+            )
+        ]
+    )
     return fig.update_layout(updatemenus=menus, sliders=sliders, margin=dict(b=bottom))
 
 
@@ -108,15 +129,23 @@ def scatter2d(x: np.ndarray, name: str, role: str, size: float = 4, opacity: flo
     a WebGL cloud creates fresh WebGL contexts on each slider move, which cost more than drawing the
     SVG on the course's pages (bench_pages times a move)."""
     x = compact(x)
-    return go.Scatter(x=x[:, 0], y=x[:, 1], mode="markers", name=name,
-                      marker=dict(size=size, color=COLORS[role], opacity=opacity))
+    return go.Scatter(
+        x=x[:, 0], y=x[:, 1], mode="markers", name=name, marker=dict(size=size, color=COLORS[role], opacity=opacity)
+    )
 
 
 def image_heatmap(img: np.ndarray, name: str = "", showscale: bool = False) -> go.Heatmap:
     """A (28, 28) image in [-1, 1] as a grey heatmap, row 0 at the top."""
     img = compact(np.clip(finite(img), -1.5, 1.5), 2)
-    return go.Heatmap(z=img[::-1], zmin=-1, zmax=1, colorscale=DIGIT_COLORSCALE, showscale=showscale,
-                      name=name, hovertemplate="pixel value %{z:.2f}<extra></extra>")
+    return go.Heatmap(
+        z=img[::-1],
+        zmin=-1,
+        zmax=1,
+        colorscale=DIGIT_COLORSCALE,
+        showscale=showscale,
+        name=name,
+        hovertemplate="pixel value %{z:.2f}<extra></extra>",
+    )
 
 
 # --- figures built from plain dicts: for the figures a slider rebuilds on every move ------------------
@@ -135,8 +164,15 @@ def validated(fig: go.Figure) -> go.Figure:
     return go.Figure(fig.to_dict())
 
 
-def layout_dict(title: str = "", x: str = "", y: str = "", height: int = 380, legend_below: bool = False,
-                fixed_margins: bool = False, **kw) -> dict:
+def layout_dict(
+    title: str = "",
+    x: str = "",
+    y: str = "",
+    height: int = 380,
+    legend_below: bool = False,
+    fixed_margins: bool = False,
+    **kw,
+) -> dict:
     """`layout()` as a dict: title, labelled axes, compact margins, legend on top (or below).
 
     fixed_margins: margins sized for the legend and not grown by plotly (autoexpand off). A figure a slider
@@ -148,8 +184,15 @@ def layout_dict(title: str = "", x: str = "", y: str = "", height: int = 380, le
         margin.update(l=60, b=100 if legend_below else 50, autoexpand=False)
         if legend_below:  # at the foot of the figure, inside the fixed bottom margin, whatever the height
             legend.update(yref="container", y=0, yanchor="bottom")
-    return {"title": title, "height": height, "margin": margin, "legend": legend,
-            "xaxis": {"title": {"text": x}}, "yaxis": {"title": {"text": y}}, **kw}
+    return {
+        "title": title,
+        "height": height,
+        "margin": margin,
+        "legend": legend,
+        "xaxis": {"title": {"text": x}},
+        "yaxis": {"title": {"text": y}},
+        **kw,
+    }
 
 
 def panels(n: int, titles: list[str], gap: float = 0.08, share_y: bool = False, vertical: bool = False) -> dict:
@@ -163,16 +206,42 @@ def panels(n: int, titles: list[str], gap: float = 0.08, share_y: bool = False, 
         lo = j * (size + gap) if not vertical else 1 - size - j * (size + gap)  # row 1 at the top
         sfx = "" if j == 0 else str(j + 1)
         if vertical:
-            out[f"xaxis{sfx}"] = {"domain": [0, 1], "anchor": f"y{sfx}",
-                                  **({"matches": "x"} if j else {}), **({} if j == n - 1 else {"showticklabels": False})}
+            out[f"xaxis{sfx}"] = {
+                "domain": [0, 1],
+                "anchor": f"y{sfx}",
+                **({"matches": "x"} if j else {}),
+                **({} if j == n - 1 else {"showticklabels": False}),
+            }
             out[f"yaxis{sfx}"] = {"domain": [lo, lo + size], "anchor": f"x{sfx}"}
-            notes.append(dict(text=titles[j], x=0.5, y=lo + size, xref="paper", yref="paper", xanchor="center",
-                              yanchor="bottom", showarrow=False, font=dict(size=14)))
+            notes.append(
+                dict(
+                    text=titles[j],
+                    x=0.5,
+                    y=lo + size,
+                    xref="paper",
+                    yref="paper",
+                    xanchor="center",
+                    yanchor="bottom",
+                    showarrow=False,
+                    font=dict(size=14),
+                )
+            )
         else:
             out[f"xaxis{sfx}"] = {"domain": [lo, lo + size], "anchor": f"y{sfx}"}
             out[f"yaxis{sfx}"] = {"domain": [0, 1], "anchor": f"x{sfx}", **({"matches": "y"} if share_y and j else {})}
-            notes.append(dict(text=titles[j], x=lo + size / 2, y=1.0, xref="paper", yref="paper", xanchor="center",
-                              yanchor="bottom", showarrow=False, font=dict(size=14)))
+            notes.append(
+                dict(
+                    text=titles[j],
+                    x=lo + size / 2,
+                    y=1.0,
+                    xref="paper",
+                    yref="paper",
+                    xanchor="center",
+                    yanchor="bottom",
+                    showarrow=False,
+                    font=dict(size=14),
+                )
+            )
     out["annotations"] = notes
     return out
 
@@ -185,30 +254,74 @@ def panel_axes(j: int) -> dict:
 def points(x: np.ndarray, name: str, role: str, size: float = 4, opacity: float = 0.7, **kw) -> dict:
     """`scatter2d` as a dict: a 2D point cloud (N, 2) in the colour of its role."""
     x = compact(x)
-    return dict(type="scatter", x=x[:, 0], y=x[:, 1], mode="markers", name=name,
-                marker=dict(size=size, color=COLORS[role], opacity=opacity), **kw)
+    return dict(
+        type="scatter",
+        x=x[:, 0],
+        y=x[:, 1],
+        mode="markers",
+        name=name,
+        marker=dict(size=size, color=COLORS[role], opacity=opacity),
+        **kw,
+    )
 
 
 def normal_pdf_line(lo: float = -4, hi: float = 4, **kw) -> dict:
     """The N(0, 1) density as a line trace (the target every marginal heads to)."""
     grid = np.linspace(lo, hi, 161)
-    return {"type": "scatter", "x": grid, "y": np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi), "mode": "lines",
-            "name": "N(0, 1)", "line": dict(color=COLORS["noise"], width=2), **kw}  # kw may rename it
+    return {
+        "type": "scatter",
+        "x": grid,
+        "y": np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi),
+        "mode": "lines",
+        "name": "N(0, 1)",
+        "line": dict(color=COLORS["noise"], width=2),
+        **kw,
+    }  # kw may rename it
 
 
 def heatmap_dict(img: np.ndarray, showscale: bool = False, **kw) -> dict:
     """`image_heatmap` as a dict: a (28, 28) image in [-1, 1], grey, row 0 at the top."""
     img = compact(np.clip(finite(img), -1.5, 1.5), 2)
-    return dict(type="heatmap", z=img[::-1], zmin=-1, zmax=1, colorscale=DIGIT_COLORSCALE, showscale=showscale,
-                hovertemplate="pixel value %{z:.2f}<extra></extra>", **kw)
+    return dict(
+        type="heatmap",
+        z=img[::-1],
+        zmin=-1,
+        zmax=1,
+        colorscale=DIGIT_COLORSCALE,
+        showscale=showscale,
+        hovertemplate="pixel value %{z:.2f}<extra></extra>",
+        **kw,
+    )
 
 
 def marked_t(t: float, label: str | None = None) -> dict:
     """Layout entries (shapes, annotations) for a dashed vertical line at x = t: the chosen time."""
-    return {"shapes": [dict(type="line", x0=t, x1=t, y0=0, y1=1, xref="x", yref="paper",
-                            line=dict(color=COLORS["marker"], dash="dash"))],
-            "annotations": [dict(text=label or f"t = {t}", x=t, y=1, xref="x", yref="paper", xanchor="left",
-                                 yanchor="bottom", showarrow=False)]}
+    return {
+        "shapes": [
+            dict(
+                type="line",
+                x0=t,
+                x1=t,
+                y0=0,
+                y1=1,
+                xref="x",
+                yref="paper",
+                line=dict(color=COLORS["marker"], dash="dash"),
+            )
+        ],
+        "annotations": [
+            dict(
+                text=label or f"t = {t}",
+                x=t,
+                y=1,
+                xref="x",
+                yref="paper",
+                xanchor="left",
+                yanchor="bottom",
+                showarrow=False,
+            )
+        ],
+    }
 
 
 def tile_images(images, cols: int = 8, pad: int = 2) -> np.ndarray:
@@ -223,7 +336,7 @@ def tile_images(images, cols: int = 8, pad: int = 2) -> np.ndarray:
     out = np.full((rows * (H + pad), cols * (W + pad)), 0 if imgs.dtype == np.uint8 else -1.0, dtype=imgs.dtype)
     for k in range(n):
         r, c = divmod(k, cols)
-        out[r * (H + pad): r * (H + pad) + H, c * (W + pad): c * (W + pad) + W] = imgs[k]
+        out[r * (H + pad) : r * (H + pad) + H, c * (W + pad) : c * (W + pad) + W] = imgs[k]
     return out
 
 

@@ -5,6 +5,7 @@ them into plotly figures. No streamlit here (views/forward.py renders).
 
 Read beside Ho, Jain & Abbeel (2020), eqs. 2 and 4, and toy_models/diffusion.py.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,24 @@ import torch
 from toy_models.diffusion import q_chain, q_sample
 from toy_models.schedules import Schedule
 
-from .figures import (COLORS, animation_controls, compact, equal_axes, fast_figure, finite, heatmap_dict, layout, layout_dict, marked_t,
-                      normal_pdf_line, panel_axes, panels, points, scatter2d, tile_images)
+from .figures import (
+    COLORS,
+    animation_controls,
+    compact,
+    equal_axes,
+    fast_figure,
+    finite,
+    heatmap_dict,
+    layout,
+    layout_dict,
+    marked_t,
+    normal_pdf_line,
+    panel_axes,
+    panels,
+    points,
+    scatter2d,
+    tile_images,
+)
 
 # --- narrative ------------------------------------------------------------------------------------
 INTRO = (
@@ -55,26 +72,35 @@ SECTION_CHAIN = (
     "distribution. Check it: send 1,000 copies of **one** point to time t by t Markov steps (q_chain) and by "
     "one jump (q_sample). Choose t and the point."
 )
-LOOK_CHAIN = ("Look for: the two clouds are centred in the same dotted circle (theory: mean ± 2 sd), and the "
-              "table's means and variances agree with the theory row up to sampling noise.")
+LOOK_CHAIN = (
+    "Look for: the two clouds are centred in the same dotted circle (theory: mean ± 2 sd), and the "
+    "table's means and variances agree with the theory row up to sampling noise."
+)
 SECTION_DIGIT = (
     "**An image is just a long vector.** Each of the 784 pixels of a digit is one coordinate, noised by the "
     "same rule with the same ᾱ_t. Pick a digit and move **t**."
 )
-LOOK_DIGIT = ("Look for: the pixel histogram goes from two spikes (paper at −1, ink near +1) to the N(0, 1) "
-              "bell as t grows.")
+LOOK_DIGIT = (
+    "Look for: the pixel histogram goes from two spikes (paper at −1, ink near +1) to the N(0, 1) bell as t grows."
+)
 SECTION_PATHS = (
     "Each line is one chain x_0 → x_1 → … → x_T run step by step (q_chain): a random path, yet its spread at "
     "every t is what the closed form q(x_t | x_0) predicts. Choose how many chains."
 )
-LOOK_PATHS = ("Look for: each chain forgets its start. Its mean sqrt(ᾱ_t) x_0 (dotted) decays to 0 while its "
-              "spread grows to 1, and the chain stays mostly inside its band, ± 2 sd of q(x_t | x_0), about 95% "
-              "of the mass.")
+LOOK_PATHS = (
+    "Look for: each chain forgets its start. Its mean sqrt(ᾱ_t) x_0 (dotted) decays to 0 while its "
+    "spread grows to 1, and the chain stays mostly inside its band, ± 2 sd of q(x_t | x_0), about 95% "
+    "of the mass."
+)
 EQ_STEP = r"q(x_t \mid x_{t-1}) = \mathcal{N}\!\left(x_t;\ \sqrt{1-\beta_t}\,x_{t-1},\ \beta_t I\right)"
-EQ_CLOSED = (r"q(x_t \mid x_0) = \mathcal{N}\!\left(x_t;\ \sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t) I\right),"
-             r"\quad \bar\alpha_t = \prod_{s=1}^t (1-\beta_s)")
-EQ_KL = (r"\mathrm{KL}\big(q(x_t)\,\|\,\mathcal{N}(0,I)\big) = \int q(x_t)\,"
-         r"\log\frac{q(x_t)}{\mathcal{N}(x_t;0,I)}\,dx_t")
+EQ_CLOSED = (
+    r"q(x_t \mid x_0) = \mathcal{N}\!\left(x_t;\ \sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t) I\right),"
+    r"\quad \bar\alpha_t = \prod_{s=1}^t (1-\beta_s)"
+)
+EQ_KL = (
+    r"\mathrm{KL}\big(q(x_t)\,\|\,\mathcal{N}(0,I)\big) = \int q(x_t)\,"
+    r"\log\frac{q(x_t)}{\mathcal{N}(x_t;0,I)}\,dx_t"
+)
 
 
 # --- computations ------------------------------------------------------------------------------
@@ -156,8 +182,9 @@ def chain_copies(s: Schedule, x0_point: torch.Tensor, n: int = 1000, seed: int =
     return xs.to(torch.float32).numpy()
 
 
-def chain_vs_closed(s: Schedule, x0_point: torch.Tensor, t: int, n: int = 1000, seed: int = 0,
-                    chain: np.ndarray | None = None) -> ChainVsClosed:
+def chain_vs_closed(
+    s: Schedule, x0_point: torch.Tensor, t: int, n: int = 1000, seed: int = 0, chain: np.ndarray | None = None
+) -> ChainVsClosed:
     """Send n copies of x0_point (D,) to time t by the chain (eq. 2, t steps) and by eq. 4.
 
     chain: optional precomputed `chain_copies(s, x0_point, n, seed)`; its row t is used.
@@ -259,8 +286,9 @@ def prior_term_curve(gmm, s: Schedule, times: list[int]) -> np.ndarray:
     mu = torch.as_tensor(gmm.means, dtype=torch.float64)
     cov = torch.as_tensor(gmm.covs, dtype=torch.float64)
     rms = (w @ (torch.diagonal(cov, dim1=-2, dim2=-1) + mu**2)).sqrt()  # (D,) sqrt(E[x_0,d^2])
-    return np.array([math.inf if check_t(s, t) == 0 else float(prior_kl(_truncated(s, t), rms[None])[0])
-                     for t in times])
+    return np.array(
+        [math.inf if check_t(s, t) == 0 else float(prior_kl(_truncated(s, t), rms[None])[0]) for t in times]
+    )
 
 
 TRY_T = 10  # the T the try-this prompt asks for
@@ -277,12 +305,20 @@ def try_this_numbers(gmm) -> dict[str, float]:
     const = build_schedule(FrameState(beta_1=TRY_CONSTANT_BETA, beta_T=TRY_CONSTANT_BETA))
     t = lin.T // 10
     return {
-        "T": short.T, "beta_1": float(short.betas[1]), "beta_T": float(short.betas[-1]),
-        "abar_T": float(short.alphas_cumprod[-1]), "step_sd": math.sqrt(float(short.betas[1:].max())),
-        "step_sd_default": math.sqrt(float(lin.betas[1:].max())), "default_T": lin.T,
-        "sum_linear": float(lin.betas.sum()), "sum_constant": float(const.betas.sum()),
-        "abar_T_linear": float(lin.alphas_cumprod[-1]), "abar_T_constant": float(const.alphas_cumprod[-1]),
-        "t": t, "kl_linear": float(gmm_kl_curve(gmm, lin, [t])[0]), "kl_constant": float(gmm_kl_curve(gmm, const, [t])[0]),
+        "T": short.T,
+        "beta_1": float(short.betas[1]),
+        "beta_T": float(short.betas[-1]),
+        "abar_T": float(short.alphas_cumprod[-1]),
+        "step_sd": math.sqrt(float(short.betas[1:].max())),
+        "step_sd_default": math.sqrt(float(lin.betas[1:].max())),
+        "default_T": lin.T,
+        "sum_linear": float(lin.betas.sum()),
+        "sum_constant": float(const.betas.sum()),
+        "abar_T_linear": float(lin.alphas_cumprod[-1]),
+        "abar_T_constant": float(const.alphas_cumprod[-1]),
+        "t": t,
+        "kl_linear": float(gmm_kl_curve(gmm, lin, [t])[0]),
+        "kl_constant": float(gmm_kl_curve(gmm, const, [t])[0]),
     }
 
 
@@ -290,7 +326,8 @@ def try_this(gmm) -> str:
     """The forward page's try-this prompt, with its numbers from try_this_numbers."""
     n = try_this_numbers(gmm)
     return (
-        f"**Try this:** set T = {n['T']} in the sidebar, the rest at its defaults. The β_1 and β_T there are stated for T = {n['default_T']} and "
+        f"**Try this:** set T = {n['T']} in the sidebar, the rest at its defaults. The β_1 and β_T there are stated "
+        f"for T = {n['default_T']} and "
         f"scaled by {n['default_T']}/T, so the same journey to noise now takes {n['T']} steps: β_1 = "
         f"{n['beta_1']:.3g} and β_T = {n['beta_T']:.3g} (scaled, at most 0.999), and still ᾱ_T = {n['abar_T']:.2g}. "
         f"The chains above take visible jumps: the largest step's noise sd sqrt(β_t) is {n['step_sd']:.2f}, "
@@ -311,17 +348,31 @@ def fig_xt(x0: np.ndarray, xt: np.ndarray, t: int, abar_t: float, half_width: fl
     Axes: the scatter on (x, y); the histogram of x_1 on (x, y2) above it, of x_2 on (x2, y) beside it.
     """
     split = 0.76  # the scatter's share of the width and the height; the marginals get the rest
-    lay = layout_dict(f"x_t at t = {t}: signal sqrt(ᾱ_t) = {math.sqrt(abar_t):.3f}, noise sd sqrt(1−ᾱ_t) = "
-                      f"{math.sqrt(1 - abar_t):.3f}", "x₁", "x₂", height=560, fixed_margins=True, bargap=0.05)
+    lay = layout_dict(
+        f"x_t at t = {t}: signal sqrt(ᾱ_t) = {math.sqrt(abar_t):.3f}, noise sd sqrt(1−ᾱ_t) = "
+        f"{math.sqrt(1 - abar_t):.3f}",
+        "x₁",
+        "x₂",
+        height=560,
+        fixed_margins=True,
+        bargap=0.05,
+    )
     lay["xaxis"].update(range=[-half_width, half_width], domain=[0, split])
-    lay["yaxis"].update(range=[-half_width, half_width], domain=[0, split], scaleanchor="x", scaleratio=1,
-                        constrain="range")  # a round cloud looks round; the ranges give, not the panels
+    lay["yaxis"].update(
+        range=[-half_width, half_width], domain=[0, split], scaleanchor="x", scaleratio=1, constrain="range"
+    )  # a round cloud looks round; the ranges give, not the panels
     lay["yaxis2"] = {"domain": [split + 0.03, 1], "anchor": "x", "title": {"text": "density"}, "rangemode": "tozero"}
     lay["xaxis2"] = {"domain": [split + 0.03, 1], "anchor": "y", "title": {"text": "density"}, "rangemode": "tozero"}
     top = normal_pdf_line(-half_width, half_width, name="N(0, 1) density", xaxis="x", yaxis="y2")
     bins = {"start": -half_width, "end": half_width, "size": 2 * half_width / 50}
-    hist = dict(type="histogram", histnorm="probability density", marker=dict(color=COLORS["x_t"]), opacity=0.6,
-                showlegend=False, hoverinfo="skip")
+    hist = dict(
+        type="histogram",
+        histnorm="probability density",
+        marker=dict(color=COLORS["x_t"]),
+        opacity=0.6,
+        showlegend=False,
+        hoverinfo="skip",
+    )
     xt_c = compact(xt)
     traces = [
         points(x0, "data x_0", "data", 3, 0.25),
@@ -334,8 +385,9 @@ def fig_xt(x0: np.ndarray, xt: np.ndarray, t: int, abar_t: float, half_width: fl
     return fast_figure(traces, lay)
 
 
-def fig_animation(x0: np.ndarray, frames: np.ndarray, times: list[int], abar: np.ndarray,
-                  half_width: float = 4.0) -> go.Figure:
+def fig_animation(
+    x0: np.ndarray, frames: np.ndarray, times: list[int], abar: np.ndarray, half_width: float = 4.0
+) -> go.Figure:
     """A plotly animation of x_t over `times` (frames (F, B, 2)), played by the browser.
 
     abar: (F,) alpha-bar at each frame time, shown in the frame title.
@@ -344,8 +396,12 @@ def fig_animation(x0: np.ndarray, frames: np.ndarray, times: list[int], abar: np
     first = scatter2d(frames[0], "x_t", "x_t")
     fig = go.Figure([base, first])
     fig.frames = [
-        go.Frame(data=[scatter2d(f, "x_t", "x_t")], traces=[1], name=str(t),
-                 layout=dict(title_text=f"t = {t}, sqrt(ᾱ_t) = {math.sqrt(a):.3f}"))
+        go.Frame(
+            data=[scatter2d(f, "x_t", "x_t")],
+            traces=[1],
+            name=str(t),
+            layout=dict(title_text=f"t = {t}, sqrt(ᾱ_t) = {math.sqrt(a):.3f}"),
+        )
         for f, t, a in zip(frames, times, abar)
     ]
     layout(fig, f"t = {times[0]}", "x₁", "x₂", height=520)
@@ -364,13 +420,38 @@ def fig_trajectories(ts: np.ndarray, xs: np.ndarray, abar: np.ndarray, x0: np.nd
     for i in range(xs.shape[1]):
         m = sa * xs[0, i, 0]
         show = i == 0
-        fig.add_trace(go.Scatter(x=np.r_[ts, ts[::-1]], y=compact(np.r_[m + 2 * sn, (m - 2 * sn)[::-1]]),
-                                 fill="toself", line=dict(width=0), fillcolor="rgba(44,160,44,0.08)",
-                                 name="±2 sd of q(x_t | x_0)", showlegend=show, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=ts, y=compact(m), mode="lines", line=dict(color=COLORS["truth"], dash="dot"),
-                                 name="mean sqrt(ᾱ_t) x_0", showlegend=show))
-        fig.add_trace(go.Scatter(x=ts, y=compact(xs[:, i, 0]), mode="lines", line=dict(color=COLORS["x_t"], width=1.5),
-                                 name="one Markov chain", showlegend=show))
+        fig.add_trace(
+            go.Scatter(
+                x=np.r_[ts, ts[::-1]],
+                y=compact(np.r_[m + 2 * sn, (m - 2 * sn)[::-1]]),
+                fill="toself",
+                line=dict(width=0),
+                fillcolor="rgba(44,160,44,0.08)",
+                name="±2 sd of q(x_t | x_0)",
+                showlegend=show,
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=ts,
+                y=compact(m),
+                mode="lines",
+                line=dict(color=COLORS["truth"], dash="dot"),
+                name="mean sqrt(ᾱ_t) x_0",
+                showlegend=show,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=ts,
+                y=compact(xs[:, i, 0]),
+                mode="lines",
+                line=dict(color=COLORS["x_t"], width=1.5),
+                name="one Markov chain",
+                showlegend=show,
+            )
+        )
     return layout(fig, "Markov-chain paths (first coordinate) inside the closed-form band", "t", "x₁ of x_t")
 
 
@@ -380,16 +461,21 @@ def fig_kl_curve(times: list[int], kl: np.ndarray, t: int, prior: np.ndarray | N
     prior: optionally E_{x_0} KL(q(x_t | x_0) || N(0, I)) at the same times (prior_term_curve), drawn dashed:
     at t = T it is the bound's prior term L_T; the gap between the two curves is I(x_0; x_t).
     """
+
     def line(values, name, **style):
         ok = np.isfinite(values) & (values > 0)
         return dict(type="scatter", x=np.asarray(times)[ok], y=values[ok], mode="lines", name=name, line=style)
 
     traces = [dict(line(kl, "KL(q(x_t) ‖ N(0, I))", color=COLORS["truth"]), mode="lines+markers")]
     if prior is not None:
-        traces.append(line(prior, "average over x_0 of KL(q(x_t | x_0) ‖ N(0, I)); at t = T: L_T",
-                           color=COLORS["x_t"], dash="dash"))
-    lay = layout_dict("How far q(x_t) is from N(0, I)", "t", "KL  [nats]", height=380, fixed_margins=True,
-                      legend_below=True)
+        traces.append(
+            line(
+                prior, "average over x_0 of KL(q(x_t | x_0) ‖ N(0, I)); at t = T: L_T", color=COLORS["x_t"], dash="dash"
+            )
+        )
+    lay = layout_dict(
+        "How far q(x_t) is from N(0, I)", "t", "KL  [nats]", height=380, fixed_margins=True, legend_below=True
+    )
     lay["yaxis"]["type"] = "log"
     lay.update(marked_t(t))
     return fast_figure(traces, lay)
@@ -407,17 +493,33 @@ def fig_chain_vs_closed(r: ChainVsClosed, n_drawn: int = 400) -> go.Figure:
         ax = panel_axes(j)
         traces += [
             points(x[:n_drawn], role, role, 3, 0.5, showlegend=False, **ax),
-            dict(type="scatter", x=[r.x0[0]], y=[r.x0[1]], mode="markers", name="x_0", showlegend=j == 0,
-                 marker=dict(size=12, symbol="x", color=COLORS["data"]), **ax),
-            dict(type="scatter", x=compact(r.mean_theory[0] + 2 * sd * np.cos(th)),
-                 y=compact(r.mean_theory[1] + 2 * sd * np.sin(th)), mode="lines", name="theory: mean ± 2 sd",
-                 line=dict(color=COLORS["truth"], dash="dot"), showlegend=j == 0, **ax),
+            dict(
+                type="scatter",
+                x=[r.x0[0]],
+                y=[r.x0[1]],
+                mode="markers",
+                name="x_0",
+                showlegend=j == 0,
+                marker=dict(size=12, symbol="x", color=COLORS["data"]),
+                **ax,
+            ),
+            dict(
+                type="scatter",
+                x=compact(r.mean_theory[0] + 2 * sd * np.cos(th)),
+                y=compact(r.mean_theory[1] + 2 * sd * np.sin(th)),
+                mode="lines",
+                name="theory: mean ± 2 sd",
+                line=dict(color=COLORS["truth"], dash="dot"),
+                showlegend=j == 0,
+                **ax,
+            ),
         ]
     h = max(3.0, float(np.abs(r.x0).max()) + 0.5)
     lay = layout_dict(f"Same distribution, two routes: x_t at t = {r.t}", height=440, legend_below=True)
     drawn = f" ({n_drawn:,} of {len(r.chain):,} copies drawn)" if len(r.chain) > n_drawn else ""
-    lay.update(panels(2, [f"{r.t} Markov steps (q_chain){drawn}", f"one jump (q_sample){drawn}"], gap=0.04,
-                      share_y=True))
+    lay.update(
+        panels(2, [f"{r.t} Markov steps (q_chain){drawn}", f"one jump (q_sample){drawn}"], gap=0.04, share_y=True)
+    )
     for name in ("xaxis", "xaxis2", "yaxis", "yaxis2"):
         lay[name]["range"] = [-h, h]
     lay["xaxis"]["title"] = lay["xaxis2"]["title"] = {"text": "x₁ of x_t"}
@@ -431,9 +533,14 @@ def fig_digit_row(images: np.ndarray, times: list[int], pad: int = 2) -> go.Figu
     tiles = tile_images(images, cols=len(times), pad=pad)  # (28 + pad, K (28 + pad))
     width = images.shape[-1] + pad
     lay = layout_dict("The same digit and the same noise, further along the chain", height=230)
-    lay["xaxis"] = {"tickvals": [j * width + (width - pad - 1) / 2 for j in range(len(times))],
-                    "ticktext": [f"t = {t}" for t in times], "showgrid": False, "zeroline": False, "ticks": "",
-                    "title": {"text": "time step t"}}
+    lay["xaxis"] = {
+        "tickvals": [j * width + (width - pad - 1) / 2 for j in range(len(times))],
+        "ticktext": [f"t = {t}" for t in times],
+        "showgrid": False,
+        "zeroline": False,
+        "ticks": "",
+        "title": {"text": "time step t"},
+    }
     lay["yaxis"] = {"visible": False, "scaleanchor": "x"}
     return fast_figure([heatmap_dict(tiles)], lay)
 
@@ -451,12 +558,21 @@ def fig_pixel_hist(x0_img: np.ndarray, xt_img: np.ndarray, t: int) -> go.Figure:
     hist = dict(type="histogram", histnorm="probability density", nbinsx=60, opacity=0.6)
     traces = [
         {**hist, "x": compact(x0_img.ravel(), 2), "name": "x_0 pixels", "marker": dict(color=COLORS["data"])},
-        {**hist, "x": compact(finite(xt_img).ravel(), 2), "name": f"x_t pixels (t = {t})",
-         "marker": dict(color=COLORS["x_t"])},
+        {
+            **hist,
+            "x": compact(finite(xt_img).ravel(), 2),
+            "name": f"x_t pixels (t = {t})",
+            "marker": dict(color=COLORS["x_t"]),
+        },
         normal_pdf_line(),
     ]
-    lay = layout_dict("Pixel histogram: from two spikes (ink / paper) to a bell curve", "pixel value", "density",
-                      height=340, barmode="overlay")
+    lay = layout_dict(
+        "Pixel histogram: from two spikes (ink / paper) to a bell curve",
+        "pixel value",
+        "density",
+        height=340,
+        barmode="overlay",
+    )
     lay["xaxis"]["range"] = [-4, 4]
     lay["yaxis"]["range"] = [0, 2.0]
     return fast_figure(traces, lay)

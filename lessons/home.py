@@ -6,6 +6,7 @@ Forward: the exact q(x_t | x_0) (Ho et al. eq. 4). Back: the deterministic DDIM 
 picture is the reverse of the forward process for that finite set, up to DDIM's discretisation: the
 points re-form on (or, with few steps, close to) points of the set. No streamlit here.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,8 @@ STORY = (
     "**A perfect network would only copy.** The exact denoiser of a finite training set knows nothing but "
     "those points: the distribution it reverses is a mixture of point masses, one per training point, so its "
     "reverse chain ends on training points (run with all T = 1000 steps, every sample lands on one; "
-    "the at most 50 DDIM steps drawn here land close to them). A trained network makes new data because it is *not* exact: it is a "
+    "the at most 50 DDIM steps drawn here land close to them). A trained network makes new data because it is *not* "
+    "exact: it is a "
     "smooth function with a built-in bias toward simple answers, with too few parameters and too few "
     "training steps to memorise every point, so it fills in the space between them. Give a large network a "
     "small training set and it does memorise: it reproduces training examples."
@@ -51,19 +53,21 @@ def story_frames(points: torch.Tensor, s: Schedule, n_frames: int = 14, seed: in
     fwd = [q_sample(s, x0, t, noise=eps).numpy() for t in times]
     model = AnalyticModel(GaussianMixture.from_points(x0), s)
     steps = min(50, s.T)  # enough DDIM steps to land on the points; about n_frames of them kept
-    traj = run_with_trajectory(sample_ddim, model, s, torch.as_tensor(fwd[-1]), steps=steps,
-                               stride=max(1, steps // n_frames))
+    traj = run_with_trajectory(
+        sample_ddim, model, s, torch.as_tensor(fwd[-1]), steps=steps, stride=max(1, steps // n_frames)
+    )
     back = [x.numpy() for x in traj.xs[1:]]
-    labels = [f"forward: t = {t}" for t in times] + [f"reverse: t = {int(round(float(t)))}"
-                                                    for t in list(traj.ts[1:])]
+    labels = [f"forward: t = {t}" for t in times] + [f"reverse: t = {int(round(float(t)))}" for t in list(traj.ts[1:])]
     return np.stack(fwd + back), labels[: len(fwd) + len(back)]
 
 
 def fig_story(frames: np.ndarray, labels: list[str], half_width: float = 3.5) -> go.Figure:
     """The data -> noise -> data animation (frames (F, n, 2)), played in the browser."""
     fig = go.Figure([scatter2d(frames[0], "x_t", "x_t")])
-    fig.frames = [go.Frame(data=[scatter2d(f, "x_t", "x_t")], name=str(i), layout=dict(title_text=lab))
-                  for i, (f, lab) in enumerate(zip(frames, labels))]
+    fig.frames = [
+        go.Frame(data=[scatter2d(f, "x_t", "x_t")], name=str(i), layout=dict(title_text=lab))
+        for i, (f, lab) in enumerate(zip(frames, labels))
+    ]
     layout(fig, labels[0], "x₁", "x₂", height=420, showlegend=False)
     animation_controls(fig, [f.name for f in fig.frames], slider_prefix=None, bottom=90)
     return equal_axes(fig, half_width)

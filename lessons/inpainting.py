@@ -5,8 +5,8 @@ known pixels re-noised to x_t at every step, optional RePaint resampling), (b) a
 masked images (toy_models.networks.InpaintUNet, sampled with plain DDIM). The 2D analogue conditions
 a point of the Gaussian mixture on one coordinate, where the exact answer is a 1D mixture.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
@@ -22,45 +22,66 @@ MASK_PRESETS = ("left half", "right half", "top half", "bottom half", "centre bo
 GRID = 7  # the custom mask is a GRID x GRID board of 4x4-pixel blocks
 CLIP = (-1.0, 1.0)  # digits live in [-1, 1]
 
-INTRO = ("Hide part of a digit and let a diffusion model fill it in. The one control to touch first: the "
-         "**mask** — then compare the two methods side by side.")
-EQ_REPLACE = (r"\begin{aligned}x_{t'}^{\text{model}} &= \sqrt{\bar\alpha_{t'}}\,\hat x_0(x_t) + "
-              r"\sqrt{1-\bar\alpha_{t'}-\sigma^2}\,\hat\epsilon(x_t) + \sigma z "
-              r"\quad(\text{DDIM},\ \eta = 1) \\ "
-              r"x_{t'} &= m\odot\big(\sqrt{\bar\alpha_{t'}}\,x_0^{\text{known}} + \sqrt{1-\bar\alpha_{t'}}\,\epsilon\big)"
-              r" + (1-m)\odot x_{t'}^{\text{model}}\end{aligned}")
-EQ_SIGMA = (r"\sigma^2 = \frac{1-\bar\alpha_{t'}}{1-\bar\alpha_t}\Big(1-\frac{\bar\alpha_t}{\bar\alpha_{t'}}\Big),"
-            r"\qquad t \to t' \text{ one step of the strided grid}")
-EQ_RESAMPLE = (r"x_t \sim q(x_t \mid x_{t'}) = \mathcal N\Big(\sqrt{\bar\alpha_t/\bar\alpha_{t'}}\;x_{t'},\ "
-               r"\big(1-\bar\alpha_t/\bar\alpha_{t'}\big) I\Big)")
-NARRATIVE = ("**Replacement** needs no new training. The sampler walks a strided grid of times, one step t → t′ "
-             "at a time (DDIM with η = 1, a stochastic step: first line below). After each step the known pixels "
-             "are overwritten by the known digit noised afresh to level t′ (second line), and the model's step "
-             "fills the rest. The unknown pixels hear about the known ones only through the model's prediction "
-             "from x_t, whose known part is a noisy copy of the digit: at high noise that copy says little, the "
-             "unknown pixels commit to a guess, and the later, smaller steps revise it only a little, so the two "
-             "parts can disagree at the seam.")
-RESAMPLE_TEXT = ("**Resampling** (RePaint, Lugmayr et al. 2022) noises each step's result back from t′ to t in one "
-                 "jump of the forward process (below) and takes the step again, r times in all: more chances for "
-                 "the unknown pixels to agree with the known ones, at r network evaluations per step instead of 1.")
-FINETUNED_TEXT = ("A model **fine-tuned for inpainting** gets the mask and the known pixels themselves as extra "
-                  "inputs at every step, so it is trained to predict the noise given the known pixels, not their "
-                  "noisy copy. It needs no replacement and no resampling loop: one network evaluation per step "
-                  "(here plain deterministic DDIM), at the price of training a network for the task.")
-IDEA_2D = ("Know x₁ of a point of the Gaussian mixture and sample x₂: the exact answer p(x₂ | x₁) is again a "
-           "mixture, so the figure shows how close replacement gets.")
-LOOK_2D = ("Look for: every point on the vertical line x₁ = known (left), and where the orange histogram puts more "
-           "or less mass than the green exact curve (right).")
+INTRO = (
+    "Hide part of a digit and let a diffusion model fill it in. The one control to touch first: the "
+    "**mask** — then compare the two methods side by side."
+)
+EQ_REPLACE = (
+    r"\begin{aligned}x_{t'}^{\text{model}} &= \sqrt{\bar\alpha_{t'}}\,\hat x_0(x_t) + "
+    r"\sqrt{1-\bar\alpha_{t'}-\sigma^2}\,\hat\epsilon(x_t) + \sigma z "
+    r"\quad(\text{DDIM},\ \eta = 1) \\ "
+    r"x_{t'} &= m\odot\big(\sqrt{\bar\alpha_{t'}}\,x_0^{\text{known}} + \sqrt{1-\bar\alpha_{t'}}\,\epsilon\big)"
+    r" + (1-m)\odot x_{t'}^{\text{model}}\end{aligned}"
+)
+EQ_SIGMA = (
+    r"\sigma^2 = \frac{1-\bar\alpha_{t'}}{1-\bar\alpha_t}\Big(1-\frac{\bar\alpha_t}{\bar\alpha_{t'}}\Big),"
+    r"\qquad t \to t' \text{ one step of the strided grid}"
+)
+EQ_RESAMPLE = (
+    r"x_t \sim q(x_t \mid x_{t'}) = \mathcal N\Big(\sqrt{\bar\alpha_t/\bar\alpha_{t'}}\;x_{t'},\ "
+    r"\big(1-\bar\alpha_t/\bar\alpha_{t'}\big) I\Big)"
+)
+NARRATIVE = (
+    "**Replacement** needs no new training. The sampler walks a strided grid of times, one step t → t′ "
+    "at a time (DDIM with η = 1, a stochastic step: first line below). After each step the known pixels "
+    "are overwritten by the known digit noised afresh to level t′ (second line), and the model's step "
+    "fills the rest. The unknown pixels hear about the known ones only through the model's prediction "
+    "from x_t, whose known part is a noisy copy of the digit: at high noise that copy says little, the "
+    "unknown pixels commit to a guess, and the later, smaller steps revise it only a little, so the two "
+    "parts can disagree at the seam."
+)
+RESAMPLE_TEXT = (
+    "**Resampling** (RePaint, Lugmayr et al. 2022) noises each step's result back from t′ to t in one "
+    "jump of the forward process (below) and takes the step again, r times in all: more chances for "
+    "the unknown pixels to agree with the known ones, at r network evaluations per step instead of 1."
+)
+FINETUNED_TEXT = (
+    "A model **fine-tuned for inpainting** gets the mask and the known pixels themselves as extra "
+    "inputs at every step, so it is trained to predict the noise given the known pixels, not their "
+    "noisy copy. It needs no replacement and no resampling loop: one network evaluation per step "
+    "(here plain deterministic DDIM), at the price of training a network for the task."
+)
+IDEA_2D = (
+    "Know x₁ of a point of the Gaussian mixture and sample x₂: the exact answer p(x₂ | x₁) is again a "
+    "mixture, so the figure shows how close replacement gets."
+)
+LOOK_2D = (
+    "Look for: every point on the vertical line x₁ = known (left), and where the orange histogram puts more "
+    "or less mass than the green exact curve (right)."
+)
 LOOK_MASK = "Look for: how much of the digit's stroke the mask leaves visible."
 LOOK_SAMPLES = "Look for: whether the filled-in pixels continue the known strokes across the mask's edge."
-LOOK_STEP = {"replacement": "Look for: the known region is the digit re-noised to this t; the rest forms from noise.",
-             "fine-tuned": "Look for: nothing is replaced: the whole image is the model's own state, steered by the "
-                           "mask input."}
-TRY_THIS = ("**Try this:** (1) on the 2D mixture, with resampling r = 1 the replacement histogram misses the exact "
-            "conditional (the Wasserstein distance in the caption is many times the floor); raise r to 10 and the "
-            "distance falls, yet stays well above the floor: resampling helps but does not finish the job at 50 "
-            "steps. (2) On MNIST pick 'scattered pixels' — about 90% of the pixels hidden — and compare how often "
-            "each method still yields a digit the judge reads as the original.")
+LOOK_STEP = {
+    "replacement": "Look for: the known region is the digit re-noised to this t; the rest forms from noise.",
+    "fine-tuned": "Look for: nothing is replaced: the whole image is the model's own state, steered by the mask input.",
+}
+TRY_THIS = (
+    "**Try this:** (1) on the 2D mixture, with resampling r = 1 the replacement histogram misses the exact "
+    "conditional (the Wasserstein distance in the caption is many times the floor); raise r to 10 and the "
+    "distance falls, yet stays well above the floor: resampling helps but does not finish the job at 50 "
+    "steps. (2) On MNIST pick 'scattered pixels' — about 90% of the pixels hidden — and compare how often "
+    "each method still yields a digit the judge reads as the original."
+)
 TRY_R = (1, 10)  # the resampling values prompt (1) names
 SCATTER_KEEP = 0.1  # 'scattered pixels' keeps this share of the pixels: prompt (2)'s "90% hidden"
 
@@ -102,23 +123,45 @@ def _x_T(n: int, seed: int) -> torch.Tensor:
     return torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(int(seed)))
 
 
-def inpaint_replacement(model, s, x0, mask, n: int, seed: int, steps: int, resample: int = 1, stride: int = 1,
-                        progress=None, y=None):
+def inpaint_replacement(
+    model, s, x0, mask, n: int, seed: int, steps: int, resample: int = 1, stride: int = 1, progress=None, y=None
+):
     """Trajectory of the replacement method (sample_replacement) for n samples of one masked digit x0 (1, 1, 28, 28)."""
     total = steps * resample
     cb = None if progress is None else (lambda st: progress(min(1.0, (st.i + 1) / total)))
     with fast_inference(x0.device):  # bfloat16 convolutions where the CPU has them: half the time
-        return run_with_trajectory(sample_replacement, model, s, _x_T(n, seed), stride=stride, steps=steps,
-                                   mask=mask, known=x0, resample=resample, clip_x0=CLIP, y=y,
-                                   generator=torch.Generator().manual_seed(int(seed) + 1), callback=cb)
+        return run_with_trajectory(
+            sample_replacement,
+            model,
+            s,
+            _x_T(n, seed),
+            stride=stride,
+            steps=steps,
+            mask=mask,
+            known=x0,
+            resample=resample,
+            clip_x0=CLIP,
+            y=y,
+            generator=torch.Generator().manual_seed(int(seed) + 1),
+            callback=cb,
+        )
 
 
 def inpaint_finetuned(net, s, x0, mask, n: int, seed: int, steps: int, stride: int = 1, progress=None, y=None):
     """Trajectory of plain DDIM with the fine-tuned InpaintUNet bound to (mask, mask * x0)."""
     cb = None if progress is None else (lambda st: progress(min(1.0, (st.i + 1) / steps)))
     with fast_inference(x0.device):
-        return run_with_trajectory(sample_ddim, net.conditioned(mask, mask * x0), s, _x_T(n, seed), stride=stride,
-                                   steps=steps, clip_x0=CLIP, y=y, callback=cb)
+        return run_with_trajectory(
+            sample_ddim,
+            net.conditioned(mask, mask * x0),
+            s,
+            _x_T(n, seed),
+            stride=stride,
+            steps=steps,
+            clip_x0=CLIP,
+            y=y,
+            callback=cb,
+        )
 
 
 def known_region_error(samples, x0, mask) -> float:
@@ -156,26 +199,36 @@ def validity(samples, label: int, judge) -> dict:
 # =============================================================================================
 # 2D: condition on one coordinate
 # =============================================================================================
-def inpaint_2d(model, s, value: float, n: int, seed: int, steps: int, resample: int, dim: int = 0,
-               stride: int = 1):
+def inpaint_2d(model, s, value: float, n: int, seed: int, steps: int, resample: int, dim: int = 0, stride: int = 1):
     """Replacement-method trajectory for n points with coordinate `dim` known (= value), float64."""
     known = torch.zeros(2, dtype=torch.float64)
     known[dim] = float(value)
     x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float64)
-    return run_with_trajectory(sample_replacement, model, s, x_T, stride=stride, steps=steps,
-                               mask=coordinate_mask(dim).double(), known=known, resample=resample,
-                               generator=torch.Generator().manual_seed(int(seed) + 1))
+    return run_with_trajectory(
+        sample_replacement,
+        model,
+        s,
+        x_T,
+        stride=stride,
+        steps=steps,
+        mask=coordinate_mask(dim).double(),
+        known=known,
+        resample=resample,
+        generator=torch.Generator().manual_seed(int(seed) + 1),
+    )
 
 
 def exact_conditional_1d(gmm, value: float, dim: int = 0, n_grid: int = 241, half_width: float = 3.5):
-    """(grid, density) of the exact p(x_other | x_dim = value) for a 2D mixture (toy_models.inpainting.gmm_condition_on)."""
+    """(grid, density) of the exact p(x_other | x_dim = value) for a 2D mixture
+    (toy_models.inpainting.gmm_condition_on)."""
     cond = gmm_condition_on(gmm, dim, value)
     u = torch.linspace(-half_width, half_width, n_grid, dtype=torch.float64)
     return u.numpy(), cond.log_prob(u[:, None]).exp().numpy()
 
 
-def wasserstein_to_exact(samples_1d: np.ndarray, gmm, value: float, dim: int = 0, n_exact: int = 20_000,
-                         seed: int = 0) -> float:
+def wasserstein_to_exact(
+    samples_1d: np.ndarray, gmm, value: float, dim: int = 0, n_exact: int = 20_000, seed: int = 0
+) -> float:
     """W1 distance between the samples' other coordinate and the exact conditional (quantile matching)."""
     cond = gmm_condition_on(gmm, dim, value)
     ex, _ = cond.sample(n_exact, generator=torch.Generator().manual_seed(int(seed)))
@@ -188,25 +241,77 @@ def wasserstein_to_exact(samples_1d: np.ndarray, gmm, value: float, dim: int = 0
 # =============================================================================================
 # Figures
 # =============================================================================================
-def fig_2d(x0: np.ndarray, value: float, grid, dens, exact_samples: np.ndarray, data: np.ndarray | None = None,
-           dim: int = 0) -> go.Figure:
+def fig_2d(
+    x0: np.ndarray, value: float, grid, dens, exact_samples: np.ndarray, data: np.ndarray | None = None, dim: int = 0
+) -> go.Figure:
     """Left: the points (known coordinate on the line). Right: histogram of the other coordinate vs exact density."""
     other = 1 - dim
-    fig = make_subplots(1, 2, column_widths=[0.5, 0.5],
-                        subplot_titles=("samples (known coordinate fixed)", f"x{other + 1} given x{dim + 1} = {value:g}"))
+    fig = make_subplots(
+        1,
+        2,
+        column_widths=[0.5, 0.5],
+        subplot_titles=("samples (known coordinate fixed)", f"x{other + 1} given x{dim + 1} = {value:g}"),
+    )
     if data is not None:
         d = compact(data)
-        fig.add_trace(go.Scatter(x=d[:, 0], y=d[:, 1], mode="markers", name="data",
-                                 marker=dict(size=3, color=COLORS["data"], opacity=0.25)), 1, 1)
+        fig.add_trace(
+            go.Scatter(
+                x=d[:, 0],
+                y=d[:, 1],
+                mode="markers",
+                name="data",
+                marker=dict(size=3, color=COLORS["data"], opacity=0.25),
+            ),
+            1,
+            1,
+        )
     x = compact(np.clip(finite(x0), -6, 6))
-    fig.add_trace(go.Scatter(x=x[:, 0], y=x[:, 1], mode="markers", name="replacement samples",
-                             marker=dict(size=4, color=COLORS["learned"], opacity=0.6)), 1, 1)
-    fig.add_trace(go.Histogram(x=x[:, other], histnorm="probability density", name="replacement (histogram)",
-                               marker_color=COLORS["learned"], opacity=0.55, nbinsx=40), 1, 2)
-    fig.add_trace(go.Histogram(x=compact(exact_samples), histnorm="probability density", name="exact samples",
-                               marker_color=COLORS["truth"], opacity=0.35, nbinsx=40), 1, 2)
-    fig.add_trace(go.Scatter(x=compact(grid), y=compact(dens, 4), mode="lines", name="exact p(other | known)",
-                             line=dict(color=COLORS["truth"], width=2)), 1, 2)
+    fig.add_trace(
+        go.Scatter(
+            x=x[:, 0],
+            y=x[:, 1],
+            mode="markers",
+            name="replacement samples",
+            marker=dict(size=4, color=COLORS["learned"], opacity=0.6),
+        ),
+        1,
+        1,
+    )
+    fig.add_trace(
+        go.Histogram(
+            x=x[:, other],
+            histnorm="probability density",
+            name="replacement (histogram)",
+            marker_color=COLORS["learned"],
+            opacity=0.55,
+            nbinsx=40,
+        ),
+        1,
+        2,
+    )
+    fig.add_trace(
+        go.Histogram(
+            x=compact(exact_samples),
+            histnorm="probability density",
+            name="exact samples",
+            marker_color=COLORS["truth"],
+            opacity=0.35,
+            nbinsx=40,
+        ),
+        1,
+        2,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=compact(grid),
+            y=compact(dens, 4),
+            mode="lines",
+            name="exact p(other | known)",
+            line=dict(color=COLORS["truth"], width=2),
+        ),
+        1,
+        2,
+    )
     layout(fig, "", "", "", height=400, legend_below=True, barmode="overlay")
     fig.update_xaxes(title_text="x₁ (data units)", range=[-3.5, 3.5], row=1, col=1)
     fig.update_yaxes(title_text="x₂ (data units)", range=[-3.5, 3.5], row=1, col=1)

@@ -7,6 +7,7 @@ Read beside Ho, Jain & Abbeel (2020), eqs. 1, 6-7, 11 and Algorithm 2; Sohl-Dick
 (2015) section 2.2 (why small steps make the reverse step Gaussian); Song, Meng & Ermon (2021)
 eq. 12 (DDIM). Exact answers come from toy_models.gmm (the Gaussian-mixture ground truth).
 """
+
 from __future__ import annotations
 
 import math
@@ -18,14 +19,34 @@ import plotly.graph_objects as go
 import torch
 
 from toy_models.diffusion import q_posterior_mean_variance
-from toy_models.gmm import (GaussianMixture, MixtureEpsModel, gaussian_fit, kl_mixture_to_gaussian,  # noqa: F401
-                            reverse_conditional)
+from toy_models.gmm import (  # noqa: F401
+    GaussianMixture,
+    MixtureEpsModel,
+    gaussian_fit,
+    kl_mixture_to_gaussian,
+    reverse_conditional,
+)
 from toy_models.networks import fast_inference
 from toy_models.samplers import run_with_trajectory, sample_ddim, sample_ddpm
 from toy_models.schedules import Schedule, make_schedule
 
-from .figures import (COLORS, DIGIT_COLORSCALE, animation_controls, compact, equal_axes, fast_figure, finite, layout,
-                      layout_dict, legend_inside, panel_axes, panels, points, scatter2d, tile_images)
+from .figures import (
+    COLORS,
+    DIGIT_COLORSCALE,
+    animation_controls,
+    compact,
+    equal_axes,
+    fast_figure,
+    finite,
+    layout,
+    layout_dict,
+    legend_inside,
+    panel_axes,
+    panels,
+    points,
+    scatter2d,
+    tile_images,
+)
 
 # --- narrative ------------------------------------------------------------------------------------
 INTRO = (
@@ -38,8 +59,10 @@ WHY_GAUSSIAN = (
     "x_t/√α_t. When β_t is small, log q_{t−1} is nearly linear over that width, and a Gaussian times the "
     "exponential of a linear function is again a Gaussian, shifted along the gradient ∇log q. Worked out:"
 )
-EQ_WHY = (r"q(x_{t-1}\mid x_t)\approx\mathcal{N}\!\Big(x_{t-1};\ "
-          r"\frac{x_t+\beta_t\,\nabla\log q_t(x_t)}{\sqrt{\alpha_t}},\ \beta_t I\Big)")
+EQ_WHY = (
+    r"q(x_{t-1}\mid x_t)\approx\mathcal{N}\!\Big(x_{t-1};\ "
+    r"\frac{x_t+\beta_t\,\nabla\log q_t(x_t)}{\sqrt{\alpha_t}},\ \beta_t I\Big)"
+)
 WHY_GAUSSIAN_AFTER = (
     "The mean here is exact for every β_t (Tweedie's formula applied to x_t = √α_t x_{t−1} + √β_t ε); "
     "only the variance is approximate: the exact covariance is (β_t/α_t)(I + β_t ∇²log q_t(x_t)), which is "
@@ -55,24 +78,34 @@ SMALL_STEPS = (
     "step size. Left: the exact step, with the dashed circle of the small-step Gaussian above (2 sd) and the "
     "dotted ellipse of the best Gaussian fit; right: that best fit."
 )
-LOOK_STEP = ("Look for: with 2 steps the exact density has several separate peaks and both Gaussians miss them; "
-             "with 1000 steps it is one round blob and the dashed circle lies on the dotted ellipse.")
+LOOK_STEP = (
+    "Look for: with 2 steps the exact density has several separate peaks and both Gaussians miss them; "
+    "with 1000 steps it is one round blob and the dashed circle lies on the dotted ellipse."
+)
 LOOK_PICK = "Look for: where the chosen x_t (×) sits among the samples of q(x_t); click a sample to move it there."
-LOOK_KL = ("Look for: every curve falls steeply as β_t shrinks (a straight line on these log axes is a power law); "
-           "the small-step Gaussian's (orange) stays above the best Gaussian's, since its variance is right only "
-           "up to O(β_t²).")
+LOOK_KL = (
+    "Look for: every curve falls steeply as β_t shrinks (a straight line on these log axes is a power law); "
+    "the small-step Gaussian's (orange) stays above the best Gaussian's, since its variance is right only "
+    "up to O(β_t²)."
+)
 CHAIN = (
     "Each step asks the model for the noise ε_θ(x_t, t), turns it into a predicted x̂_0, moves to the "
     "posterior mean μ_θ = μ̃_t(x̂_0, x_t) (the arrows) and adds fresh noise σ_t z with σ_t² = β̃_t. Left: the "
     "**exact** model (the Bayes-optimal noise predictor of the Gaussian mixture, for any schedule); right: a "
     "**learned** network. Points, predictions and arrows are the sampler's own (`run_with_trajectory`)."
 )
-LOOK_CHAIN = ("Look for: early on every x̂_0 sits near the middle of the data (an average over all clusters); "
-              "as t falls they spread out onto the clusters, and the points x_t follow them.")
-LOOK_ANIM = ("Look for: the x̂_0 cloud starting as one small blob at the centre and splitting into clusters as t "
-             "falls, while the cloud of x_t keeps about the same size throughout.")
-LOOK_PATHS = ("Look for: long noisy moves early in each path (β_t grows with t) and short ones at its end, "
-              "where it settles onto the data.")
+LOOK_CHAIN = (
+    "Look for: early on every x̂_0 sits near the middle of the data (an average over all clusters); "
+    "as t falls they spread out onto the clusters, and the points x_t follow them."
+)
+LOOK_ANIM = (
+    "Look for: the x̂_0 cloud starting as one small blob at the centre and splitting into clusters as t "
+    "falls, while the cloud of x_t keeps about the same size throughout."
+)
+LOOK_PATHS = (
+    "Look for: long noisy moves early in each path (β_t grows with t) and short ones at its end, "
+    "where it settles onto the data."
+)
 MNIST_TEXT = (
     "The same chain on digits, run **without a label**: the shipped digit network was trained with a null "
     "label 10% of the time, and with the null label it predicts the noise of all digits together, so the chain "
@@ -85,10 +118,12 @@ DDIM_TEXT = (
     "forms x̂_0 and jumps to the next time t′ < t of any grid T = τ_K > … > τ_0 = 0 (their eq. 12, with t′ "
     "for t − 1):"
 )
-EQ_DDIM = (r"\begin{aligned}x_{t'}&=\sqrt{\bar\alpha_{t'}}\,\hat x_0+\sqrt{1-\bar\alpha_{t'}-\sigma_t^2}\;"
-           r"\epsilon_\theta(x_t,t)+\sigma_t z,\\ "
-           r"\sigma_t&=\eta\,\sqrt{\frac{1-\bar\alpha_{t'}}{1-\bar\alpha_t}}\,"
-           r"\sqrt{1-\frac{\bar\alpha_t}{\bar\alpha_{t'}}}\end{aligned}")
+EQ_DDIM = (
+    r"\begin{aligned}x_{t'}&=\sqrt{\bar\alpha_{t'}}\,\hat x_0+\sqrt{1-\bar\alpha_{t'}-\sigma_t^2}\;"
+    r"\epsilon_\theta(x_t,t)+\sigma_t z,\\ "
+    r"\sigma_t&=\eta\,\sqrt{\frac{1-\bar\alpha_{t'}}{1-\bar\alpha_t}}\,"
+    r"\sqrt{1-\frac{\bar\alpha_t}{\bar\alpha_{t'}}}\end{aligned}"
+)
 DDIM_AFTER = (
     "η = 1 with t′ = t − 1 is the DDPM chain above with σ_t² = β̃_t. η = 0 adds no noise: the sampler is "
     "deterministic, and each step is exactly an Euler step of the probability-flow ODE written in the "
@@ -102,53 +137,77 @@ VARIANCE_TEXT = (
     "choice when x_0 is one fixed point and β_t when x_0 ~ N(0, I), the two extremes, and that both gave "
     "similar samples."
 )
-LOOK_DIGITS = ("Look for: x̂_0 is a grey average in the top rows, takes the shape of a digit in the middle "
-               "rows and gets its fine strokes in the last ones.")
-LOOK_FINAL = ("Look for: the same starting noise x_T need not give the same digit under both samplers: DDPM adds "
-              "fresh noise at every step, DDIM none.")
+LOOK_DIGITS = (
+    "Look for: x̂_0 is a grey average in the top rows, takes the shape of a digit in the middle "
+    "rows and gets its fine strokes in the last ones."
+)
+LOOK_FINAL = (
+    "Look for: the same starting noise x_T need not give the same digit under both samplers: DDPM adds "
+    "fresh noise at every step, DDIM none."
+)
 EQ_REVERSE = r"p_\theta(x_{t-1}\mid x_t) = \mathcal{N}\!\big(x_{t-1};\ \mu_\theta(x_t,t),\ \sigma_t^2 I\big)"
-EQ_POSTERIOR = (r"\begin{aligned}q(x_{t-1}\mid x_t,x_0)&=\mathcal{N}(\tilde\mu_t,\tilde\beta_t I),\\ "
-                r"\tilde\mu_t&=\frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,x_0+"
-                r"\frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t,\\ "
-                r"\tilde\beta_t&=\frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t\end{aligned}")
-EQ_MEAN = (r"\hat x_0=\frac{x_t-\sqrt{1-\bar\alpha_t}\,\epsilon_\theta(x_t,t)}{\sqrt{\bar\alpha_t}},\quad "
-           r"\mu_\theta(x_t,t)=\tilde\mu_t(\hat x_0, x_t),\quad x_{t-1}=\mu_\theta+\sigma_t z")
+EQ_POSTERIOR = (
+    r"\begin{aligned}q(x_{t-1}\mid x_t,x_0)&=\mathcal{N}(\tilde\mu_t,\tilde\beta_t I),\\ "
+    r"\tilde\mu_t&=\frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,x_0+"
+    r"\frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t,\\ "
+    r"\tilde\beta_t&=\frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t\end{aligned}"
+)
+EQ_MEAN = (
+    r"\hat x_0=\frac{x_t-\sqrt{1-\bar\alpha_t}\,\epsilon_\theta(x_t,t)}{\sqrt{\bar\alpha_t}},\quad "
+    r"\mu_\theta(x_t,t)=\tilde\mu_t(\hat x_0, x_t),\quad x_{t-1}=\mu_\theta+\sigma_t z"
+)
 EQ_KL = r"\mathrm{KL}\big(q(x_{t-1}\mid x_t)\,\|\,\mathcal{N}(m, S)\big),\ (m, S) = \text{mean and covariance of } q"
-LOOK_POSTERIOR = ("Look for: the mean μ̃_t on the segment from x_t to x_0, close to x_t at large t and on x_0 "
-                  "at t = 1; the circles shrink to a point at t = 1.")
-TRY_SMALL = ("**Try this:** the default view (2 steps, x_t at the origin) shows one peak of the exact step per "
-             "cluster. Then set **steps the noise is cut into (T)** to 1000: one round blob, and the KL printed "
-             "above falls by orders of magnitude.")
-TRY_CHAIN = ("**Try this:** move the step from t = T/2 down to t = 0 and watch the spread of x̂_0 printed under "
-             "the figure grow to the data's. Then set the sidebar **T** to 2: the exact model now takes two big "
-             "Gaussian steps, its samples pile up between the clusters, and their mean log-density under the "
-             "mixture (printed under the paths) falls far below the data's.")
-TRY_MNIST = ("**Try this:** with the default 20 DDIM steps, move **kept step** until the single grid's title says "
-             "t = 900, then t = 300: at t = 900 x̂_0 is still a grey average, at t = 300 most digits are chosen "
-             "(the judge's numbers above). Then set **DDIM steps** to 5 and compare its digits with DDPM's.")
+LOOK_POSTERIOR = (
+    "Look for: the mean μ̃_t on the segment from x_t to x_0, close to x_t at large t and on x_0 "
+    "at t = 1; the circles shrink to a point at t = 1."
+)
+TRY_SMALL = (
+    "**Try this:** the default view (2 steps, x_t at the origin) shows one peak of the exact step per "
+    "cluster. Then set **steps the noise is cut into (T)** to 1000: one round blob, and the KL printed "
+    "above falls by orders of magnitude."
+)
+TRY_CHAIN = (
+    "**Try this:** move the step from t = T/2 down to t = 0 and watch the spread of x̂_0 printed under "
+    "the figure grow to the data's. Then set the sidebar **T** to 2: the exact model now takes two big "
+    "Gaussian steps, its samples pile up between the clusters, and their mean log-density under the "
+    "mixture (printed under the paths) falls far below the data's."
+)
+TRY_MNIST = (
+    "**Try this:** with the default 20 DDIM steps, move **kept step** until the single grid's title says "
+    "t = 900, then t = 300: at t = 900 x̂_0 is still a grey average, at t = 300 most digits are chosen "
+    "(the judge's numbers above). Then set **DDIM steps** to 5 and compare its digits with DDPM's."
+)
 
 
 def posterior_text(s: Schedule) -> str:
     """The posterior paragraph, with beta-tilde_t / beta_t read off the schedule in force."""
     r = variance_ratio(s)
     t99 = int(np.argmax(r >= 0.99)) if (r[1:] >= 0.99).any() else None
-    cmp = (f"β̃_1 = 0 (given x_0 and x_1 the step is certain), β̃_2 = {r[2]:.2f} β_2" if s.T >= 2 else "β̃_1 = 0")
-    rest = (f", and from t = {t99} on β̃_t is within 1% of β_t (β̃_T/β_T = {r[-1]:.5g})" if t99 is not None else
-            f"; it never comes within 1% of β_t on this schedule (β̃_T/β_T = {r[-1]:.3g})")
-    return ("Given the clean x_0 as well, the reverse step is a plain Gaussian whatever the step size: "
-            "q(x_{t−1} | x_t, x_0) = N(μ̃_t, β̃_t I) (Ho et al. 2020, eqs. 6-7). Its mean is a weighted sum of "
-            "x_0 and x_t. Its variance β̃_t = β_t (1 − ᾱ_{t−1})/(1 − ᾱ_t) is below β_t, much below at small t: on "
-            f"the schedule in force ({s.describe()}) {cmp}{rest}. Training teaches the network to predict x_0 "
-            "(or the noise) so that it can use this formula without knowing x_0.")
+    cmp = f"β̃_1 = 0 (given x_0 and x_1 the step is certain), β̃_2 = {r[2]:.2f} β_2" if s.T >= 2 else "β̃_1 = 0"
+    rest = (
+        f", and from t = {t99} on β̃_t is within 1% of β_t (β̃_T/β_T = {r[-1]:.5g})"
+        if t99 is not None
+        else f"; it never comes within 1% of β_t on this schedule (β̃_T/β_T = {r[-1]:.3g})"
+    )
+    return (
+        "Given the clean x_0 as well, the reverse step is a plain Gaussian whatever the step size: "
+        "q(x_{t−1} | x_t, x_0) = N(μ̃_t, β̃_t I) (Ho et al. 2020, eqs. 6-7). Its mean is a weighted sum of "
+        "x_0 and x_t. Its variance β̃_t = β_t (1 − ᾱ_{t−1})/(1 − ᾱ_t) is below β_t, much below at small t: on "
+        f"the schedule in force ({s.describe()}) {cmp}{rest}. Training teaches the network to predict x_0 "
+        "(or the noise) so that it can use this formula without knowing x_0."
+    )
 
 
 def try_posterior(s: Schedule) -> str:
     """The posterior's 'Try this', with the weight of x_0 and beta-tilde_T / beta_T at t = T computed."""
     w = float(s.posterior_mean_coef1[s.T])
     r = variance_ratio(s)[s.T]
-    end = (f"x_0 barely matters (its weight in the mean is {w:.2g}) and β̃_T/β_T = {r:.5g}" if w < 0.01 else
-           f"x_0 still matters (its weight in the mean is {w:.2g}: with so few steps the last one is big) and "
-           f"β̃_T/β_T = {r:.3g}")
+    end = (
+        f"x_0 barely matters (its weight in the mean is {w:.2g}) and β̃_T/β_T = {r:.5g}"
+        if w < 0.01
+        else f"x_0 still matters (its weight in the mean is {w:.2g}: with so few steps the last one is big) and "
+        f"β̃_T/β_T = {r:.3g}"
+    )
     return f"**Try this:** set t = 1: the mean lands on x_0 itself. Set t = T = {s.T}: {end}."
 
 
@@ -234,7 +293,7 @@ def count_peaks(log_density: np.ndarray, floor: float = 1e-3) -> int:
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
             if dy or dx:
-                top &= z > pad[1 + dy:1 + dy + H, 1 + dx:1 + dx + W]
+                top &= z > pad[1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W]
     return int((top & (z > z.max() + math.log(floor))).sum())
 
 
@@ -270,12 +329,14 @@ def _gauss_logpdf(pts: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> t
     return GaussianMixture(torch.ones(1), mean[None], cov[None]).log_prob(pts)
 
 
-def reverse_step(gmm: GaussianMixture, ref: Schedule, T: int, level: float, x_t, n_grid: int = 90,
-                 nodes: int = 24) -> ReverseStep:
+def reverse_step(
+    gmm: GaussianMixture, ref: Schedule, T: int, level: float, x_t, n_grid: int = 90, nodes: int = 24
+) -> ReverseStep:
     """Exact q(x_{t-1} | x_t) (toy_models.gmm.reverse_conditional) for one step of a T-step chain.
 
     x_t sits at the fraction `level` of the reference chain and the step covers 1/T of it
-    (`one_step_schedule`); t = step_for_level(T, level) names it. The fit is the moment-matched Gaussian (argmin KL(q || N));
+    (`one_step_schedule`); t = step_for_level(T, level) names it. The fit is the moment-matched Gaussian
+    (argmin KL(q || N));
     the small-step Gaussian is `small_step_gaussian`; both KLs are by Gauss-Hermite quadrature per component
     (exact densities). The grid covers the
     fit's mean +- 4.5 sd (at least +- 0.05), so both panels share axes.
@@ -293,15 +354,29 @@ def reverse_step(gmm: GaussianMixture, ref: Schedule, T: int, level: float, x_t,
     yy, xx = torch.meshgrid(gy, gx, indexing="ij")
     pts = torch.stack([xx.flatten(), yy.flatten()], -1)  # (n*n, 2)
     sm, sv = small_step_gaussian(gmm, s1, x, s1.T)
-    kl_small, _ = kl_mixture_to_gaussian(exact, torch.as_tensor(sm), sv * torch.eye(2, dtype=torch.float64),
-                                         method="quadrature", nodes=nodes)
+    kl_small, _ = kl_mixture_to_gaussian(
+        exact, torch.as_tensor(sm), sv * torch.eye(2, dtype=torch.float64), method="quadrature", nodes=nodes
+    )
     log_exact = exact.log_prob(pts).reshape(n_grid, n_grid).numpy()
-    return ReverseStep(T=int(T), t=step_for_level(T, level), beta_t=float(s1.betas[s1.T]),
-                       abar_t=float(s1.alphas_cumprod[s1.T]), x_t=x.numpy(),
-                       exact=exact, fit_mean=mean.numpy(), fit_cov=cov.numpy(), kl=max(kl, 0.0), gx=gx.numpy(),
-                       gy=gy.numpy(), log_exact=log_exact,
-                       log_fit=_gauss_logpdf(pts, mean, cov).reshape(n_grid, n_grid).numpy(),
-                       small_mean=sm, small_var=sv, kl_small=max(kl_small, 0.0), n_peaks=count_peaks(log_exact))
+    return ReverseStep(
+        T=int(T),
+        t=step_for_level(T, level),
+        beta_t=float(s1.betas[s1.T]),
+        abar_t=float(s1.alphas_cumprod[s1.T]),
+        x_t=x.numpy(),
+        exact=exact,
+        fit_mean=mean.numpy(),
+        fit_cov=cov.numpy(),
+        kl=max(kl, 0.0),
+        gx=gx.numpy(),
+        gy=gy.numpy(),
+        log_exact=log_exact,
+        log_fit=_gauss_logpdf(pts, mean, cov).reshape(n_grid, n_grid).numpy(),
+        small_mean=sm,
+        small_var=sv,
+        kl_small=max(kl_small, 0.0),
+        n_peaks=count_peaks(log_exact),
+    )
 
 
 @dataclass
@@ -316,8 +391,16 @@ class KLCurve:
     kl_small_mean: np.ndarray  # (M,) KL to the small-step Gaussian N(mean, beta_t I), averaged like kl_mean
 
 
-def kl_vs_steps(gmm: GaussianMixture, ref: Schedule, level: float, x_t, Ts=T_CHOICES, n_points: int = 8,
-                seed: int = 0, nodes: int = 16) -> KLCurve:
+def kl_vs_steps(
+    gmm: GaussianMixture,
+    ref: Schedule,
+    level: float,
+    x_t,
+    Ts=T_CHOICES,
+    n_points: int = 8,
+    seed: int = 0,
+    nodes: int = 16,
+) -> KLCurve:
     """KL between the exact reverse step and its Gaussian fit for each T, exactly (quadrature).
 
     x_t sits at the same noise level for every T (`one_step_schedule`); only the step size changes.
@@ -342,8 +425,12 @@ def kl_vs_steps(gmm: GaussianMixture, ref: Schedule, level: float, x_t, Ts=T_CHO
             if i:
                 sm, sv = small_step_gaussian(gmm, s, xi, t)
                 cov_small = sv * torch.eye(2, dtype=torch.float64)
-                small.append(max(kl_mixture_to_gaussian(c, torch.as_tensor(sm), cov_small, method="quadrature",
-                                                        nodes=nodes)[0], 0.0))
+                small.append(
+                    max(
+                        kl_mixture_to_gaussian(c, torch.as_tensor(sm), cov_small, method="quadrature", nodes=nodes)[0],
+                        0.0,
+                    )
+                )
         kp.append(vals[0])
         km.append(float(np.mean(vals[1:])))
         ks.append(float(np.mean(small)))
@@ -382,8 +469,16 @@ def posterior_view(s: Schedule, x0, x_t, t: int) -> PosteriorView:
     a = torch.as_tensor(np.asarray(x0, dtype=np.float64)).reshape(1, 2)
     b = torch.as_tensor(np.asarray(x_t, dtype=np.float64)).reshape(1, 2)
     mean, var, _ = q_posterior_mean_variance(s, a, b, t)
-    return PosteriorView(t, a[0].numpy(), b[0].numpy(), mean[0].numpy(), float(var.flatten()[0]),
-                         float(s.betas[t]), float(s.posterior_mean_coef1[t]), float(s.posterior_mean_coef2[t]))
+    return PosteriorView(
+        t,
+        a[0].numpy(),
+        b[0].numpy(),
+        mean[0].numpy(),
+        float(var.flatten()[0]),
+        float(s.betas[t]),
+        float(s.posterior_mean_coef1[t]),
+        float(s.posterior_mean_coef2[t]),
+    )
 
 
 # =============================================================================================
@@ -413,8 +508,9 @@ class ChainRun:
         return int(np.abs(self.ts - float(t)).argmin())
 
 
-def ddpm_chain(model, s: Schedule, n: int, seed: int = 0, variance: str = "beta_tilde", stride: int = 1,
-               device: str = "cpu") -> ChainRun:
+def ddpm_chain(
+    model, s: Schedule, n: int, seed: int = 0, variance: str = "beta_tilde", stride: int = 1, device: str = "cpu"
+) -> ChainRun:
     """Ho et al. (2020) Algorithm 2 for n points from x_T ~ N(0, I), every step kept (run_with_trajectory).
 
     x_T is drawn with torch.Generator().manual_seed(seed), the step noise with seed + 1: the same
@@ -425,8 +521,15 @@ def ddpm_chain(model, s: Schedule, n: int, seed: int = 0, variance: str = "beta_
     x_T = torch.randn(int(n), 2, generator=torch.Generator().manual_seed(int(seed))).to(device)  # (n, 2)
     t0 = time.perf_counter()
     with torch.no_grad():
-        tr = run_with_trajectory(sample_ddpm, model, s, x_T, stride=stride, variance=variance,
-                                 generator=_device_generator(device, int(seed) + 1))
+        tr = run_with_trajectory(
+            sample_ddpm,
+            model,
+            s,
+            x_T,
+            stride=stride,
+            variance=variance,
+            generator=_device_generator(device, int(seed) + 1),
+        )
     return ChainRun(tr.ts.numpy(), tr.xs.float().numpy(), tr.pred_x0.float().numpy(), time.perf_counter() - t0)
 
 
@@ -491,8 +594,18 @@ def from_uint8(u: np.ndarray) -> np.ndarray:
     return u.astype(np.float32) / 127.5 - 1.0
 
 
-def digit_chain(model, s: Schedule, labels, seed: int = 0, sampler: str = "ddim", steps: int | None = 20,
-                variance: str = "beta_tilde", max_kept: int = 101, progress=None, device: str = "cpu") -> DigitChain:
+def digit_chain(
+    model,
+    s: Schedule,
+    labels,
+    seed: int = 0,
+    sampler: str = "ddim",
+    steps: int | None = 20,
+    variance: str = "beta_tilde",
+    max_kept: int = 101,
+    progress=None,
+    device: str = "cpu",
+) -> DigitChain:
     """Digits of the given labels (B,) from the same x_T (seed): DDPM (all T steps) or DDIM (`steps`).
 
     labels: a (B,) sequence of class labels, or an int B for B digits without a label (`unlabelled`).
@@ -529,8 +642,19 @@ def digit_chain(model, s: Schedule, labels, seed: int = 0, sampler: str = "ddim"
     fn = sample_ddpm if sampler == "ddpm" else sample_ddim
     t0 = time.perf_counter()
     with torch.no_grad(), fast_inference(device):  # bfloat16 convolutions where native: half the time
-        tr = run_with_trajectory(fn, model, s, x_T, stride=stride, y=y, clip_x0=(-1.0, 1.0), callback=cb,
-                                 generator=_device_generator(device, int(seed) + 1), store_dtype=torch.float16, **kw)
+        tr = run_with_trajectory(
+            fn,
+            model,
+            s,
+            x_T,
+            stride=stride,
+            y=y,
+            clip_x0=(-1.0, 1.0),
+            callback=cb,
+            generator=_device_generator(device, int(seed) + 1),
+            store_dtype=torch.float16,
+            **kw,
+        )
     secs = time.perf_counter() - t0
     return DigitChain(sampler, n_steps, tr.ts.numpy(), to_uint8(tr.xs[:, :, 0]), to_uint8(tr.pred_x0[:, :, 0]), secs)
 
@@ -566,28 +690,70 @@ def fig_reverse_step(r: ReverseStep) -> go.Figure:
     """Two heatmaps on the same x_{t-1} grid: the exact q(x_{t-1} | x_t) and its Gaussian fit."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(1, 2, subplot_titles=(f"exact: {r.n_peaks} peak{'s' if r.n_peaks != 1 else ''}",
-                                              f"best Gaussian: KL = {r.kl:.3g} nats"),
-                        horizontal_spacing=0.08)
+    fig = make_subplots(
+        1,
+        2,
+        subplot_titles=(
+            f"exact: {r.n_peaks} peak{'s' if r.n_peaks != 1 else ''}",
+            f"best Gaussian: KL = {r.kl:.3g} nats",
+        ),
+        horizontal_spacing=0.08,
+    )
     vmax = float(max(np.exp(r.log_exact).max(), np.exp(r.log_fit).max()))
     for col, (lg, name) in enumerate(((r.log_exact, "exact"), (r.log_fit, "Gaussian fit")), start=1):
-        fig.add_trace(go.Heatmap(x=compact(r.gx, 4), y=compact(r.gy, 4), z=compact(np.exp(lg), 5), zmin=0, zmax=vmax,
-                                 colorscale="Viridis", showscale=col == 2, name=name,
-                                 colorbar=dict(title="density"),
-                                 hovertemplate="x₁ %{x:.3f}<br>x₂ %{y:.3f}<br>density %{z:.3g}<extra></extra>"),
-                      1, col)
+        fig.add_trace(
+            go.Heatmap(
+                x=compact(r.gx, 4),
+                y=compact(r.gy, 4),
+                z=compact(np.exp(lg), 5),
+                zmin=0,
+                zmax=vmax,
+                colorscale="Viridis",
+                showscale=col == 2,
+                name=name,
+                colorbar=dict(title="density"),
+                hovertemplate="x₁ %{x:.3f}<br>x₂ %{y:.3f}<br>density %{z:.3g}<extra></extra>",
+            ),
+            1,
+            col,
+        )
         e = _ellipse(r.fit_mean, r.fit_cov)
-        fig.add_trace(go.Scatter(x=compact(e[:, 0]), y=compact(e[:, 1]), mode="lines", showlegend=False,
-                                 name="fit: 2 sd", line=dict(color="white", dash="dot", width=1)), 1, col)
+        fig.add_trace(
+            go.Scatter(
+                x=compact(e[:, 0]),
+                y=compact(e[:, 1]),
+                mode="lines",
+                showlegend=False,
+                name="fit: 2 sd",
+                line=dict(color="white", dash="dot", width=1),
+            ),
+            1,
+            col,
+        )
         c = _ellipse(r.small_mean, r.small_var * np.eye(2))
-        fig.add_trace(go.Scatter(x=compact(c[:, 0]), y=compact(c[:, 1]), mode="lines", showlegend=False,
-                                 name="small-step Gaussian: 2 sd", line=dict(color="#ff7f0e", dash="dash", width=1.5)),
-                      1, col)
+        fig.add_trace(
+            go.Scatter(
+                x=compact(c[:, 0]),
+                y=compact(c[:, 1]),
+                mode="lines",
+                showlegend=False,
+                name="small-step Gaussian: 2 sd",
+                line=dict(color="#ff7f0e", dash="dash", width=1.5),
+            ),
+            1,
+            col,
+        )
         fig.update_xaxes(title_text="x_t−1, first coordinate", row=1, col=col)
-        fig.update_yaxes(title_text="x_t−1, second coordinate", row=1, col=col, scaleanchor=f"x{col if col > 1 else ''}")
+        fig.update_yaxes(
+            title_text="x_t−1, second coordinate", row=1, col=col, scaleanchor=f"x{col if col > 1 else ''}"
+        )
     # no legend (above the panels it ran into their titles): the title says what the lines are
-    layout(fig, f"T = {r.T}: step t = {r.t}, β_t = {r.beta_t:.4g}<br><sup>white dotted: best Gaussian (2 sd); "
-           f"orange dashed: N((x_t + β_t ∇log q_t)/√α_t, β_t I), KL = {r.kl_small:.3g} nats</sup>", height=450)
+    layout(
+        fig,
+        f"T = {r.T}: step t = {r.t}, β_t = {r.beta_t:.4g}<br><sup>white dotted: best Gaussian (2 sd); "
+        f"orange dashed: N((x_t + β_t ∇log q_t)/√α_t, β_t I), KL = {r.kl_small:.3g} nats</sup>",
+        height=450,
+    )
     fig.update_layout(margin=dict(t=100))
     fig.update_xaxes(title_text="x_t−1, first coordinate")
     fig.update_yaxes(title_text="x_t−1, second coordinate")
@@ -597,8 +763,15 @@ def fig_reverse_step(r: ReverseStep) -> go.Figure:
 def fig_pick_xt(samples: np.ndarray, x_t, abar_t: float, half_width: float = 3.5) -> go.Figure:
     """Samples of q(x_t) at the chosen noise level with the chosen x_t marked (click a point to pick it)."""
     fig = go.Figure([scatter2d(samples, f"samples of q(x_t), ᾱ_t = {abar_t:.3g}", "x_t", 5, 0.45)])
-    fig.add_trace(go.Scatter(x=[float(x_t[0])], y=[float(x_t[1])], mode="markers", name="chosen x_t",
-                             marker=dict(size=14, color=COLORS["marker"], symbol="x")))
+    fig.add_trace(
+        go.Scatter(
+            x=[float(x_t[0])],
+            y=[float(x_t[1])],
+            mode="markers",
+            name="chosen x_t",
+            marker=dict(size=14, color=COLORS["marker"], symbol="x"),
+        )
+    )
     layout(fig, "Where is x_t? (click a point)", "x_t, first coordinate", "x_t, second coordinate", height=430)
     return equal_axes(legend_inside(fig), half_width)
 
@@ -607,20 +780,50 @@ def fig_kl_curve(c: KLCurve, T_now: int) -> go.Figure:
     """KL(exact || Gaussian fit) against the step's beta_t (log-log), one point per T."""
     fig = go.Figure()
     lab = [f"T = {T}" for T in c.Ts]
-    fig.add_trace(go.Scatter(x=c.betas, y=np.maximum(finite(c.kl_mean), 1e-12), mode="lines+markers", text=lab,
-                             name=f"average over {c.n_points} x_t ~ q(x_t)", line=dict(color=COLORS["truth"]),
-                             hovertemplate="%{text}<br>β_t %{x:.3g}<br>KL %{y:.3g} nats<extra></extra>"))
-    fig.add_trace(go.Scatter(x=c.betas, y=np.maximum(finite(c.kl_point), 1e-12), mode="lines+markers", text=lab,
-                             name="at the chosen x_t", line=dict(color=COLORS["marker"], dash="dash"),
-                             hovertemplate="%{text}<br>β_t %{x:.3g}<br>KL %{y:.3g} nats<extra></extra>"))
-    fig.add_trace(go.Scatter(x=c.betas, y=np.maximum(finite(c.kl_small_mean), 1e-12), mode="lines+markers", text=lab,
-                             name="small-step Gaussian N(…, β_t I), same average", line=dict(color="#ff7f0e", dash="dot"),
-                             hovertemplate="%{text}<br>β_t %{x:.3g}<br>KL %{y:.3g} nats<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=c.betas,
+            y=np.maximum(finite(c.kl_mean), 1e-12),
+            mode="lines+markers",
+            text=lab,
+            name=f"average over {c.n_points} x_t ~ q(x_t)",
+            line=dict(color=COLORS["truth"]),
+            hovertemplate="%{text}<br>β_t %{x:.3g}<br>KL %{y:.3g} nats<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=c.betas,
+            y=np.maximum(finite(c.kl_point), 1e-12),
+            mode="lines+markers",
+            text=lab,
+            name="at the chosen x_t",
+            line=dict(color=COLORS["marker"], dash="dash"),
+            hovertemplate="%{text}<br>β_t %{x:.3g}<br>KL %{y:.3g} nats<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=c.betas,
+            y=np.maximum(finite(c.kl_small_mean), 1e-12),
+            mode="lines+markers",
+            text=lab,
+            name="small-step Gaussian N(…, β_t I), same average",
+            line=dict(color="#ff7f0e", dash="dot"),
+            hovertemplate="%{text}<br>β_t %{x:.3g}<br>KL %{y:.3g} nats<extra></extra>",
+        )
+    )
     if T_now in c.Ts.tolist():
         i = c.Ts.tolist().index(T_now)
         fig.add_vline(x=float(c.betas[i]), line=dict(color="grey", dash="dot"))
-    layout(fig, "How far is the exact reverse step from a Gaussian?", "step size β_t (log scale)",
-           "KL(exact ‖ Gaussian), nats (log scale)", height=440, legend_below=True)
+    layout(
+        fig,
+        "How far is the exact reverse step from a Gaussian?",
+        "step size β_t (log scale)",
+        "KL(exact ‖ Gaussian), nats (log scale)",
+        height=440,
+        legend_below=True,
+    )
     fig.update_layout(margin=dict(b=110))
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
@@ -630,19 +833,45 @@ def fig_kl_curve(c: KLCurve, T_now: int) -> go.Figure:
 def fig_posterior(p: PosteriorView, half_width: float = 3.5) -> go.Figure:
     """x_0, x_t, and q(x_{t-1} | x_t, x_0): its mean and 1- and 2-sd circles."""
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[p.x0[0], p.x_t[0]], y=[p.x0[1], p.x_t[1]], mode="lines", name="x_0 — x_t",
-                             line=dict(color="lightgrey", dash="dot")))
+    fig.add_trace(
+        go.Scatter(
+            x=[p.x0[0], p.x_t[0]],
+            y=[p.x0[1], p.x_t[1]],
+            mode="lines",
+            name="x_0 — x_t",
+            line=dict(color="lightgrey", dash="dot"),
+        )
+    )
     for k, dash in ((1, "solid"), (2, "dash")):
         e = _ellipse(p.mean, p.var * np.eye(2), k)
-        fig.add_trace(go.Scatter(x=e[:, 0], y=e[:, 1], mode="lines", name=f"{k} sd of q(x_t−1 | x_t, x_0)",
-                                 line=dict(color=COLORS["truth"], dash=dash)))
-    for pt, name, role, sym in ((p.x0, "x_0", "data", "circle"), (p.x_t, "x_t", "x_t", "circle"),
-                                (p.mean, "mean μ̃_t", "truth", "x")):
-        fig.add_trace(go.Scatter(x=[pt[0]], y=[pt[1]], mode="markers", name=name,
-                                 marker=dict(size=12, color=COLORS[role], symbol=sym)))
+        fig.add_trace(
+            go.Scatter(
+                x=e[:, 0],
+                y=e[:, 1],
+                mode="lines",
+                name=f"{k} sd of q(x_t−1 | x_t, x_0)",
+                line=dict(color=COLORS["truth"], dash=dash),
+            )
+        )
+    for pt, name, role, sym in (
+        (p.x0, "x_0", "data", "circle"),
+        (p.x_t, "x_t", "x_t", "circle"),
+        (p.mean, "mean μ̃_t", "truth", "x"),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=[pt[0]], y=[pt[1]], mode="markers", name=name, marker=dict(size=12, color=COLORS[role], symbol=sym)
+            )
+        )
     # legend below the axes: above them its six entries ran over the title in a wide window
-    layout(fig, f"t = {p.t}: mean = {p.coef1:.3g}·x_0 + {p.coef2:.3g}·x_t, variance β̃_t = {p.var:.3g}",
-           "x, first coordinate", "x, second coordinate", height=520, legend_below=True)
+    layout(
+        fig,
+        f"t = {p.t}: mean = {p.coef1:.3g}·x_0 + {p.coef2:.3g}·x_t, variance β̃_t = {p.var:.3g}",
+        "x, first coordinate",
+        "x, second coordinate",
+        height=520,
+        legend_below=True,
+    )
     fig.update_layout(margin=dict(b=120))
     return equal_axes(fig, half_width)
 
@@ -651,9 +880,18 @@ def _arrow_heads(x: np.ndarray, d: np.ndarray, scale: float, name: str, axes: di
     """Arrowheads at x + scale d pointing along d: where each point's mean step is heading (no NaN gaps)."""
     head = compact(x + scale * d)
     angle = np.degrees(np.arctan2(d[:, 0], d[:, 1]))  # plotly: clockwise from "up"
-    return dict(type="scatter", x=head[:, 0], y=head[:, 1], mode="markers", name=name, legendgroup="drift",
-                showlegend=showlegend, hovertemplate=f"drift ×{scale:g}<extra></extra>", **axes,
-                marker=dict(symbol="arrow", angle=compact(angle, 1), size=9, color=COLORS["truth"], line=dict(width=0)))
+    return dict(
+        type="scatter",
+        x=head[:, 0],
+        y=head[:, 1],
+        mode="markers",
+        name=name,
+        legendgroup="drift",
+        showlegend=showlegend,
+        hovertemplate=f"drift ×{scale:g}<extra></extra>",
+        **axes,
+        marker=dict(symbol="arrow", angle=compact(angle, 1), size=9, color=COLORS["truth"], line=dict(width=0)),
+    )
 
 
 @dataclass
@@ -667,8 +905,13 @@ class StepView:
     data: np.ndarray | None = None  # (N, 2) clean data drawn faint behind, or None
 
 
-def fig_chain_steps(views: list[StepView], n_arrows: int = 100, n_pred: int = 300, half_width: float = 3.5,
-                    arrow_scale: float | None = None) -> go.Figure:
+def fig_chain_steps(
+    views: list[StepView],
+    n_arrows: int = 100,
+    n_pred: int = 300,
+    half_width: float = 3.5,
+    arrow_scale: float | None = None,
+) -> go.Figure:
     """Chains at their kept rows, side by side: x_t, the predicted x_0 and the mean-drift arrows mu_theta - x_t.
 
     Every particle's x_t is drawn; the predicted x_0 of the first n_pred and the arrows of the first n_arrows
@@ -690,8 +933,18 @@ def fig_chain_steps(views: list[StepView], n_arrows: int = 100, n_pred: int = 30
         x = run.xs[k]
         if k < len(run.pred_x0) and t >= 1:
             px0 = run.pred_x0[k]
-            traces.append(points(finite(px0[:n_pred], -50, 50), "predicted x̂_0", "pred_x0", 3, 0.35,
-                                 legendgroup="pred_x0", showlegend=first, **ax))
+            traces.append(
+                points(
+                    finite(px0[:n_pred], -50, 50),
+                    "predicted x̂_0",
+                    "pred_x0",
+                    3,
+                    0.35,
+                    legendgroup="pred_x0",
+                    showlegend=first,
+                    **ax,
+                )
+            )
             d = finite(mean_drift(v.s, x[:n_arrows], px0[:n_arrows], t), -50, 50)
             traces.append(_arrow_heads(x[:n_arrows], d, scale, "mean drift μ_θ − x_t (arrowheads)", ax, first))
             notes.append(f"arrows ×{scale:g}")
@@ -703,15 +956,16 @@ def fig_chain_steps(views: list[StepView], n_arrows: int = 100, n_pred: int = 30
     lay.update(panels(len(views), titles, gap=0.08))
     for j in range(len(views)):
         sfx = "" if j == 0 else str(j + 1)
-        lay[f"xaxis{sfx}"].update(range=[-half_width, half_width], constrain="domain",
-                                  title={"text": "first coordinate"})
-        lay[f"yaxis{sfx}"].update(range=[-half_width, half_width], scaleanchor=f"x{sfx}", scaleratio=1,
-                                  title={"text": "second coordinate"})
+        lay[f"xaxis{sfx}"].update(
+            range=[-half_width, half_width], constrain="domain", title={"text": "first coordinate"}
+        )
+        lay[f"yaxis{sfx}"].update(
+            range=[-half_width, half_width], scaleanchor=f"x{sfx}", scaleratio=1, title={"text": "second coordinate"}
+        )
     return fast_figure(traces, lay)
 
 
-def fig_chain_step(run: ChainRun, s: Schedule, k: int, title: str, data: np.ndarray | None = None,
-                   **kw) -> go.Figure:
+def fig_chain_step(run: ChainRun, s: Schedule, k: int, title: str, data: np.ndarray | None = None, **kw) -> go.Figure:
     """One chain at kept row k (`fig_chain_steps` with one panel)."""
     return fig_chain_steps([StepView(run, s, k, title, data)], **kw)
 
@@ -721,8 +975,9 @@ def animation_rows(K: int, n_frames: int = 40) -> list[int]:
     return sorted(set(np.round(np.linspace(0, K - 1, max(2, n_frames))).astype(int).tolist()))
 
 
-def fig_chain_animation(run: ChainRun, title: str, n_frames: int = 40, n_points: int = 300,
-                        half_width: float = 3.5) -> go.Figure:
+def fig_chain_animation(
+    run: ChainRun, title: str, n_frames: int = 40, n_points: int = 300, half_width: float = 3.5
+) -> go.Figure:
     """A client-side plotly animation of x_t and x̂_0 over subsampled steps T -> 0, for the first n_points
     particles (every frame is sent, and each marker is drawn, before the page's first figure shows)."""
     rows = animation_rows(len(run.ts), n_frames)
@@ -730,12 +985,20 @@ def fig_chain_animation(run: ChainRun, title: str, n_frames: int = 40, n_points:
 
     def frame_data(k):
         px0 = run.pred_x0[min(k, P - 1)][:n_points]
-        return [scatter2d(finite(px0, -50, 50), "predicted x̂_0", "pred_x0", 3, 0.35),
-                scatter2d(finite(run.xs[k][:n_points], -50, 50), "x_t", "x_t", 4, 0.7)]
+        return [
+            scatter2d(finite(px0, -50, 50), "predicted x̂_0", "pred_x0", 3, 0.35),
+            scatter2d(finite(run.xs[k][:n_points], -50, 50), "x_t", "x_t", 4, 0.7),
+        ]
 
     fig = go.Figure(frame_data(rows[0]))
-    fig.frames = [go.Frame(data=frame_data(k), name=str(int(round(run.ts[k]))),
-                           layout=dict(title_text=f"{title}: t = {int(round(run.ts[k]))}")) for k in rows]
+    fig.frames = [
+        go.Frame(
+            data=frame_data(k),
+            name=str(int(round(run.ts[k]))),
+            layout=dict(title_text=f"{title}: t = {int(round(run.ts[k]))}"),
+        )
+        for k in rows
+    ]
     layout(fig, f"{title}: t = {int(round(run.ts[rows[0]]))}", "first coordinate", "second coordinate", height=500)
     animation_controls(fig, [f.name for f in fig.frames])
     return equal_axes(legend_inside(fig), half_width)
@@ -748,14 +1011,30 @@ def fig_paths(run: ChainRun, idx, title: str, data: np.ndarray | None = None, ha
     for j, i in enumerate(idx):
         p = finite(run.xs[:, int(i)], -50, 50)
         c = palette[j % len(palette)]
-        traces.append(go.Scatter(x=compact(p[:, 0]), y=compact(p[:, 1]), mode="lines", name=f"particle {i}",
-                                 line=dict(color=c, width=1)))
-        traces.append(go.Scatter(x=[p[0, 0], p[-1, 0]], y=[p[0, 1], p[-1, 1]], mode="markers", showlegend=False,
-                                 marker=dict(color=c, size=[8, 12], symbol=["circle-open", "star"]),
-                                 hovertext=["x_T (start)", "x_0 (end)"]))
+        traces.append(
+            go.Scatter(
+                x=compact(p[:, 0]), y=compact(p[:, 1]), mode="lines", name=f"particle {i}", line=dict(color=c, width=1)
+            )
+        )
+        traces.append(
+            go.Scatter(
+                x=[p[0, 0], p[-1, 0]],
+                y=[p[0, 1], p[-1, 1]],
+                mode="markers",
+                showlegend=False,
+                marker=dict(color=c, size=[8, 12], symbol=["circle-open", "star"]),
+                hovertext=["x_T (start)", "x_0 (end)"],
+            )
+        )
     fig = go.Figure(traces)
-    layout(fig, f"{title}: full paths (○ x_T, ★ x_0)", "first coordinate", "second coordinate", height=520,
-           legend_below=True)  # below: up to nine entries above the axes ran into the title
+    layout(
+        fig,
+        f"{title}: full paths (○ x_T, ★ x_0)",
+        "first coordinate",
+        "second coordinate",
+        height=520,
+        legend_below=True,
+    )  # below: up to nine entries above the axes ran into the title
     fig.update_layout(margin=dict(b=120))
     return equal_axes(fig, half_width)
 
@@ -772,8 +1051,18 @@ def fig_digit_grid(chain: DigitChain, rows: list[int], title: str) -> go.Figure:
     fig = make_subplots(1, 2, subplot_titles=("x_t", "predicted x̂_0"), horizontal_spacing=0.04)
     for col, imgs in ((1, xt), (2, px)):
         m = mosaic(imgs)
-        fig.add_trace(go.Heatmap(z=m[::-1], zmin=0, zmax=255, colorscale=DIGIT_COLORSCALE, showscale=False,
-                                 hovertemplate="grey level %{z} of 255 (pixel −1 … 1)<extra></extra>"), 1, col)
+        fig.add_trace(
+            go.Heatmap(
+                z=m[::-1],
+                zmin=0,
+                zmax=255,
+                colorscale=DIGIT_COLORSCALE,
+                showscale=False,
+                hovertemplate="grey level %{z} of 255 (pixel −1 … 1)<extra></extra>",
+            ),
+            1,
+            col,
+        )
     H = 30
     ticks = [len(rows) * H - (i + 0.5) * H for i in range(len(rows))]
     labels = [f"t = {int(round(chain.ts[r]))}" for r in rows]

@@ -5,6 +5,7 @@ noise) and log-SNR_t = log(alpha-bar_t / (1 - alpha-bar_t)) for the linear (Ho e
 cosine (Nichol & Dhariwal 2021, eq. 17) and sigmoid schedules; two schedules on the same
 digit with the same noise. No streamlit here.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,12 +17,23 @@ import torch
 from toy_models.diffusion import q_sample
 from toy_models.schedules import Schedule
 
-from .figures import (COLORS, SCHEDULE_COLORS, compact, fast_figure, finite, heatmap_dict, layout_dict,
-                      panel_axes, panels)
+from .figures import (
+    COLORS,
+    SCHEDULE_COLORS,
+    compact,
+    fast_figure,
+    finite,
+    heatmap_dict,
+    layout_dict,
+    panel_axes,
+    panels,
+)
 
-INTRO = ("A schedule decides how fast the signal fades. Move **t** and the schedule settings in the sidebar: "
-         "every curve below is recomputed from `make_schedule`. The dashed line marks your t; the numbers "
-         "above the figure say how much signal is left.")
+INTRO = (
+    "A schedule decides how fast the signal fades. Move **t** and the schedule settings in the sidebar: "
+    "every curve below is recomputed from `make_schedule`. The dashed line marks your t; the numbers "
+    "above the figure say how much signal is left."
+)
 NARRATIVE_TERMS = """
 A schedule is only a list of step variances β_1 … β_T, but what the model sees at time t is their
 running product ᾱ_t. **sqrt(ᾱ_t)** is the fraction of the clean signal still in x_t;
@@ -30,14 +42,21 @@ ratio SNR_t; its logarithm (log-SNR) falls from large positive (almost clean) to
 (almost pure noise).
 """
 EQ_ABAR = r"\bar\alpha_t = \prod_{s=1}^{t}(1-\beta_s),\qquad \mathrm{SNR}_t = \frac{\bar\alpha_t}{1-\bar\alpha_t}"
-EQ_COSINE = (r"\bar\alpha_t = \frac{f(t)}{f(0)},\quad f(t) = \cos^2\!\left(\frac{t/T + \delta}{1+\delta}\cdot"
-             r"\frac{\pi}{2}\right)")
-EQ_COSINE_NOTE = ("The cosine schedule (Nichol & Dhariwal 2021, eq. 17, where the offset δ is called s); "
-                  "β_t = 1 − ᾱ_t / ᾱ_{t−1}, at most 0.999.")
-SECTION_DIGITS = ("**The same digit, the same noise, the same t**: only the schedule differs, so any difference you "
-                  "see is the schedule's doing. Choose the two schedules.")
-LOOK_DIGITS = ("Look for: the digit you can still read is the one whose schedule has left more signal (sqrt(ᾱ_t) "
-               "in each title).")
+EQ_COSINE = (
+    r"\bar\alpha_t = \frac{f(t)}{f(0)},\quad f(t) = \cos^2\!\left(\frac{t/T + \delta}{1+\delta}\cdot"
+    r"\frac{\pi}{2}\right)"
+)
+EQ_COSINE_NOTE = (
+    "The cosine schedule (Nichol & Dhariwal 2021, eq. 17, where the offset δ is called s); "
+    "β_t = 1 − ᾱ_t / ᾱ_{t−1}, at most 0.999."
+)
+SECTION_DIGITS = (
+    "**The same digit, the same noise, the same t**: only the schedule differs, so any difference you "
+    "see is the schedule's doing. Choose the two schedules."
+)
+LOOK_DIGITS = (
+    "Look for: the digit you can still read is the one whose schedule has left more signal (sqrt(ᾱ_t) in each title)."
+)
 NOISE_FLOOR = 0.01  # abar_t below this: less than a tenth of the signal's amplitude is left ("nearly pure noise")
 
 # The quantities plotted, in order: (attribute / key, axis label).
@@ -80,8 +99,12 @@ def signal_left(s: Schedule, t: int) -> dict[str, float]:
     if not (0 <= int(t) <= s.T):
         raise ValueError(f"t must lie in 0..T={s.T}; got {t}")
     abar = float(s.alphas_cumprod[t])
-    return {"abar": abar, "signal": math.sqrt(abar), "noise": math.sqrt(1.0 - abar),
-            "log_snr": float(finite(s.log_snr[t].item(), -LOG_SNR_CLIP, LOG_SNR_CLIP))}
+    return {
+        "abar": abar,
+        "signal": math.sqrt(abar),
+        "noise": math.sqrt(1.0 - abar),
+        "log_snr": float(finite(s.log_snr[t].item(), -LOG_SNR_CLIP, LOG_SNR_CLIP)),
+    }
 
 
 def schedule_facts(s: Schedule) -> dict:
@@ -110,7 +133,8 @@ def narrative(T: int) -> str:
         "in the middle and changes little near t = 0 and t = T: it is down to 1/2 at "
         f"{_t_half_text(f['cosine'])}, and {f['cosine']['noise_share']:.0%} of its steps have ᾱ_t < "
         f"{NOISE_FLOOR:g}. Its offset δ keeps β_t from being tiny near t = 0, and each β_t is clipped at 0.999, "
-        "since at t = T the formula gives β_T = 1. The sigmoid schedule's β_t follows an S-curve from β_1 to β_T, flat at "
+        "since at t = T the formula gives β_T = 1. The sigmoid schedule's β_t follows an S-curve from β_1 to β_T, "
+        "flat at "
         f"both ends: ᾱ_t is down to 1/2 at {_t_half_text(f['sigmoid'])}."
     )
 
@@ -124,8 +148,7 @@ def look_for(schedules: dict[str, Schedule]) -> list[str]:
         "**β_t**, the noise each step adds: the linear schedule is a straight line from β_1 to β_T, the sigmoid "
         "an S-curve between them, and the cosine stays small until it shoots up to its 0.999 clip in the last "
         "steps.",
-        f"**ᾱ_t**, the share of the signal's variance left: see where each curve falls to 1/2 ({halves}; "
-        f"T = {T}).",
+        f"**ᾱ_t**, the share of the signal's variance left: see where each curve falls to 1/2 ({halves}; T = {T}).",
         "**sqrt(ᾱ_t)**, the signal's amplitude: the arrow reads your schedule's value at your t.",
         "**sqrt(1 − ᾱ_t)**, the noise's standard deviation: the mirror image of the panel above, since "
         "signal² + noise² = 1 at every t.",
@@ -160,7 +183,8 @@ def try_this() -> str:
     lin_s, cos_s = n[("linear", TRY_T)], n[("cosine", TRY_T)]
     return (
         f"**Try this:** with the default settings (T = {T}), at t = T/2 = {lin['t']} (where the slider starts), "
-        f"compare linear and cosine on the digit. The linear schedule has left sqrt(ᾱ_t) = {lin['signal']:.2f} of the signal under "
+        f"compare linear and cosine on the digit. The linear schedule has left sqrt(ᾱ_t) = {lin['signal']:.2f} of "
+        f"the signal under "
         f"noise of sd {lin['noise']:.2f} (SNR {lin['snr']:.2g}): the digit is hard to make out. The cosine one has "
         f"left {cos['signal']:.2f} under noise of sd {cos['noise']:.2f} (SNR {cos['snr']:.2g}): it is still readable. "
         f"Then set T = {TRY_T}, a tenth of the steps (and of the network evaluations when sampling), and t = "
@@ -181,26 +205,57 @@ def fig_schedules(schedules: dict[str, Schedule], t: int, selected: str) -> go.F
         c = schedule_curves(s)
         step = max(1, len(c["t"]) // 400)  # at most ~400 points per curve
         idx = np.r_[np.arange(0, len(c["t"]), step), len(c["t"]) - 1]
-        traces += [dict(type="scatter", x=c["t"][idx], y=compact(c[key][idx], 6), mode="lines", name=name,
-                        legendgroup=name, showlegend=row == 0, **panel_axes(row),
-                        line=dict(color=SCHEDULE_COLORS[name], width=3 if name == selected else 1.5))
-                   for row, (key, _) in enumerate(QUANTITIES)]
+        traces += [
+            dict(
+                type="scatter",
+                x=c["t"][idx],
+                y=compact(c[key][idx], 6),
+                mode="lines",
+                name=name,
+                legendgroup=name,
+                showlegend=row == 0,
+                **panel_axes(row),
+                line=dict(color=SCHEDULE_COLORS[name], width=3 if name == selected else 1.5),
+            )
+            for row, (key, _) in enumerate(QUANTITIES)
+        ]
     lay = layout_dict(f"Schedules at T = {next(iter(schedules.values())).T}; dashed: t = {t}", height=900)
     lay.update(panels(n, [label for _, label in QUANTITIES], gap=0.03, vertical=True))
     lay[f"xaxis{n}"]["title"] = {"text": "t"}
     for row, (_, label) in enumerate(QUANTITIES):
         lay[panel_axes(row)["yaxis"].replace("y", "yaxis")]["title"] = {"text": label.split(":")[0]}
-    lay["shapes"] = [dict(type="line", x0=t, x1=t, xref=panel_axes(row)["xaxis"], y0=0, y1=1,
-                          yref=f"{panel_axes(row)['yaxis']} domain", line=dict(color=COLORS["marker"], dash="dash"))
-                     for row in range(n)]
+    lay["shapes"] = [
+        dict(
+            type="line",
+            x0=t,
+            x1=t,
+            xref=panel_axes(row)["xaxis"],
+            y0=0,
+            y1=1,
+            yref=f"{panel_axes(row)['yaxis']} domain",
+            line=dict(color=COLORS["marker"], dash="dash"),
+        )
+        for row in range(n)
+    ]
     sel = signal_left(schedules[selected], t)
-    lay["annotations"].append(dict(x=t, y=sel["signal"], xref="x3", yref="y3", text=f"{sel['signal']:.3f} of the "
-                                   "signal left", showarrow=True, arrowhead=2, bgcolor="white"))
+    lay["annotations"].append(
+        dict(
+            x=t,
+            y=sel["signal"],
+            xref="x3",
+            yref="y3",
+            text=f"{sel['signal']:.3f} of the signal left",
+            showarrow=True,
+            arrowhead=2,
+            bgcolor="white",
+        )
+    )
     return fast_figure(traces, lay)
 
 
-def same_digit_two_schedules(img: torch.Tensor, s_a: Schedule, s_b: Schedule, t: int,
-                             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def same_digit_two_schedules(
+    img: torch.Tensor, s_a: Schedule, s_b: Schedule, t: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """The same digit (1, 28, 28) noised to time t by two schedules with the SAME noise (eq. 4)."""
     g = torch.Generator().manual_seed(int(seed))
     x0 = img.to(torch.float64).unsqueeze(0)  # (1, 1, 28, 28)
@@ -208,15 +263,16 @@ def same_digit_two_schedules(img: torch.Tensor, s_a: Schedule, s_b: Schedule, t:
     return (q_sample(s_a, x0, t, noise=eps)[0, 0].numpy(), q_sample(s_b, x0, t, noise=eps)[0, 0].numpy())
 
 
-def fig_two_digits(img_a: np.ndarray, img_b: np.ndarray, name_a: str, name_b: str, t: int,
-                   signal_a: float, signal_b: float) -> go.Figure:
+def fig_two_digits(
+    img_a: np.ndarray, img_b: np.ndarray, name_a: str, name_b: str, t: int, signal_a: float, signal_b: float
+) -> go.Figure:
     """Two noisy versions of one digit side by side, titled with the signal left."""
     lay = layout_dict(f"The same digit and the same noise at t = {t}", height=360)
-    lay.update(panels(2, [f"{name_a}: sqrt(ᾱ_t) = {signal_a:.3f}", f"{name_b}: sqrt(ᾱ_t) = {signal_b:.3f}"],
-                      gap=0.04))
+    lay.update(panels(2, [f"{name_a}: sqrt(ᾱ_t) = {signal_a:.3f}", f"{name_b}: sqrt(ᾱ_t) = {signal_b:.3f}"], gap=0.04))
     for j in range(2):
         ax = panel_axes(j)
         lay[ax["xaxis"].replace("x", "xaxis")]["visible"] = False
         lay[ax["yaxis"].replace("y", "yaxis")].update(visible=False, scaleanchor=ax["xaxis"])
-    return fast_figure([heatmap_dict(img_a, name=name_a, **panel_axes(0)),
-                        heatmap_dict(img_b, name=name_b, **panel_axes(1))], lay)
+    return fast_figure(
+        [heatmap_dict(img_a, name=name_a, **panel_axes(0)), heatmap_dict(img_b, name=name_b, **panel_axes(1))], lay
+    )

@@ -12,6 +12,7 @@ q(x_t) is again a mixture with a closed-form score and density (`AnalyticModel`)
 may have been trained with another schedule than the page's: q(x_t) depends on t only through
 alpha-bar_t, so `OnSchedule` evaluates it at the time of ITS schedule with the same alpha-bar.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,22 +38,36 @@ INTRO = (
     "∇ log q(x_t) — the direction in which the noisy data gets denser. Move **t** first and compare "
     "the learned arrows with the exact ones of the Gaussian mixture."
 )
-SCORE_IDEA = ("By Tweedie's formula the best guess of the noise in x_t, E[ε | x_t], is the score of q(x_t) times "
-              "−√(1 − ᾱ_t): a trained noise predictor is a score model in disguise.")
-EQ_SCORE = (r"\nabla_{x_t}\log q(x_t) \;=\; -\,\frac{\mathbb{E}[\epsilon \mid x_t]}{\sqrt{1-\bar\alpha_t}}"
-            r"\quad\Rightarrow\quad s_\theta(x_t, t) = -\,\frac{\epsilon_\theta(x_t, t)}{\sqrt{1-\bar\alpha_t}}")
-EQ_DSM = (r"\begin{aligned}\mathcal{L}_{\mathrm{DSM}}(t) &= \mathbb{E}_{x_0,\epsilon}\Big\|s_\theta(x_t,t) + "
-          r"\tfrac{\epsilon}{\sqrt{1-\bar\alpha_t}}\Big\|^2 \\ &= \frac{1}{1-\bar\alpha_t}\,"
-          r"\mathbb{E}\,\|\epsilon_\theta(x_t,t)-\epsilon\|^2\end{aligned}")
-EQ_FISHER = (r"\mathcal{L}_{\mathrm{DSM}}(\theta) - \mathcal{L}_{\mathrm{DSM}}(\text{exact}) = "
-             r"\mathbb{E}_{q(x_t)}\big\|s_\theta(x_t,t)-\nabla\log q(x_t)\big\|^2")
+SCORE_IDEA = (
+    "By Tweedie's formula the best guess of the noise in x_t, E[ε | x_t], is the score of q(x_t) times "
+    "−√(1 − ᾱ_t): a trained noise predictor is a score model in disguise."
+)
+EQ_SCORE = (
+    r"\nabla_{x_t}\log q(x_t) \;=\; -\,\frac{\mathbb{E}[\epsilon \mid x_t]}{\sqrt{1-\bar\alpha_t}}"
+    r"\quad\Rightarrow\quad s_\theta(x_t, t) = -\,\frac{\epsilon_\theta(x_t, t)}{\sqrt{1-\bar\alpha_t}}"
+)
+EQ_DSM = (
+    r"\begin{aligned}\mathcal{L}_{\mathrm{DSM}}(t) &= \mathbb{E}_{x_0,\epsilon}\Big\|s_\theta(x_t,t) + "
+    r"\tfrac{\epsilon}{\sqrt{1-\bar\alpha_t}}\Big\|^2 \\ &= \frac{1}{1-\bar\alpha_t}\,"
+    r"\mathbb{E}\,\|\epsilon_\theta(x_t,t)-\epsilon\|^2\end{aligned}"
+)
+EQ_FISHER = (
+    r"\mathcal{L}_{\mathrm{DSM}}(\theta) - \mathcal{L}_{\mathrm{DSM}}(\text{exact}) = "
+    r"\mathbb{E}_{q(x_t)}\big\|s_\theta(x_t,t)-\nabla\log q(x_t)\big\|^2"
+)
 EQ_LANGEVIN = r"x \leftarrow x + \tfrac{h_i}{2}\, s_\theta(x, t_i) + \sqrt{h_i}\, z,\quad z\sim\mathcal{N}(0,I)"
-EQ_SDE = (r"dx = -\tfrac12\,\beta(t)\,x\,dt + \sqrt{\beta(t)}\,dW,\qquad "
-          r"\beta(t) = -\frac{d\log\bar\alpha(t)}{dt}")
-EQ_ODE = (r"\begin{aligned}\frac{dx}{dt} &= -\tfrac12\,\beta(t)\,\big[x + \nabla_x\log q_t(x)\big] \\ "
-          r"&\approx -\tfrac12\,\beta(t)\,\big[x + s_\theta(x, t)\big]\end{aligned}")
-EQ_LIK = (r"\begin{aligned}\log p^{\mathrm{ODE}}_\theta(x_0) &= \log \mathcal{N}(x_T; 0, I) + "
-          r"\int_0^T \nabla\!\cdot f(x(t), t)\,dt, \\ f &= -\tfrac12\beta(t)\,[x + s_\theta(x,t)]\end{aligned}")
+EQ_SDE = (
+    r"dx = -\tfrac12\,\beta(t)\,x\,dt + \sqrt{\beta(t)}\,dW,\qquad "
+    r"\beta(t) = -\frac{d\log\bar\alpha(t)}{dt}"
+)
+EQ_ODE = (
+    r"\begin{aligned}\frac{dx}{dt} &= -\tfrac12\,\beta(t)\,\big[x + \nabla_x\log q_t(x)\big] \\ "
+    r"&\approx -\tfrac12\,\beta(t)\,\big[x + s_\theta(x, t)\big]\end{aligned}"
+)
+EQ_LIK = (
+    r"\begin{aligned}\log p^{\mathrm{ODE}}_\theta(x_0) &= \log \mathcal{N}(x_T; 0, I) + "
+    r"\int_0^T \nabla\!\cdot f(x(t), t)\,dt, \\ f &= -\tfrac12\beta(t)\,[x + s_\theta(x,t)]\end{aligned}"
+)
 WHY_WRONG = (
     "**Where the learned field is wrong, and why.** The network only ever saw x_t drawn from q(x_t): "
     "far from the data (in the corners at small t) it was never trained, and its arrows there are "
@@ -61,15 +76,22 @@ WHY_WRONG = (
     "sqrt(1 − ᾱ_t) → 0 magnifies every small error in ε̂. The ε-loss weights all t alike, so an ε error "
     "that looks small becomes a large score error there."
 )
-LOOK_FIELDS = ("Look for: where the blue dots of q(x_t) are dense, the orange learned arrows match the green exact "
-               "ones; in the empty corners they need not.")
-LOOK_ERROR_MAP = ("Look for: the dark (large-error) cells lie outside the green contours, where q(x_t) has "
-                  "almost no data.")
-LOOK_ERROR_T = ("Look for: the two curves differ by the factor 1/(1 − ᾱ_t), so the score error climbs at "
-                "small t even where the ε error does not.")
+LOOK_FIELDS = (
+    "Look for: where the blue dots of q(x_t) are dense, the orange learned arrows match the green exact "
+    "ones; in the empty corners they need not."
+)
+LOOK_ERROR_MAP = (
+    "Look for: the dark (large-error) cells lie outside the green contours, where q(x_t) has almost no data."
+)
+LOOK_ERROR_T = (
+    "Look for: the two curves differ by the factor 1/(1 − ᾱ_t), so the score error climbs at "
+    "small t even where the ε error does not."
+)
 LOOK_SCALE = "Look for: the factor is near 1 at large t and grows without bound as t → 0 (ᾱ_t → 1)."
-LOOK_DSM = ("Look for: the rows 'weight × ε-loss' and 'DSM loss' are equal, and 'excess DSM' matches the Fisher "
-            "divergence up to the Monte Carlo error below.")
+LOOK_DSM = (
+    "Look for: the rows 'weight × ε-loss' and 'DSM loss' are equal, and 'excess DSM' matches the Fisher "
+    "divergence up to the Monte Carlo error below."
+)
 DSM_TEXT = (
     "**Denoising score matching.** We cannot regress on ∇ log q(x_t) (unknown), but we can regress on "
     "the score of q(x_t | x_0), which is −ε / sqrt(1 − ᾱ_t): its conditional mean given x_t is the true "
@@ -84,13 +106,16 @@ LANGEVIN_TEXT = (
     "approximately as q. Annealing runs it at a sequence of noise levels t_i from t = T down to t = 1, so "
     "the points first find the coarse shape of a blurry q(x_t) and then sharpen. The step size h_i must be "
     "small against the narrowest feature of q(x_t): too large, and the points overshoot, scatter or fly off. "
-    "Rule 'sigma' sets h_i = h_L (1 − ᾱ_{t_i})/(1 − ᾱ_{t_L}), each level's noise variance over the last's (Song & Ermon 2019), so the slider's h_L is "
+    "Rule 'sigma' sets h_i = h_L (1 − ᾱ_{t_i})/(1 − ᾱ_{t_L}), each level's noise variance over the last's (Song & "
+    "Ermon 2019), so the slider's h_L is "
     "the step at the last, smallest level; rule 'snr' picks h_i from a target signal-to-noise ratio "
     "(Song et al. 2021) and ignores the slider."
 )
 LOOK_LANGEVIN = "Look for: the paths wander at the first, noisy levels and settle onto the components at the last."
-LOOK_WEIGHTS = ("Look for: the orange bars match the green ones when the step is small enough; with too large a "
-                "step they drop to zero (the particles left the plot).")
+LOOK_WEIGHTS = (
+    "Look for: the orange bars match the green ones when the step is small enough; with too large a "
+    "step they drop to zero (the particles left the plot)."
+)
 SDE_TEXT = (
     "**From the chain to continuous time.** One forward step x_t = √(1 − β_t) x_{t−1} + √β_t z moves x by "
     "about −½β_t x_{t−1} and adds noise of variance β_t. Read t as a continuous time and the chain is, for "
@@ -109,8 +134,10 @@ ODE_TEXT = (
     "yet both clouds at a given t should be draws of q(x_t): the table below measures it."
 )
 LOOK_FLOW = "Look for: the ODE paths are smooth curves; the DDPM paths from the same × zigzag."
-LOOK_DENSITY_T = ("Look for: both clouds spread over the green density the same way; the table gives each "
-                  "cloud's mean log q(x_t) against that of exact draws.")
+LOOK_DENSITY_T = (
+    "Look for: both clouds spread over the green density the same way; the table gives each "
+    "cloud's mean log q(x_t) against that of exact draws."
+)
 LIK_TEXT = (
     "**Likelihood by integration.** The ODE with s_θ is a deterministic, invertible map from noise to data, "
     "so it defines a density of its own, p_θ^ODE: carry x back to t = T, evaluate the standard normal there "
@@ -123,8 +150,9 @@ LIK_TEXT = (
     "(Ho et al. 2020, eq. 3), not of the ODE: nothing guarantees that the ODE NLL is below it, so where it is "
     "below, that is an observation about these models."
 )
-LOOK_DENSITY_PAIR = ("Look for: whether the ODE density puts its blobs where the true one does, and where the two "
-                     "differ.")
+LOOK_DENSITY_PAIR = (
+    "Look for: whether the ODE density puts its blobs where the true one does, and where the two differ."
+)
 DENSITY_TEXT = (
     "**Bits per dimension, and what the numbers mean.** Bits/dim is the negative log-likelihood divided by "
     "D ln 2. For continuous 2D points it is −log q(x)/(2 ln 2), and it can be negative: a density, unlike a "
@@ -134,7 +162,8 @@ DENSITY_TEXT = (
     "pixel's bin of width 2/255 (Ho et al. 2020, sec. 3.3), so its bits/dim is already that of discrete "
     "data. The ODE gives a density on [−1, 1]^D; uniform dequantization adds u/127.5, u ~ U(−½, ½), to "
     "each pixel, spreading it over its bin, and the density there times the bin's volume (1/127.5)^D stands "
-    "for the bin's probability (averaged over u, its log is a lower bound on the log-probability: Theis et al. 2016). On the log scale "
+    "for the bin's probability (averaged over u, its log is a lower bound on the log-probability: Theis et al. "
+    "2016). On the log scale "
     "the volume adds log₂ 127.5 = {offset:.3f} bits to every dimension: the code reports "
     "−log p(x)/(D ln 2) + log₂ 127.5, the density measured in pixel units 0..255 instead of model units."
 )
@@ -172,8 +201,11 @@ def look_nll(table: NllTable) -> str:
         rel = "below" if ode < elbo else "above"
         out.append(f"the {name}'s ODE NLL ({ode:.3f} nats) came out {rel} its ELBO ({elbo:.3f})")
     seen = "; ".join(out)
-    return ("Look for: the ELBO bounds only the DDPM chain's NLL. Observed here: " + seen + "." if seen else
-            "Look for: the ELBO bounds only the DDPM chain's NLL.")
+    return (
+        "Look for: the ELBO bounds only the DDPM chain's NLL. Observed here: " + seen + "."
+        if seen
+        else "Look for: the ELBO bounds only the DDPM chain's NLL."
+    )
 
 
 def continuous_rate(s: Schedule) -> dict:
@@ -192,12 +224,16 @@ def _more(ratio: float) -> str:
 def rate_example(s: Schedule, cosine: Schedule | None = None) -> str:
     """One or two sentences quoting continuous_rate for the schedule in force (and the cosine one at the same T)."""
     r = continuous_rate(s)
-    txt = (f"In the schedule in force, {s.describe()}, the two differ most at t = {r['t']}: β_t = {r['beta']:.4g} "
-           f"and β(t) = −log(1 − β_t) = {r['rate']:.4g}, {_more(r['ratio'])}.")
+    txt = (
+        f"In the schedule in force, {s.describe()}, the two differ most at t = {r['t']}: β_t = {r['beta']:.4g} "
+        f"and β(t) = −log(1 − β_t) = {r['rate']:.4g}, {_more(r['ratio'])}."
+    )
     if cosine is not None and s.name != "cosine":
         c = continuous_rate(cosine)
-        txt += (f" The cosine schedule at the same T shows it sharply: at t = {c['t']}, β_t = {c['beta']:.4g} "
-                f"but β(t) = {c['rate']:.4g}, {_more(c['ratio'])}.")
+        txt += (
+            f" The cosine schedule at the same T shows it sharply: at t = {c['t']}, β_t = {c['beta']:.4g} "
+            f"but β(t) = {c['rate']:.4g}, {_more(c['ratio'])}."
+        )
     return txt
 
 
@@ -242,9 +278,11 @@ def ode_ready(s: Schedule) -> str | None:
     """None if the probability-flow ODE can run on s; else why not (it needs 0 < abar_T, so rho_T is finite)."""
     a_T = float(s.alphas_cumprod[s.T])
     if not a_T > 0:
-        return (f"ᾱ_T = {a_T:g} underflows to 0 for this schedule: the ODE's time variable −log ᾱ is infinite. "
-                "Lower β_T or β_1 to use the ODE sections (a smaller T does not help: "
-                "the sidebar's β's are scaled up as T goes down).")
+        return (
+            f"ᾱ_T = {a_T:g} underflows to 0 for this schedule: the ODE's time variable −log ᾱ is infinite. "
+            "Lower β_T or β_1 to use the ODE sections (a smaller T does not help: "
+            "the sidebar's β's are scaled up as T goes down)."
+        )
     return None
 
 
@@ -317,13 +355,14 @@ class FieldComparison:
 
     def error_where(self, dense: bool, level: float = 1e-3) -> float:
         """Median grid error where q_t is above (dense) or below level * max q_t."""
-        m = (self.log_q >= self.log_q.max() + math.log(level))
+        m = self.log_q >= self.log_q.max() + math.log(level)
         m = m if dense else ~m
         return float(np.median(self.error[m])) if m.any() else float("nan")
 
 
-def compare_fields(model, exact, s: Schedule, t: float, n_grid: int = 21, n_samples: int = 2000,
-                   seed: int = 0, y=None) -> FieldComparison:
+def compare_fields(
+    model, exact, s: Schedule, t: float, n_grid: int = 21, n_samples: int = 2000, seed: int = 0, y=None
+) -> FieldComparison:
     """The learned score -eps_theta / sqrt(1 - abar) beside the exact grad log q_t (AnalyticModel.score).
 
     The error is measured two ways: on the grid (everywhere, data or not), and as the Fisher divergence
@@ -340,8 +379,19 @@ def compare_fields(model, exact, s: Schedule, t: float, n_grid: int = 21, n_samp
     d2 = ((model_score(model, s, xs, t, y) - s_star) ** 2).sum(1).numpy()
     s2 = (s_star**2).sum(1).numpy()
     fisher = float(d2.mean())
-    return FieldComparison(t, a, ax, pts.numpy(), learned, ex, log_q, fisher,
-                           float(d2.std(ddof=1) / math.sqrt(len(d2))), fisher / float(s2.mean()), (1 - a) * fisher)
+    return FieldComparison(
+        t,
+        a,
+        ax,
+        pts.numpy(),
+        learned,
+        ex,
+        log_q,
+        fisher,
+        float(d2.std(ddof=1) / math.sqrt(len(d2))),
+        fisher / float(s2.mean()),
+        (1 - a) * fisher,
+    )
 
 
 def error_vs_t(model, exact, s: Schedule, times, n: int = 1000, seed: int = 0, y=None) -> dict[str, np.ndarray]:
@@ -360,8 +410,12 @@ def error_vs_t(model, exact, s: Schedule, times, n: int = 1000, seed: int = 0, y
         fisher.append(f)
         eps_err.append((1 - a) * f)
         rel.append(f / float((s_star**2).sum(1).mean()))
-    return {"t": np.asarray(times, dtype=float), "eps_mse": np.array(eps_err), "fisher": np.array(fisher),
-            "relative": np.array(rel)}
+    return {
+        "t": np.asarray(times, dtype=float),
+        "eps_mse": np.array(eps_err),
+        "fisher": np.array(fisher),
+        "relative": np.array(rel),
+    }
 
 
 def log_times(T: int, n: int = 24) -> list[int]:
@@ -402,9 +456,15 @@ def dsm_check(model, exact, s: Schedule, t: int, n: int = 4000, seed: int = 0, y
     per_dsm = ((s_theta - target) ** 2).sum(1)
     per_exact = ((s_star - target) ** 2).sum(1)
     excess = per_dsm - per_exact
-    return DsmCheck(t, 1.0 / (1 - a), float(((eps_theta.double() - eps) ** 2).sum(1).mean()), float(per_dsm.mean()),
-                    float(per_exact.mean()), float(((s_theta - s_star) ** 2).sum(1).mean()),
-                    float(excess.std() / math.sqrt(len(excess))))
+    return DsmCheck(
+        t,
+        1.0 / (1 - a),
+        float(((eps_theta.double() - eps) ** 2).sum(1).mean()),
+        float(per_dsm.mean()),
+        float(per_exact.mean()),
+        float(((s_theta - s_star) ** 2).sum(1).mean()),
+        float(excess.std() / math.sqrt(len(excess))),
+    )
 
 
 # --- 3. annealed Langevin dynamics -----------------------------------------------------------------
@@ -428,9 +488,21 @@ class LangevinResult:
         return float(np.abs(self.weights - self.true_weights).max())
 
 
-def langevin_run(model, s: Schedule, gmm, n: int = 1000, levels: int = 100, n_steps_each: int = 10,
-                 step_size: float = 2e-5, step_rule: str = "sigma", snr: float = 0.3, seed: int = 0,
-                 n_paths: int = 6, max_kept: int = 300, y=None) -> LangevinResult:
+def langevin_run(
+    model,
+    s: Schedule,
+    gmm,
+    n: int = 1000,
+    levels: int = 100,
+    n_steps_each: int = 10,
+    step_size: float = 2e-5,
+    step_rule: str = "sigma",
+    snr: float = 0.3,
+    seed: int = 0,
+    n_paths: int = 6,
+    max_kept: int = 300,
+    y=None,
+) -> LangevinResult:
     """Run sample_langevin (Song & Ermon 2019, Algorithm 1) from N(0, I) and score the result.
 
     Each sample is assigned to the component of highest responsibility under the mixture; the
@@ -454,9 +526,21 @@ def langevin_run(model, s: Schedule, gmm, n: int = 1000, levels: int = 100, n_st
 
     info = SamplerInfo()
     with np.errstate(all="ignore"):
-        x = sample_langevin(model, s, x_T, steps=levels, y=y, generator=g, callback=cb, n_steps_each=int(n_steps_each),
-                            step_size=float(step_size), step_rule=step_rule, snr=float(snr), denoise_final=False,
-                            info=info)
+        x = sample_langevin(
+            model,
+            s,
+            x_T,
+            steps=levels,
+            y=y,
+            generator=g,
+            callback=cb,
+            n_steps_each=int(n_steps_each),
+            step_size=float(step_size),
+            step_rule=step_rule,
+            snr=float(snr),
+            denoise_final=False,
+            info=info,
+        )
     x = x.double()
     ok = torch.isfinite(x).all(1) & (x.abs() <= 10).all(1)
     xs = x[ok]
@@ -468,9 +552,17 @@ def langevin_run(model, s: Schedule, gmm, n: int = 1000, levels: int = 100, n_st
     else:
         w, mlq = np.zeros(C), float("nan")
     ref, _ = gmm.sample(20_000, generator=torch.Generator().manual_seed(int(seed) + 1))
-    return LangevinResult(finite(x.numpy(), -10, 10), finite(torch.stack(kept).numpy(), -10, 10), np.array(kept_t),
-                          w, gmm.weights.numpy(), mlq, float(gmm.log_prob(ref).mean()),
-                          1.0 - float(ok.double().mean()), info.nfe)
+    return LangevinResult(
+        finite(x.numpy(), -10, 10),
+        finite(torch.stack(kept).numpy(), -10, 10),
+        np.array(kept_t),
+        w,
+        gmm.weights.numpy(),
+        mlq,
+        float(gmm.log_prob(ref).mean()),
+        1.0 - float(ok.double().mean()),
+        info.nfe,
+    )
 
 
 # --- 4. probability-flow ODE against DDPM, from the same noise ------------------------------------------
@@ -502,8 +594,9 @@ def _record(sampler, model, s, x_T, stride, **kw):
     return np.array(ts), finite(torch.stack(xs).double().numpy(), -50, 50), info.nfe
 
 
-def ode_vs_ddpm(model, s: Schedule, n: int = 500, seed: int = 0, ode_steps: int = 100, max_kept: int = 200,
-                y=None) -> FlowPaths:
+def ode_vs_ddpm(
+    model, s: Schedule, n: int = 500, seed: int = 0, ode_steps: int = 100, max_kept: int = 200, y=None
+) -> FlowPaths:
     """The probability-flow ODE (samplers.sample_ode, Heun on the DDIM grid) and DDPM ancestral sampling
     (samplers.sample_ddpm) from the same x_T ~ N(0, I)."""
     from toy_models.samplers import sample_ddpm, sample_ode
@@ -512,8 +605,9 @@ def ode_vs_ddpm(model, s: Schedule, n: int = 500, seed: int = 0, ode_steps: int 
     x_T = torch.randn(int(n), 2, generator=g, dtype=torch.float64)
     ode_steps = max(1, min(int(ode_steps), s.T))
     ot, ox, on = _record(sample_ode, model, s, x_T, max(1, ode_steps // max_kept), steps=ode_steps, method="heun", y=y)
-    dt, dx, dn = _record(sample_ddpm, model, s, x_T, max(1, s.T // max_kept), y=y,
-                         generator=torch.Generator().manual_seed(int(seed) + 1))
+    dt, dx, dn = _record(
+        sample_ddpm, model, s, x_T, max(1, s.T // max_kept), y=y, generator=torch.Generator().manual_seed(int(seed) + 1)
+    )
     return FlowPaths(ot, ox, dt, dx, on, dn, ode_steps)
 
 
@@ -526,8 +620,11 @@ def state_at(ts: np.ndarray, xs: np.ndarray, t: float) -> tuple[float, np.ndarra
 def marginal_check(gmm, s: Schedule, t: float, clouds: dict[str, np.ndarray], seed: int = 0) -> dict[str, float]:
     """Mean log q_t of each cloud against E_{q_t}[log q_t] (Monte Carlo, 20,000 draws): equal if the cloud ~ q_t."""
     a = float(s.alpha_bar(torch.tensor(float(t))))
-    ref = q_t_samples(gmm, s, max(float(t), 1e-9), 20_000, seed) if t > 0 else gmm.sample(
-        20_000, generator=torch.Generator().manual_seed(int(seed)))[0]
+    ref = (
+        q_t_samples(gmm, s, max(float(t), 1e-9), 20_000, seed)
+        if t > 0
+        else gmm.sample(20_000, generator=torch.Generator().manual_seed(int(seed)))[0]
+    )
     out = {"q(x_t) itself (20,000 exact draws)": float(gmm.log_prob(ref, a).mean())}
     for name, x in clouds.items():
         out[name] = float(gmm.log_prob(torch.as_tensor(x, dtype=torch.float64), a).mean())
@@ -561,7 +658,9 @@ def ode_log_px(model, s: Schedule, x: torch.Tensor, rtol: float = 1e-5, y=None, 
     return OdeLikelihood(r.log_px.detach().double().numpy(), int(r.nfe), float(rtol))
 
 
-def density_grid(model, s: Schedule, n: int = 60, rtol: float = 1e-4, y=None, progress=None) -> tuple[np.ndarray, OdeLikelihood]:
+def density_grid(
+    model, s: Schedule, n: int = 60, rtol: float = 1e-4, y=None, progress=None
+) -> tuple[np.ndarray, OdeLikelihood]:
     """(axis (n,), log p on the n x n grid (n*n,)) of the model's ODE density, one batched solve."""
     ax, pts = grid(HALF_WIDTH, n)
     return ax, ode_log_px(model, s, pts, rtol, y, progress)
@@ -591,14 +690,34 @@ def nll_table(gmm, x0: torch.Tensor, ode: dict[str, np.ndarray], elbo: dict[str,
     return NllTable(rows, x0.shape[1])
 
 
-def elbo_nll(model, s: Schedule, x0: torch.Tensor, data_kind: str = "continuous", stride: int = 1, seed: int = 0,
-             progress=None, y=None, chunk_elements: int = 40_000, exact_head: int = 100) -> np.ndarray:
+def elbo_nll(
+    model,
+    s: Schedule,
+    x0: torch.Tensor,
+    data_kind: str = "continuous",
+    stride: int = 1,
+    seed: int = 0,
+    progress=None,
+    y=None,
+    chunk_elements: int = 40_000,
+    exact_head: int = 100,
+) -> np.ndarray:
     """The variational bound L = L_T + L_0 + sum_{t=2}^T L_{t-1} (Ho et al. 2020, eq. 5) per example, nats:
     the ELBO lesson's `bound_terms` (every t <= exact_head, then every `stride`-th t), per example."""
     from lessons.elbo_lesson import bound_terms
 
-    return bound_terms(s, model, x0, y=y, data_kind=data_kind, seed=seed, stride=stride, chunk_elements=chunk_elements,
-                       progress=progress, exact_head=exact_head).per_example
+    return bound_terms(
+        s,
+        model,
+        x0,
+        y=y,
+        data_kind=data_kind,
+        seed=seed,
+        stride=stride,
+        chunk_elements=chunk_elements,
+        progress=progress,
+        exact_head=exact_head,
+    ).per_example
 
 
 @dataclass
@@ -611,8 +730,17 @@ class MnistLikelihood:
     n_probes: int
 
 
-def mnist_bits_per_dim(model, s: Schedule, x0: torch.Tensor, y=None, n_probes: int = 1, rtol: float = 1e-4,
-                       elbo_stride: int = 10, seed: int = 0, progress=None) -> MnistLikelihood:
+def mnist_bits_per_dim(
+    model,
+    s: Schedule,
+    x0: torch.Tensor,
+    y=None,
+    n_probes: int = 1,
+    rtol: float = 1e-4,
+    elbo_stride: int = 10,
+    seed: int = 0,
+    progress=None,
+) -> MnistLikelihood:
     """ODE bits/dim (Song et al. 2021, app. D.2: Hutchinson, uniform dequantization) beside the ELBO's
     bits/dim (Ho et al. 2020, sec. 4.2: discretized Gaussian decoder), for x0 (B, 1, 28, 28) in [-1, 1].
 
@@ -622,13 +750,33 @@ def mnist_bits_per_dim(model, s: Schedule, x0: torch.Tensor, y=None, n_probes: i
 
     g = torch.Generator().manual_seed(int(seed))
     p = (lambda f: progress(0.8 * f)) if progress else None
-    r = ode_log_likelihood(model, s, x0, y=y, rtol=rtol, atol=rtol, divergence="hutchinson", n_probes=int(n_probes),
-                           data_kind="image8bit", generator=g, progress=(lambda d, tot: p(d / tot)) if p else None)
+    r = ode_log_likelihood(
+        model,
+        s,
+        x0,
+        y=y,
+        rtol=rtol,
+        atol=rtol,
+        divergence="hutchinson",
+        n_probes=int(n_probes),
+        data_kind="image8bit",
+        generator=g,
+        progress=(lambda d, tot: p(d / tot)) if p else None,
+    )
     D = x0[0].numel()
-    pe = elbo_nll(model, s, x0, data_kind="image8bit", stride=elbo_stride, seed=seed, y=y,
-                  progress=(lambda d, tot: progress(0.8 + 0.2 * d / tot)) if progress else None)
-    return MnistLikelihood(r.bits_per_dim.detach().double().numpy(), np.asarray(pe) / (D * LN2), int(r.nfe),
-                           int(n_probes))
+    pe = elbo_nll(
+        model,
+        s,
+        x0,
+        data_kind="image8bit",
+        stride=elbo_stride,
+        seed=seed,
+        y=y,
+        progress=(lambda d, tot: progress(0.8 + 0.2 * d / tot)) if progress else None,
+    )
+    return MnistLikelihood(
+        r.bits_per_dim.detach().double().numpy(), np.asarray(pe) / (D * LN2), int(r.nfe), int(n_probes)
+    )
 
 
 # --- figures ---------------------------------------------------------------------------------------
@@ -648,24 +796,54 @@ def fig_fields(fc: FieldComparison, backdrop: np.ndarray | None = None, max_arro
     keep = np.arange(0, n, max(1, math.ceil(n / max_arrows)))
     idx = (keep[:, None] * n + keep[None, :]).ravel()
     ref = float(np.percentile(np.linalg.norm(fc.exact[idx], axis=1), 90))
-    fig = make_subplots(1, 2, subplot_titles=(f"learned  −ε̂/√(1−ᾱ)  at t = {fc.t:g}",
-                                               f"exact  ∇ log q(x_t)  at t = {fc.t:g}"), horizontal_spacing=0.08)
-    for col, (vec, role, name) in enumerate([(fc.learned, "learned", "learned score"), (fc.exact, "truth", "exact score")], 1):
+    fig = make_subplots(
+        1,
+        2,
+        subplot_titles=(f"learned  −ε̂/√(1−ᾱ)  at t = {fc.t:g}", f"exact  ∇ log q(x_t)  at t = {fc.t:g}"),
+        horizontal_spacing=0.08,
+    )
+    for col, (vec, role, name) in enumerate(
+        [(fc.learned, "learned", "learned score"), (fc.exact, "truth", "exact score")], 1
+    ):
         if backdrop is not None:
             b = compact(backdrop)
-            fig.add_trace(go.Scatter(x=b[:, 0], y=b[:, 1], mode="markers", name="x_t ~ q(x_t)", showlegend=col == 1,
-                                     marker=dict(size=3, color=COLORS["x_t"], opacity=0.25)), 1, col)
+            fig.add_trace(
+                go.Scatter(
+                    x=b[:, 0],
+                    y=b[:, 1],
+                    mode="markers",
+                    name="x_t ~ q(x_t)",
+                    showlegend=col == 1,
+                    marker=dict(size=3, color=COLORS["x_t"], opacity=0.25),
+                ),
+                1,
+                col,
+            )
         a = _arrow_markers(fc.points[idx], vec[idx], ref)
-        fig.add_trace(go.Scatter(x=a["x"], y=a["y"], mode="markers", name=name,
-                                 marker=dict(symbol="arrow", angle=a["angle"], size=a["size"], color=COLORS[role],
-                                             line=dict(width=0)),
-                                 customdata=compact(np.linalg.norm(finite(vec[idx]), axis=1)),
-                                 hovertemplate="x₁ %{x}<br>x₂ %{y}<br>|score| %{customdata:.3g}<extra></extra>"), 1, col)
+        fig.add_trace(
+            go.Scatter(
+                x=a["x"],
+                y=a["y"],
+                mode="markers",
+                name=name,
+                marker=dict(symbol="arrow", angle=a["angle"], size=a["size"], color=COLORS[role], line=dict(width=0)),
+                customdata=compact(np.linalg.norm(finite(vec[idx]), axis=1)),
+                hovertemplate="x₁ %{x}<br>x₂ %{y}<br>|score| %{customdata:.3g}<extra></extra>",
+            ),
+            1,
+            col,
+        )
     layout(fig, f"Score fields (arrow size ∝ |score|, capped at |score| = {ref:.3g})", height=430, legend_below=True)
     for c in (1, 2):
         fig.update_xaxes(title_text="x₁", range=[-HALF_WIDTH, HALF_WIDTH], row=1, col=c)
-        fig.update_yaxes(title_text="x₂", range=[-HALF_WIDTH, HALF_WIDTH], row=1, col=c,
-                         scaleanchor="x" if c == 1 else "x2", scaleratio=1)
+        fig.update_yaxes(
+            title_text="x₂",
+            range=[-HALF_WIDTH, HALF_WIDTH],
+            row=1,
+            col=c,
+            scaleanchor="x" if c == 1 else "x2",
+            scaleratio=1,
+        )
     return fig
 
 
@@ -673,21 +851,45 @@ def fig_error_map(fc: FieldComparison) -> go.Figure:
     """Heatmap of log10 |s_theta - grad log q_t| on the grid, with contours of log q_t."""
     n = len(fc.axis)
     err = np.log10(np.maximum(fc.error, 1e-6)).reshape(n, n)
-    fig = go.Figure(go.Heatmap(x=compact(fc.axis), y=compact(fc.axis), z=compact(finite(err, -6, 6)), colorscale="Reds",
-                               colorbar=dict(title="log₁₀ |error|"),
-                               hovertemplate="x₁ %{x}<br>x₂ %{y}<br>log₁₀|error| %{z}<extra></extra>"))
-    fig.add_trace(go.Contour(x=compact(fc.axis), y=compact(fc.axis), z=compact(finite(fc.log_q, -50, 10).reshape(n, n)),
-                             contours=dict(coloring="none", start=float(fc.log_q.max()) - 9, end=float(fc.log_q.max()),
-                                           size=1.5), line=dict(color=COLORS["truth"], width=1), showscale=False,
-                             name="log q(x_t) contours", showlegend=True))
-    layout(fig, f"Where the learned score is wrong at t = {fc.t:g} (green: contours of log q(x_t))", "x₁", "x₂", height=430)
+    fig = go.Figure(
+        go.Heatmap(
+            x=compact(fc.axis),
+            y=compact(fc.axis),
+            z=compact(finite(err, -6, 6)),
+            colorscale="Reds",
+            colorbar=dict(title="log₁₀ |error|"),
+            hovertemplate="x₁ %{x}<br>x₂ %{y}<br>log₁₀|error| %{z}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Contour(
+            x=compact(fc.axis),
+            y=compact(fc.axis),
+            z=compact(finite(fc.log_q, -50, 10).reshape(n, n)),
+            contours=dict(coloring="none", start=float(fc.log_q.max()) - 9, end=float(fc.log_q.max()), size=1.5),
+            line=dict(color=COLORS["truth"], width=1),
+            showscale=False,
+            name="log q(x_t) contours",
+            showlegend=True,
+        )
+    )
+    layout(
+        fig, f"Where the learned score is wrong at t = {fc.t:g} (green: contours of log q(x_t))", "x₁", "x₂", height=430
+    )
     return equal_axes(fig, HALF_WIDTH)
 
 
 def fig_scale(t: np.ndarray, factor: np.ndarray, t_marker: float | None = None) -> go.Figure:
     """1 / sqrt(1 - abar_t) against t (log y): the factor from eps to score."""
-    fig = go.Figure(go.Scatter(x=t, y=compact(finite(factor, 1e-6, 1e12), 5), mode="lines", name="1/√(1−ᾱ_t)",
-                               line=dict(color=COLORS["truth"])))
+    fig = go.Figure(
+        go.Scatter(
+            x=t,
+            y=compact(finite(factor, 1e-6, 1e12), 5),
+            mode="lines",
+            name="1/√(1−ᾱ_t)",
+            line=dict(color=COLORS["truth"]),
+        )
+    )
     if t_marker is not None:
         fig.add_vline(x=float(t_marker), line=dict(color=COLORS["marker"], dash="dash"))
     layout(fig, "The factor from noise to score, 1/√(1−ᾱ_t)", "t (time step)", "factor (per unit of ε)", height=330)
@@ -698,14 +900,33 @@ def fig_scale(t: np.ndarray, factor: np.ndarray, t_marker: float | None = None) 
 def fig_error_vs_t(e: dict[str, np.ndarray], t_marker: float | None = None) -> go.Figure:
     """eps error and score error of the learned model against t (log-log)."""
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=e["t"], y=compact(finite(e["eps_mse"], 1e-12, 1e12), 6), name="ε error E|ε̂−ε*|²",
-                             mode="lines+markers", line=dict(color=COLORS["learned"], dash="dot")))
-    fig.add_trace(go.Scatter(x=e["t"], y=compact(finite(e["fisher"], 1e-12, 1e12), 6),
-                             name="score error E|s_θ−∇log q|² = ε error/(1−ᾱ)", mode="lines+markers",
-                             line=dict(color=COLORS["learned"])))
+    fig.add_trace(
+        go.Scatter(
+            x=e["t"],
+            y=compact(finite(e["eps_mse"], 1e-12, 1e12), 6),
+            name="ε error E|ε̂−ε*|²",
+            mode="lines+markers",
+            line=dict(color=COLORS["learned"], dash="dot"),
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=e["t"],
+            y=compact(finite(e["fisher"], 1e-12, 1e12), 6),
+            name="score error E|s_θ−∇log q|² = ε error/(1−ᾱ)",
+            mode="lines+markers",
+            line=dict(color=COLORS["learned"]),
+        )
+    )
     if t_marker is not None:
         fig.add_vline(x=float(t_marker), line=dict(color=COLORS["marker"], dash="dash"))
-    layout(fig, "The learned model's error on draws of q(x_t)", "t (time step, log scale)", "mean squared error", height=330)
+    layout(
+        fig,
+        "The learned model's error on draws of q(x_t)",
+        "t (time step, log scale)",
+        "mean squared error",
+        height=330,
+    )
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
     return fig
@@ -715,17 +936,44 @@ def fig_langevin(r: LangevinResult, backdrop: np.ndarray) -> go.Figure:
     """Final Langevin samples over the data, with a few particles' paths."""
     fig = go.Figure()
     b = compact(backdrop)
-    fig.add_trace(go.Scatter(x=b[:, 0], y=b[:, 1], mode="markers", name="data x₀", marker=dict(size=3, color=COLORS["data"],
-                                                                                            opacity=0.3)))
+    fig.add_trace(
+        go.Scatter(
+            x=b[:, 0], y=b[:, 1], mode="markers", name="data x₀", marker=dict(size=3, color=COLORS["data"], opacity=0.3)
+        )
+    )
     x = compact(r.samples)
-    fig.add_trace(go.Scatter(x=x[:, 0], y=x[:, 1], mode="markers", name="Langevin samples",
-                             marker=dict(size=3, color=COLORS["learned"], opacity=0.6)))
+    fig.add_trace(
+        go.Scatter(
+            x=x[:, 0],
+            y=x[:, 1],
+            mode="markers",
+            name="Langevin samples",
+            marker=dict(size=3, color=COLORS["learned"], opacity=0.6),
+        )
+    )
     for k in range(r.paths.shape[1]):
         p = compact(r.paths[:, k])
-        fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode="lines", name="particle paths", showlegend=k == 0,
-                                 line=dict(color=COLORS["x_t"], width=1), opacity=0.8))
-        fig.add_trace(go.Scatter(x=p[:1, 0], y=p[:1, 1], mode="markers", showlegend=False, name="start",
-                                 marker=dict(color=COLORS["noise"], size=7, symbol="x")))
+        fig.add_trace(
+            go.Scatter(
+                x=p[:, 0],
+                y=p[:, 1],
+                mode="lines",
+                name="particle paths",
+                showlegend=k == 0,
+                line=dict(color=COLORS["x_t"], width=1),
+                opacity=0.8,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=p[:1, 0],
+                y=p[:1, 1],
+                mode="markers",
+                showlegend=False,
+                name="start",
+                marker=dict(color=COLORS["noise"], size=7, symbol="x"),
+            )
+        )
     layout(fig, "Annealed Langevin dynamics: paths from noise (×) to samples", "x₁", "x₂", height=430)
     return equal_axes(fig, 4.5)
 
@@ -733,44 +981,92 @@ def fig_langevin(r: LangevinResult, backdrop: np.ndarray) -> go.Figure:
 def fig_weights(r: LangevinResult) -> go.Figure:
     """Recovered component weights against the mixture's."""
     k = [f"component {i}" for i in range(len(r.weights))]
-    fig = go.Figure([go.Bar(x=k, y=compact(r.true_weights), name="true weight", marker_color=COLORS["truth"]),
-                     go.Bar(x=k, y=compact(r.weights), name="fraction of Langevin samples", marker_color=COLORS["learned"])])
+    fig = go.Figure(
+        [
+            go.Bar(x=k, y=compact(r.true_weights), name="true weight", marker_color=COLORS["truth"]),
+            go.Bar(x=k, y=compact(r.weights), name="fraction of Langevin samples", marker_color=COLORS["learned"]),
+        ]
+    )
     layout(fig, f"Component weights (largest gap {r.weight_error:.3f})", "mixture component", "weight", height=330)
     return fig
 
 
 def fig_flow(fp: FlowPaths, n_paths: int = 12) -> go.Figure:
     """Paths of the same starting points under the ODE and under DDPM."""
-    fig = make_subplots(1, 2, subplot_titles=("probability-flow ODE (deterministic)", "DDPM (stochastic)"),
-                        horizontal_spacing=0.08)
-    for col, (xs, name, color) in enumerate([(fp.ode_x, "ODE path", COLORS["truth"]),
-                                              (fp.ddpm_x, "DDPM path", COLORS["learned"])], 1):
+    fig = make_subplots(
+        1, 2, subplot_titles=("probability-flow ODE (deterministic)", "DDPM (stochastic)"), horizontal_spacing=0.08
+    )
+    for col, (xs, name, color) in enumerate(
+        [(fp.ode_x, "ODE path", COLORS["truth"]), (fp.ddpm_x, "DDPM path", COLORS["learned"])], 1
+    ):
         for k in range(min(n_paths, xs.shape[1])):
             p = compact(xs[:, k])
-            fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode="lines", name=name, showlegend=k == 0,
-                                     line=dict(color=color, width=1)), 1, col)
+            fig.add_trace(
+                go.Scatter(
+                    x=p[:, 0], y=p[:, 1], mode="lines", name=name, showlegend=k == 0, line=dict(color=color, width=1)
+                ),
+                1,
+                col,
+            )
         s0, s1 = compact(xs[0, :n_paths]), compact(xs[-1, :n_paths])
-        fig.add_trace(go.Scatter(x=s0[:, 0], y=s0[:, 1], mode="markers", name="x_T (same for both)", showlegend=col == 1,
-                                 marker=dict(color=COLORS["noise"], size=7, symbol="x")), 1, col)
-        fig.add_trace(go.Scatter(x=s1[:, 0], y=s1[:, 1], mode="markers", name="x₀", showlegend=col == 1,
-                                 marker=dict(color=COLORS["pred_x0"], size=6)), 1, col)
+        fig.add_trace(
+            go.Scatter(
+                x=s0[:, 0],
+                y=s0[:, 1],
+                mode="markers",
+                name="x_T (same for both)",
+                showlegend=col == 1,
+                marker=dict(color=COLORS["noise"], size=7, symbol="x"),
+            ),
+            1,
+            col,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=s1[:, 0],
+                y=s1[:, 1],
+                mode="markers",
+                name="x₀",
+                showlegend=col == 1,
+                marker=dict(color=COLORS["pred_x0"], size=6),
+            ),
+            1,
+            col,
+        )
     layout(fig, "From the same noise: ODE vs DDPM", height=430, legend_below=True)
     for c in (1, 2):
         fig.update_xaxes(title_text="x₁", range=[-4, 4], row=1, col=c)
-        fig.update_yaxes(title_text="x₂", range=[-4, 4], row=1, col=c, scaleanchor="x" if c == 1 else "x2", scaleratio=1)
+        fig.update_yaxes(
+            title_text="x₂", range=[-4, 4], row=1, col=c, scaleanchor="x" if c == 1 else "x2", scaleratio=1
+        )
     return fig
 
 
 def fig_density_at_t(axis: np.ndarray, log_q: np.ndarray, clouds: dict[str, np.ndarray], t: float) -> go.Figure:
     """q(x_t) as a heatmap with the ODE and DDPM clouds at (about) t."""
     n = len(axis)
-    fig = go.Figure(go.Heatmap(x=compact(axis), y=compact(axis), z=compact(np.exp(finite(log_q, -700, 50)).reshape(n, n), 4),
-                               colorscale="Greens", colorbar=dict(title="q(x_t)"), name="exact q(x_t)"))
+    fig = go.Figure(
+        go.Heatmap(
+            x=compact(axis),
+            y=compact(axis),
+            z=compact(np.exp(finite(log_q, -700, 50)).reshape(n, n), 4),
+            colorscale="Greens",
+            colorbar=dict(title="q(x_t)"),
+            name="exact q(x_t)",
+        )
+    )
     colors = [COLORS["truth"], COLORS["learned"]]
     for (name, x), c, sym in zip(clouds.items(), colors, ("circle-open", "circle")):
         x = compact(x)
-        fig.add_trace(go.Scatter(x=x[:, 0], y=x[:, 1], mode="markers", name=name,
-                                 marker=dict(size=4, color=c if sym == "circle" else "#000000", symbol=sym, opacity=0.6)))
+        fig.add_trace(
+            go.Scatter(
+                x=x[:, 0],
+                y=x[:, 1],
+                mode="markers",
+                name=name,
+                marker=dict(size=4, color=c if sym == "circle" else "#000000", symbol=sym, opacity=0.6),
+            )
+        )
     layout(fig, f"The density q(x_t) at t = {t:g} and both clouds there", "x₁", "x₂", height=430)
     return equal_axes(fig, HALF_WIDTH)
 
@@ -783,9 +1079,22 @@ def fig_density_pair(axis: np.ndarray, panels: dict[str, np.ndarray]) -> go.Figu
     hi = max(float(np.max(v)) for v in panels.values())
     for col, name in enumerate(names, 1):
         z = compact(np.clip(finite(panels[name], -50, 50), hi - 12, hi).reshape(n, n))
-        fig.add_trace(go.Heatmap(x=compact(axis), y=compact(axis), z=z, zmin=hi - 12, zmax=hi, colorscale="Viridis",
-                                 showscale=col == len(names), colorbar=dict(title="log p (nats)"), name=name,
-                                 hovertemplate="x₁ %{x}<br>x₂ %{y}<br>log p %{z}<extra></extra>"), 1, col)
+        fig.add_trace(
+            go.Heatmap(
+                x=compact(axis),
+                y=compact(axis),
+                z=z,
+                zmin=hi - 12,
+                zmax=hi,
+                colorscale="Viridis",
+                showscale=col == len(names),
+                colorbar=dict(title="log p (nats)"),
+                name=name,
+                hovertemplate="x₁ %{x}<br>x₂ %{y}<br>log p %{z}<extra></extra>",
+            ),
+            1,
+            col,
+        )
         fig.update_xaxes(title_text="x₁", row=1, col=col)
         fig.update_yaxes(title_text="x₂", row=1, col=col, scaleanchor=f"x{'' if col == 1 else col}", scaleratio=1)
     layout(fig, "Log-density on a grid (clipped 12 nats below the peak)", height=400)
@@ -795,10 +1104,23 @@ def fig_density_pair(axis: np.ndarray, panels: dict[str, np.ndarray]) -> go.Figu
 def fig_nll(table: NllTable) -> go.Figure:
     """Bits/dim of each route as bars."""
     bpd = table.bpd()
-    color = [COLORS["truth"] if k.startswith("true") else COLORS["learned"] if "learned" in k else COLORS["x_t"]
-             for k in bpd]
-    fig = go.Figure(go.Bar(x=list(bpd), y=compact(finite(list(bpd.values()), -1e3, 1e3)), marker_color=color,
-                           text=[f"{v:.3f}" for v in bpd.values()], textposition="outside"))
-    layout(fig, "NLL of held-out points, bits/dim (lower is better; an ELBO bounds its DDPM chain's NLL)", "route",
-           "bits/dim", height=360)
+    color = [
+        COLORS["truth"] if k.startswith("true") else COLORS["learned"] if "learned" in k else COLORS["x_t"] for k in bpd
+    ]
+    fig = go.Figure(
+        go.Bar(
+            x=list(bpd),
+            y=compact(finite(list(bpd.values()), -1e3, 1e3)),
+            marker_color=color,
+            text=[f"{v:.3f}" for v in bpd.values()],
+            textposition="outside",
+        )
+    )
+    layout(
+        fig,
+        "NLL of held-out points, bits/dim (lower is better; an ELBO bounds its DDPM chain's NLL)",
+        "route",
+        "bits/dim",
+        height=360,
+    )
     return fig

@@ -8,6 +8,7 @@ repair comes back as a human-readable notice that the page shows.
 
 Adding a lesson page is one line in `LESSONS`; until its file exists it is listed as "coming".
 """
+
 from __future__ import annotations
 
 import math
@@ -31,27 +32,61 @@ class Lesson:
 # The course in order. A lesson shows as "coming" until its views/<stem>.py exists; a new lesson
 # is one line here. The url path of a page is its file stem (e.g. /forward).
 LESSONS = (
-    Lesson("Forward noising", "Watch data dissolve into Gaussian noise, one small Markov step at a time, "
-           "and check that the closed form q(x_t | x_0) jumps to the same place.", "views/forward.py",
-           ":material/blur_on:"),
-    Lesson("Schedule lab", "Compare linear, cosine and sigmoid schedules: beta_t, alpha-bar_t, the signal "
-           "left and the log-SNR, on the same digit at the same t.", "views/schedule_lab.py",
-           ":material/tune:"),
-    Lesson("The reverse chain", "Undo the noise one Gaussian step at a time: x_T -> ... -> x_0, with the "
-           "predicted noise and the predicted x_0 at every step.", "views/reverse_chain.py", ":material/undo:"),
-    Lesson("The bound (ELBO)", "The training objective term by term: the prior term, the KL of each reverse "
-           "step, the reconstruction term, and why the simple noise loss is a reweighting.", "views/elbo.py",
-           ":material/functions:"),
-    Lesson("Noise = score, and likelihood", "The predicted noise is the score of q(x_t) in disguise; the "
-           "probability-flow ODE built on it is a deterministic model whose log-likelihood can be computed "
-           "exactly, beside the stochastic chain's bound.", "views/score.py", ":material/explore:"),
-    Lesson("Conditional generation and guidance", "Class labels, classifier guidance and classifier-free "
-           "guidance: how the guidance weight trades diversity for fidelity.", "views/conditional.py",
-           ":material/label:"),
-    Lesson("Inpainting", "Fill in missing pixels: replacing the known part at every step versus a model "
-           "trained on masked images.", "views/inpainting.py", ":material/format_paint:"),
-    Lesson("Training lab", "Train a small model live and watch the loss per noise level and the samples improve.",
-           "views/training_lab.py", ":material/model_training:"),
+    Lesson(
+        "Forward noising",
+        "Watch data dissolve into Gaussian noise, one small Markov step at a time, "
+        "and check that the closed form q(x_t | x_0) jumps to the same place.",
+        "views/forward.py",
+        ":material/blur_on:",
+    ),
+    Lesson(
+        "Schedule lab",
+        "Compare linear, cosine and sigmoid schedules: beta_t, alpha-bar_t, the signal "
+        "left and the log-SNR, on the same digit at the same t.",
+        "views/schedule_lab.py",
+        ":material/tune:",
+    ),
+    Lesson(
+        "The reverse chain",
+        "Undo the noise one Gaussian step at a time: x_T -> ... -> x_0, with the "
+        "predicted noise and the predicted x_0 at every step.",
+        "views/reverse_chain.py",
+        ":material/undo:",
+    ),
+    Lesson(
+        "The bound (ELBO)",
+        "The training objective term by term: the prior term, the KL of each reverse "
+        "step, the reconstruction term, and why the simple noise loss is a reweighting.",
+        "views/elbo.py",
+        ":material/functions:",
+    ),
+    Lesson(
+        "Noise = score, and likelihood",
+        "The predicted noise is the score of q(x_t) in disguise; the "
+        "probability-flow ODE built on it is a deterministic model whose log-likelihood can be computed "
+        "exactly, beside the stochastic chain's bound.",
+        "views/score.py",
+        ":material/explore:",
+    ),
+    Lesson(
+        "Conditional generation and guidance",
+        "Class labels, classifier guidance and classifier-free "
+        "guidance: how the guidance weight trades diversity for fidelity.",
+        "views/conditional.py",
+        ":material/label:",
+    ),
+    Lesson(
+        "Inpainting",
+        "Fill in missing pixels: replacing the known part at every step versus a model trained on masked images.",
+        "views/inpainting.py",
+        ":material/format_paint:",
+    ),
+    Lesson(
+        "Training lab",
+        "Train a small model live and watch the loss per noise level and the samples improve.",
+        "views/training_lab.py",
+        ":material/model_training:",
+    ),
 )
 
 DATA_2D = ("moons", "swissroll", "rings", "checkerboard", "gmm")  # the 2D toys (toy_models.data)
@@ -101,8 +136,10 @@ def _parse_number(name, raw, lo, hi, default, notices, integer=False):
     except (TypeError, ValueError):
         v = math.nan
     if not math.isfinite(v) or (integer and not v.is_integer()):
-        notices.append(f"{name}={raw!r} in the URL is not a valid {'integer' if integer else 'number'}; "
-                       f"using the default {default}.")
+        notices.append(
+            f"{name}={raw!r} in the URL is not a valid {'integer' if integer else 'number'}; "
+            f"using the default {default}."
+        )
         return default
     clamped = min(max(v, lo), hi)
     if clamped != v:
@@ -144,8 +181,9 @@ def parse_int_param(name: str, raw, lo: int, hi: int, default: int, notices: lis
     return v
 
 
-def parse_float_param(name: str, raw, lo: float, hi: float, default: float, notices: list,
-                      step: float | None = None) -> float:
+def parse_float_param(
+    name: str, raw, lo: float, hi: float, default: float, notices: list, step: float | None = None
+) -> float:
     """A page-level float parameter (a float slider): clamped, snapped to the slider's step grid, or reset."""
     v = _parse_number(name, raw, lo, hi, default, notices)
     if step and raw is not None and v != default:
@@ -171,8 +209,10 @@ def parse_choice_param(name: str, raw, choices, default, notices: list):
                 return c
     except (TypeError, ValueError):
         pass
-    notices.append(f"Unknown {name} {raw!r} in the URL; valid: {', '.join(format_param(c) for c in choices)}. "
-                   f"Using {format_param(default)}.")
+    notices.append(
+        f"Unknown {name} {raw!r} in the URL; valid: {', '.join(format_param(c) for c in choices)}. "
+        f"Using {format_param(default)}."
+    )
     return default
 
 
@@ -247,7 +287,8 @@ NOISE_REACHED = 0.05  # abar_T above this: x_T is visibly not N(0, I)
 def schedule_summary(s) -> str:
     """One sidebar line: the beta range in force at this T and abar_T, e.g. 'β_1 = 0.002, β_T = 0.4 ...'."""
     b = s.betas[1:]
-    text = f"In force at T = {s.T}: β_1 = {b[0].item():.3g}, β_T = {b[-1].item():.3g}; ᾱ_T = {s.alphas_cumprod[-1].item():.2g}"
+    abar_T = s.alphas_cumprod[-1].item()
+    text = f"In force at T = {s.T}: β_1 = {b[0].item():.3g}, β_T = {b[-1].item():.3g}; ᾱ_T = {abar_T:.2g}"
     if s.name in ("linear", "sigmoid") and s.T != REFERENCE_T:
         text += f" (β's stated for T = {REFERENCE_T}, scaled by {REFERENCE_T}/{s.T}, at most 0.999)"
     return text + "."
@@ -262,9 +303,11 @@ def prior_mismatch(s) -> str | None:
     abar_T = s.alphas_cumprod[-1].item()
     if abar_T <= NOISE_REACHED:
         return None
-    return (f"This schedule does not reach noise: ᾱ_T = {abar_T:.2f}, so x_T keeps √ᾱ_T = {abar_T ** 0.5:.2f} of "
-            f"x_0 and q(x_T) is not N(0, I). The samplers on this page still start from N(0, I), so what they "
-            f"draw is not the data. Raise β_T or T to reach noise (ᾱ_T ≤ {NOISE_REACHED}).")
+    return (
+        f"This schedule does not reach noise: ᾱ_T = {abar_T:.2f}, so x_T keeps √ᾱ_T = {abar_T**0.5:.2f} of "
+        f"x_0 and q(x_T) is not N(0, I). The samplers on this page still start from N(0, I), so what they "
+        f"draw is not the data. Raise β_T or T to reach noise (ᾱ_T ≤ {NOISE_REACHED})."
+    )
 
 
 def device_label(device: str) -> str:

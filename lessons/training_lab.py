@@ -6,6 +6,7 @@ the objective, the steps, the learning rate and how often to snapshot; `build_re
 the background. This module holds the narrative, the recipe building, the validation of uploaded or
 drawn points, and the figure builders. No streamlit here (views/training_lab.py renders).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,10 @@ from .figures import COLORS, DIGIT_COLORSCALE, compact, equal_axes, finite, layo
 from .settings import DATA_2D
 
 # --- narrative ------------------------------------------------------------------------------------
-INTRO = ("Train your own diffusion model here and watch its loss fall and its samples take shape, step by "
-         "step. Touch **data** first: pick a toy, or draw your own points, then press **Train**.")
+INTRO = (
+    "Train your own diffusion model here and watch its loss fall and its samples take shape, step by "
+    "step. Touch **data** first: pick a toy, or draw your own points, then press **Train**."
+)
 WHAT_YOU_SEE = """
 **The loss curve** is L_simple (or the bound's terms) per dimension, one point per optimisation step;
 it is noisy because every step draws fresh x_0, t and noise. **Loss per t** splits it by noise level:
@@ -42,8 +45,11 @@ TRY_THIS = (
     "(see the note under the objective).",
     "Draw a letter with the lasso, train 2,000 steps, then use it in the reverse chain lesson (sidebar: model).",
 )
-OBJECTIVE_LABELS = {"simple": "L_simple (noise MSE)", "vlb": "L_vlb (the bound)",
-                    "hybrid": "hybrid (L_simple + 0.001 L_vlb)"}
+OBJECTIVE_LABELS = {
+    "simple": "L_simple (noise MSE)",
+    "vlb": "L_vlb (the bound)",
+    "hybrid": "hybrid (L_simple + 0.001 L_vlb)",
+}
 DATA_LABELS = {"own": "my own points (draw or upload)", "mnist": "MNIST digits (slow on a CPU)"}
 
 # --- choices --------------------------------------------------------------------------------------
@@ -83,10 +89,12 @@ def abar_T_message(s: Schedule) -> str | None:
     """A message when the schedule leaves too much signal at t = T (sampling starts from pure noise)."""
     a = float(s.alphas_cumprod[s.T])
     if a > MAX_ABAR_T:
-        return (f"With the sidebar's schedule ({s.describe()}) x_T still holds sqrt(ᾱ_T) = {math.sqrt(a):.2f} of "
-                f"the signal (ᾱ_T = {a:.3g} > {MAX_ABAR_T}), but sampling starts from pure noise N(0, I): the model "
-                "would learn the wrong starting point. Raise beta_T in the sidebar (T only changes how many "
-                "steps share the same journey to noise).")
+        return (
+            f"With the sidebar's schedule ({s.describe()}) x_T still holds sqrt(ᾱ_T) = {math.sqrt(a):.2f} of "
+            f"the signal (ᾱ_T = {a:.3g} > {MAX_ABAR_T}), but sampling starts from pure noise N(0, I): the model "
+            "would learn the wrong starting point. Raise beta_T in the sidebar (T only changes how many "
+            "steps share the same journey to noise)."
+        )
     return None
 
 
@@ -105,29 +113,44 @@ def build_recipe(c: LabChoice, schedule: Schedule, n_points: int | None = None) 
     if not (isinstance(c.lr, (int, float)) and math.isfinite(c.lr) and 0 < c.lr <= 10):
         return None, f"The learning rate must be a number in (0, 10]; got {c.lr!r}."
     if not 1 <= c.snapshot_every <= c.steps:
-        return None, (f"Snapshots every {c.snapshot_every} steps, but only {c.steps} steps: choose at most "
-                      f"{c.steps} (a snapshot is always taken at the last step too).")
+        return None, (
+            f"Snapshots every {c.snapshot_every} steps, but only {c.steps} steps: choose at most "
+            f"{c.steps} (a snapshot is always taken at the last step too)."
+        )
     if c.width < 8 or c.depth < 1:
         return None, f"The network needs width ≥ 8 and depth ≥ 1; got width {c.width}, depth {c.depth}."
     msg = abar_T_message(schedule)
     if msg:
         return None, msg
     sched = schedule_to_dict(schedule)
-    common = dict(objective=c.objective, steps=c.steps, lr=float(c.lr), schedule=sched, seed=int(c.seed),
-                  vlb_sampling="uniform", lr_schedule="cosine")
+    common = dict(
+        objective=c.objective,
+        steps=c.steps,
+        lr=float(c.lr),
+        schedule=sched,
+        seed=int(c.seed),
+        vlb_sampling="uniform",
+        lr_schedule="cosine",
+    )
     if c.data == "mnist":
         if c.depth > MNIST_MAX_LEVELS:
-            return None, (f"MNIST depth {c.depth} asks the U-Net to halve 28 pixels {c.depth - 1} times "
-                          f"(28 → 14 → 7 → 3.5): at most {MNIST_MAX_LEVELS} levels. Choose depth 1 to 3.")
+            return None, (
+                f"MNIST depth {c.depth} asks the U-Net to halve 28 pixels {c.depth - 1} times "
+                f"(28 → 14 → 7 → 3.5): at most {MNIST_MAX_LEVELS} levels. Choose depth 1 to 3."
+            )
         if c.width % 8:
             return None, f"The U-Net's GroupNorm uses 8 groups: the width must be a multiple of 8; got {c.width}."
         chans = [c.width, 2 * c.width, 2 * c.width][: c.depth]
         shipped = get_recipe("mnist")  # its U-Net (skips, upsampling, labels) with the user's channels
         recipe = shipped.replace(
-            name="lab", description=f"Trained in the training lab: MNIST, U-Net channels {chans}, "
-            f"{OBJECTIVE_LABELS[c.objective]}.",
+            name="lab",
+            description=f"Trained in the training lab: MNIST, U-Net channels {chans}, {OBJECTIVE_LABELS[c.objective]}.",
             network_config={**shipped.network_config, "channels": chans, "attention": c.depth == 3},
-            batch_size=BATCH_MNIST, lr_warmup=min(500, c.steps // 10), init_from=None, **common)
+            batch_size=BATCH_MNIST,
+            lr_warmup=min(500, c.steps // 10),
+            init_from=None,
+            **common,
+        )
         return recipe, None
     if c.data == "own":
         if not n_points:
@@ -139,12 +162,18 @@ def build_recipe(c: LabChoice, schedule: Schedule, n_points: int | None = None) 
     # scratch both reach 1.5x the floor within the 10 s target (benchmarks/bench_training.py). The time
     # embedding is the shipped models' 64 wide.
     recipe = get_recipe("moons").replace(
-        name="lab", description=f"Trained in the training lab: {c.data}, MLP width {c.width} × {c.depth} blocks, "
-        f"{OBJECTIVE_LABELS[c.objective]}.", data=c.data, data_params={},
+        name="lab",
+        description=f"Trained in the training lab: {c.data}, MLP width {c.width} × {c.depth} blocks, "
+        f"{OBJECTIVE_LABELS[c.objective]}.",
+        data=c.data,
+        data_params={},
         network_config={"width": c.width, "n_blocks": c.depth, "time_embed_dim": 64, "gaussian_skip": True},
         batch_size=BATCH_2D,
-        lr_warmup=min(50, c.steps // 10), n_train=int(n_points) if c.data == "own" else 50_000, snapshot_n=500,
-        **common)
+        lr_warmup=min(50, c.steps // 10),
+        n_train=int(n_points) if c.data == "own" else 50_000,
+        snapshot_n=500,
+        **common,
+    )
     return recipe, None
 
 
@@ -171,8 +200,10 @@ def parse_points_csv(raw: bytes) -> tuple[np.ndarray | None, str | None]:
     if raw is None:
         return None, "No file."
     if len(raw) > MAX_CSV_BYTES:
-        return None, (f"The file is {len(raw) / 1e6:.2f} MB; the limit is {MAX_CSV_BYTES / 1e6:.0f} MB "
-                      f"(about 50,000 points). Nothing was changed.")
+        return None, (
+            f"The file is {len(raw) / 1e6:.2f} MB; the limit is {MAX_CSV_BYTES / 1e6:.0f} MB "
+            f"(about 50,000 points). Nothing was changed."
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -199,15 +230,21 @@ def parse_points_csv(raw: bytes) -> tuple[np.ndarray | None, str | None]:
         pts.append((x, y))
     if bad_cols:
         where = ", ".join(f"line {n} has {c}" for n, c in bad_cols[:3])
-        return None, (f"Every line needs exactly 2 columns (x, y): {where}"
-                      f"{f' (and {len(bad_cols) - 3} more)' if len(bad_cols) > 3 else ''}. Nothing was changed.")
+        return None, (
+            f"Every line needs exactly 2 columns (x, y): {where}"
+            f"{f' (and {len(bad_cols) - 3} more)' if len(bad_cols) > 3 else ''}. Nothing was changed."
+        )
     if bad_nums:
         where = "; ".join(f"line {n}: {t!r}" for n, t in bad_nums[:3])
-        return None, (f"{len(bad_nums)} line(s) are not numbers ({where}). Only a first header line may hold text. "
-                      "Nothing was changed.")
+        return None, (
+            f"{len(bad_nums)} line(s) are not numbers ({where}). Only a first header line may hold text. "
+            "Nothing was changed."
+        )
     if bad_nan:
-        return None, (f"{len(bad_nan)} line(s) hold NaN or infinite values (line(s) "
-                      f"{', '.join(map(str, bad_nan[:5]))}). Remove them and upload again. Nothing was changed.")
+        return None, (
+            f"{len(bad_nan)} line(s) hold NaN or infinite values (line(s) "
+            f"{', '.join(map(str, bad_nan[:5]))}). Remove them and upload again. Nothing was changed."
+        )
     if len(pts) < MIN_POINTS:
         return None, f"Only {len(pts)} point(s); at least {MIN_POINTS} are needed. Nothing was changed."
     arr = np.asarray(pts, dtype=np.float64)
@@ -231,15 +268,18 @@ def candidate_grid(half: float = GRID_HALF, n: int = GRID_N) -> np.ndarray:
     return np.stack([xx.ravel(), yy.ravel()], 1).astype(np.float32)
 
 
-def points_from_selection(indices, grid: np.ndarray | None = None, per_point: int = JITTER_PER_POINT,
-                          seed: int = 0) -> tuple[np.ndarray | None, str | None]:
+def points_from_selection(
+    indices, grid: np.ndarray | None = None, per_point: int = JITTER_PER_POINT, seed: int = 0
+) -> tuple[np.ndarray | None, str | None]:
     """The drawn data: each selected grid point becomes `per_point` points jittered uniformly within its grid
     cell, then standardised. (points, None) or (None, a message)."""
     grid = candidate_grid() if grid is None else grid
     idx = sorted({int(i) for i in indices if 0 <= int(i) < len(grid)})
     if len(idx) < MIN_SELECTED:
-        return None, (f"{len(idx)} grid point(s) selected: lasso or box-select at least {MIN_SELECTED} "
-                      "(drag over the grid; the toolbar switches between lasso and box).")
+        return None, (
+            f"{len(idx)} grid point(s) selected: lasso or box-select at least {MIN_SELECTED} "
+            "(drag over the grid; the toolbar switches between lasso and box)."
+        )
     spacing = 2 * GRID_HALF / (GRID_N - 1)
     rng = np.random.default_rng(seed)
     base = np.repeat(grid[idx].astype(np.float64), per_point, axis=0)
@@ -275,8 +315,11 @@ def noised_preview(x0: torch.Tensor, s: Schedule, t: int, seed: int = 0) -> np.n
 
 # --- figures -------------------------------------------------------------------------------------------
 def loss_axis_label(objective: str) -> str:
-    return {"simple": "L_simple per dimension (MSE of ε)", "vlb": "L_vlb per dimension (nats)",
-            "hybrid": "L_simple + 0.001 L_vlb per dimension"}.get(objective, "loss per dimension")
+    return {
+        "simple": "L_simple per dimension (MSE of ε)",
+        "vlb": "L_vlb per dimension (nats)",
+        "hybrid": "L_simple + 0.001 L_vlb per dimension",
+    }.get(objective, "loss per dimension")
 
 
 def smooth(values: np.ndarray, window: int = 50) -> np.ndarray:
@@ -302,13 +345,33 @@ def fig_loss_curve(losses: np.ndarray, objective: str = "simple", title: str = "
     steps = np.arange(1, losses.size + 1)
     keep = thin(losses.size)
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=steps[keep], y=compact(finite(losses[keep]), 5), mode="lines", name="each step",
-                             line=dict(color=COLORS["learned"], width=1), opacity=0.35))
-    fig.add_trace(go.Scatter(x=steps[keep], y=compact(finite(smooth(losses)[keep]), 5), mode="lines",
-                             name="running mean (50 steps)", line=dict(color=COLORS["learned"], width=2.5)))
+    fig.add_trace(
+        go.Scatter(
+            x=steps[keep],
+            y=compact(finite(losses[keep]), 5),
+            mode="lines",
+            name="each step",
+            line=dict(color=COLORS["learned"], width=1),
+            opacity=0.35,
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=steps[keep],
+            y=compact(finite(smooth(losses)[keep]), 5),
+            mode="lines",
+            name="running mean (50 steps)",
+            line=dict(color=COLORS["learned"], width=2.5),
+        )
+    )
     log = losses.size == 0 or bool(np.all(losses[np.isfinite(losses)] > 0))
-    layout(fig, title + ("" if log else " (linear axis: the loss has values ≤ 0)"), x="training step",
-           y=loss_axis_label(objective), height=340)
+    layout(
+        fig,
+        title + ("" if log else " (linear axis: the loss has values ≤ 0)"),
+        x="training step",
+        y=loss_axis_label(objective),
+        height=340,
+    )
     fig.update_yaxes(type="log" if log else "linear")
     return fig
 
@@ -325,10 +388,21 @@ def fig_bucket_losses(bucket_losses, T: int, objective: str = "simple") -> go.Fi
     labels = bucket_labels(T, len(vals))
     ok = np.isfinite(vals)
     log = bool(ok.any() and np.all(vals[ok] > 0))
-    fig = go.Figure(go.Bar(x=[lbl for lbl, o in zip(labels, ok) if o], y=compact(vals[ok], 5),
-                           marker_color=COLORS["learned"], name="running mean loss"))
-    layout(fig, "Loss per noise level t", x="bin of the time step t (small t = almost clean)",
-           y=loss_axis_label(objective), height=320)
+    fig = go.Figure(
+        go.Bar(
+            x=[lbl for lbl, o in zip(labels, ok) if o],
+            y=compact(vals[ok], 5),
+            marker_color=COLORS["learned"],
+            name="running mean loss",
+        )
+    )
+    layout(
+        fig,
+        "Loss per noise level t",
+        x="bin of the time step t (small t = almost clean)",
+        y=loss_axis_label(objective),
+        height=320,
+    )
     fig.update_yaxes(type="log" if log else "linear")
     return fig
 
@@ -365,10 +439,23 @@ def fig_snapshots_2d(snapshots, data: np.ndarray | None = None, k: int = 4, half
 def fig_snapshot_digits(samples: np.ndarray, step: int | None, title: str | None = None) -> go.Figure:
     """A grid of digits (a snapshot, or training digits) as one grey heatmap."""
     m = tile_images(np.clip(finite(samples), -1, 1), cols=10)
-    fig = go.Figure(go.Heatmap(z=compact(m[::-1], 2), zmin=-1, zmax=1, colorscale=DIGIT_COLORSCALE,
-                               showscale=False, hovertemplate="pixel value %{z:.2f}<extra></extra>"))
-    layout(fig, title or f"Samples at step {step} (20-step DDIM; column k asks for the digit k)",
-           x="column (the label asked for)", y="row", height=320)
+    fig = go.Figure(
+        go.Heatmap(
+            z=compact(m[::-1], 2),
+            zmin=-1,
+            zmax=1,
+            colorscale=DIGIT_COLORSCALE,
+            showscale=False,
+            hovertemplate="pixel value %{z:.2f}<extra></extra>",
+        )
+    )
+    layout(
+        fig,
+        title or f"Samples at step {step} (20-step DDIM; column k asks for the digit k)",
+        x="column (the label asked for)",
+        y="row",
+        height=320,
+    )
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False, scaleanchor="x")
     return fig
@@ -377,8 +464,15 @@ def fig_snapshot_digits(samples: np.ndarray, step: int | None, title: str | None
 def fig_candidate_grid(grid: np.ndarray, selected: np.ndarray | None = None) -> go.Figure:
     """The drawing board: faint candidate points to lasso (trace 0) and, on top, the points drawn so far."""
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=compact(grid[:, 0]), y=compact(grid[:, 1]), mode="markers", name="grid (lasso me)",
-                             marker=dict(size=6, color=COLORS["data"], opacity=0.25)))
+    fig.add_trace(
+        go.Scatter(
+            x=compact(grid[:, 0]),
+            y=compact(grid[:, 1]),
+            mode="markers",
+            name="grid (lasso me)",
+            marker=dict(size=6, color=COLORS["data"], opacity=0.25),
+        )
+    )
     if selected is not None and len(selected):
         fig.add_trace(scatter2d(selected, "your points (before standardising)", "x_t", size=4, opacity=0.8))
     layout(fig, "Draw: lasso or box-select grid points", x="x₁", y="x₂", height=420, dragmode="lasso")

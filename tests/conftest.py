@@ -26,8 +26,12 @@ def random_mnist_weights(tmp_path_factory):
     torch.manual_seed(0)
     for name in ("mnist", "mnist-classifier", "mnist-inpaint"):
         r = RECIPES[name]
-        C.save_checkpoint(build_network(r.network, dict(r.network_config)).eval(), recipe=r, path_stem=d / name,
-                          schedule=schedule_from_dict(r.schedule))
+        C.save_checkpoint(
+            build_network(r.network, dict(r.network_config)).eval(),
+            recipe=r,
+            path_stem=d / name,
+            schedule=schedule_from_dict(r.schedule),
+        )
     old = C.WEIGHTS_DIR
     C.WEIGHTS_DIR = d
     st.cache_resource.clear()  # pages cache the checkpoints they loaded (or failed to load)

@@ -1,4 +1,5 @@
 """Helpers shared by the test modules (AppTest pages and shipped weights)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -101,8 +102,14 @@ def katex_report(latex: list[str], tmp_path) -> list[dict]:
         pytest.skip("needs node and streamlit's KaTeX bundle")
     script = Path(tmp_path) / "katex_check.mjs"
     script.write_text(_KATEX_JS)
-    out = subprocess.run([node, str(script), bundle[0].as_uri()], input=json.dumps(list(latex)),
-                         capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
+    out = subprocess.run(
+        [node, str(script), bundle[0].as_uri()],
+        input=json.dumps(list(latex)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
     results = [json.loads(line) for line in out]
     assert len(results) == len(latex)
     return results

@@ -9,6 +9,7 @@ change. Screenshots go to artifacts/screenshots/.
 To cover a new page, add one line to PAGES: (url path, label of the slider to move).
 Skipped with a reason where /usr/bin/chromium is missing.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,8 +28,15 @@ CHROMIUM = "/usr/bin/chromium"
 # Seconds to wait for a page run; raise it on a crowded machine (2 shared cores).
 TIMEOUT_S = float(os.environ.get("BROWSER_TIMEOUT_S", "240"))
 SHOTS = ROOT / "artifacts" / "screenshots"
-CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROME_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # (url path, aria-label of the slider to move). One line per page.
 PAGES = [
@@ -42,8 +50,11 @@ PAGES = [
     ("training_lab", "preview t (the noise level the network sees)"),
 ]
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: no real-browser test")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: no real-browser test"),
+]
 
 
 def free_port() -> int:
@@ -78,10 +89,28 @@ class Server:
         # the course's own app starts as `make run` does (course.serve: imports first); a test's small app plainly
         start = ["course.serve"] if app == ROOT / "app.py" else ["streamlit", "run", str(app)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", *start, "--server.port", str(self.port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none", *extra_args],
-            cwd=app.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+            [
+                sys.executable,
+                "-m",
+                *start,
+                "--server.port",
+                str(self.port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+                "--server.fileWatcherType",
+                "none",
+                *extra_args,
+            ],
+            cwd=app.parent,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
         self.up_at = self._wait_up()
 
     def _wait_up(self, timeout: float = TIMEOUT_S) -> float:
@@ -161,7 +190,9 @@ def wait_idle(page, timeout_ms: float | None = None):
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " && document.querySelectorAll('.js-plotly-plot').length > 0", timeout=timeout_ms)
+        " && document.querySelectorAll('.js-plotly-plot').length > 0",
+        timeout=timeout_ms,
+    )
     page.wait_for_timeout(300)
 
 
@@ -171,7 +202,8 @@ def figure_signature(page) -> str:
         "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => "
         "JSON.stringify((g.data || []).map(d => ['x', 'y', 'z'].map(k => "
         "d[k] === undefined ? null : JSON.stringify(d[k]).slice(0, 160))))"  # arrays may arrive base64-packed
-        " + ((g.layout && g.layout.title && g.layout.title.text) || '')).join('|')")
+        " + ((g.layout && g.layout.title && g.layout.title.text) || '')).join('|')"
+    )
 
 
 def wait_changed(page, before: str, timeout_s: float = 90.0) -> str:
@@ -288,9 +320,10 @@ def test_copy_link_button_copies_the_current_view():
         move_slider(page, "t (time step)")  # 40 -> 45, a fragment rerun
         wait_changed(page, before)
         page.wait_for_function("() => /[?&]t=45(&|$)/.test(window.location.search)")
-        assert "t=40" in page.locator('.st-key-page_link').inner_text()  # the box lags
+        assert "t=40" in page.locator(".st-key-page_link").inner_text()  # the box lags
         button = page.frame_locator('[data-testid="stSidebar"] iframe').get_by_role(
-            "button", name="Copy the link of this view")
+            "button", name="Copy the link of this view"
+        )
         page.bring_to_front()  # the clipboard API needs a focused document
         button.click()
         # the copy is asynchronous: on a loaded machine the clipboard can still be empty right after the click
@@ -301,8 +334,9 @@ def test_copy_link_button_copies_the_current_view():
 
 def visible_charts(page) -> int:
     """How many plotly figures are on screen (display: none or detached ones do not count)."""
-    return page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
-                         ".filter(g => g.offsetParent !== null).length")
+    return page.evaluate(
+        "() => Array.from(document.querySelectorAll('.js-plotly-plot')).filter(g => g.offsetParent !== null).length"
+    )
 
 
 def test_presenter_mode():
@@ -334,7 +368,7 @@ def test_presenter_mode():
         assert page.locator('[data-testid="stSidebar"]').first.is_visible()
         # 8 figures, less the animation in its closed "Play it" section (drawn only once opened)
         page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 7")
-        link = page.locator('.st-key-page_link').inner_text().strip()
+        link = page.locator(".st-key-page_link").inner_text().strip()
         assert link.startswith(f"{server.url}/forward?") and "T=500" in link and "present" not in link, link
 
 
@@ -344,10 +378,11 @@ def test_forward_play_section_animates_t_in_the_browser():
     with first_visit("forward?T=500") as (server, page):
         before = page.evaluate("() => document.querySelectorAll('.js-plotly-plot').length")
         page.get_by_text("Play it: t from 0 to T in your browser").click()
-        page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length > {before}",
-                               timeout=TIMEOUT_S * 1000)
+        page.wait_for_function(
+            f"() => document.querySelectorAll('.js-plotly-plot').length > {before}", timeout=TIMEOUT_S * 1000
+        )
         wait_idle(page)
-        anim = page.locator('.st-key-fig_anim .js-plotly-plot').first
+        anim = page.locator(".st-key-fig_anim .js-plotly-plot").first
         anim.scroll_into_view_if_needed()
         title = "() => document.querySelector('.st-key-fig_anim .js-plotly-plot').layout.title.text"
         first = page.evaluate(title)

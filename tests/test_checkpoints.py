@@ -1,18 +1,37 @@
 """Checkpoints: exact round trip, and the promised messages for corrupt, missing and mismatched files;
 every shipped file in weights/ loads and matches its sidecar."""
+
 import json
 
 import pytest
 import torch
 
-from toy_models.checkpoints import (CheckpointError, WEIGHTS_DIR, list_shipped, load_checkpoint, read_sidecar,
-                                    resolve_paths, save_checkpoint, sha256_file, update_metrics)
+from toy_models.checkpoints import (
+    WEIGHTS_DIR,
+    CheckpointError,
+    list_shipped,
+    load_checkpoint,
+    read_sidecar,
+    resolve_paths,
+    save_checkpoint,
+    sha256_file,
+    update_metrics,
+)
 from toy_models.schedules import schedule_to_dict
 from toy_models.training import Trainer, resolve_recipe
 
 torch.set_num_threads(1)
-SHIPPED_2D = ("moons", "swissroll", "rings", "checkerboard", "gmm", "gmm-classifier", "moons-cond", "moons-vlb",
-              "moons-hybrid")
+SHIPPED_2D = (
+    "moons",
+    "swissroll",
+    "rings",
+    "checkerboard",
+    "gmm",
+    "gmm-classifier",
+    "moons-cond",
+    "moons-vlb",
+    "moons-hybrid",
+)
 
 
 @pytest.fixture(scope="module")

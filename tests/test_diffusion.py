@@ -1,4 +1,5 @@
 """Forward process, posterior and reverse step against closed forms and brute force."""
+
 import math
 
 import pytest
@@ -75,7 +76,9 @@ def test_iterated_chain_agrees_with_q_sample(s):
         emp_mean, emp_cov = xs[k].mean(0), torch.cov(xs[k].T)
         se = math.sqrt(var.item() / n)
         assert torch.allclose(emp_mean, mean[0], atol=5 * se)
-        assert torch.allclose(emp_cov, var.item() * torch.eye(2, dtype=torch.float64), atol=6 * var.item() * math.sqrt(2 / n))
+        assert torch.allclose(
+            emp_cov, var.item() * torch.eye(2, dtype=torch.float64), atol=6 * var.item() * math.sqrt(2 / n)
+        )
     # and q_sample itself has those moments
     xt = D.q_sample(s, x0, 60, generator=g)
     mean, var, _ = D.q_mean_variance(s, x0[:1], 60)
@@ -97,7 +100,9 @@ def test_posterior_equals_brute_force_gaussian_conditioning(s):
         # joint: x_{t-1} = sqrt(abar_prev) x0 + sqrt(1-abar_prev) e1 ; x_t = sqrt(alpha) x_{t-1} + sqrt(1-alpha) e2
         mu = torch.tensor([math.sqrt(abar_prev), math.sqrt(abar_prev * alpha)], dtype=torch.float64)
         v1 = 1 - abar_prev
-        cov = torch.tensor([[v1, math.sqrt(alpha) * v1], [math.sqrt(alpha) * v1, alpha * v1 + 1 - alpha]], dtype=torch.float64)
+        cov = torch.tensor(
+            [[v1, math.sqrt(alpha) * v1], [math.sqrt(alpha) * v1, alpha * v1 + 1 - alpha]], dtype=torch.float64
+        )
         mean_bf = mu[0] * x0 + cov[0, 1] / cov[1, 1] * (xt - mu[1] * x0)
         var_bf = cov[0, 0] - cov[0, 1] ** 2 / cov[1, 1]
         mean, var, logvar = D.q_posterior_mean_variance(s, x0, xt, t)

@@ -1,4 +1,5 @@
 """The pieces of the variational bound against Monte Carlo, brute force and closed forms."""
+
 import math
 
 import pytest
@@ -24,11 +25,14 @@ def test_gaussian_log_likelihood_is_the_normal_density():
     assert E.gaussian_log_likelihood(x, m, lv).item() == pytest.approx(ref.item(), rel=1e-6)
 
 
-@pytest.mark.parametrize("mean, log_scale", [(0.0, math.log(0.1)), (0.93, math.log(0.02)), (-1.2, math.log(0.5)), (0.3, math.log(1e-3))])
+@pytest.mark.parametrize(
+    "mean, log_scale", [(0.0, math.log(0.1)), (0.93, math.log(0.02)), (-1.2, math.log(0.5)), (0.3, math.log(1e-3))]
+)
 def test_discretized_likelihood_sums_to_one_over_256_bins(mean, log_scale):
     values = (torch.arange(256, dtype=torch.float64) / 127.5) - 1.0
-    lp = E.discretized_gaussian_log_likelihood(values, torch.tensor(mean, dtype=torch.float64),
-                                               torch.tensor(log_scale, dtype=torch.float64))
+    lp = E.discretized_gaussian_log_likelihood(
+        values, torch.tensor(mean, dtype=torch.float64), torch.tensor(log_scale, dtype=torch.float64)
+    )
     assert lp.exp().sum().item() == pytest.approx(1.0, abs=1e-6)
 
 
@@ -37,7 +41,9 @@ def test_discretized_likelihood_equals_bin_probability():
     mean, sd = 0.1, 0.05
     cdf = lambda v: 0.5 * math.erfc(-(v - mean) / (sd * math.sqrt(2)))  # independent, in plain floats
     p = cdf(x.item() + 1 / 255) - cdf(x.item() - 1 / 255)
-    lp = E.discretized_gaussian_log_likelihood(x, torch.tensor(mean, dtype=torch.float64), torch.tensor(math.log(sd), dtype=torch.float64))
+    lp = E.discretized_gaussian_log_likelihood(
+        x, torch.tensor(mean, dtype=torch.float64), torch.tensor(math.log(sd), dtype=torch.float64)
+    )
     assert lp.item() == pytest.approx(math.log(p), rel=1e-9)
 
 
@@ -74,7 +80,9 @@ def test_l_simple_is_the_eps_mse():
     s = make_schedule("cosine", 50)
     x0 = torch.randn(4, 2, dtype=torch.float64)
     delta = torch.full((4, 2), 0.5, dtype=torch.float64)
-    assert torch.allclose(E.l_simple(s, _ScaledOracle(s, x0, delta), x0, 10), torch.full((4,), 0.5, dtype=torch.float64), atol=1e-9)
+    assert torch.allclose(
+        E.l_simple(s, _ScaledOracle(s, x0, delta), x0, 10), torch.full((4,), 0.5, dtype=torch.float64), atol=1e-9
+    )
 
 
 def test_prior_term_closed_form():

@@ -4,6 +4,7 @@ With the exact eps-model (toy_models.gmm.AnalyticModel) and x_0 ~ q, averaged ov
 E_q[-ELBO] = E_q[-log q(x_0)] + KL(q(x_{0:T}) || p(x_{0:T})) >= the true NLL, and the gap is the
 price of Gaussian reverse steps, which shrinks as the steps get smaller (T larger, same cosine family).
 """
+
 import math
 
 import pytest

@@ -1,5 +1,6 @@
 """Every display equation of every lesson (its EQ_* constants) renders with the KaTeX that streamlit ships
 and fits a lesson column; equations built at run time are checked in the browser test (.katex-error)."""
+
 from __future__ import annotations
 
 import importlib

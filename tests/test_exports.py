@@ -1,5 +1,6 @@
 """Exports: GIFs decode to the requested frames and size, points and pixels land where they should,
 .npz round-trips exactly, limits hold; every page offers its download buttons and their data decodes."""
+
 import io
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def decode(gif: bytes) -> list[np.ndarray]:
 
 def in_box(img, box):
     """The data area of a frame (the legend below repeats the colours)."""
-    return img[box.top: box.top + box.size, box.left: box.left + box.size]
+    return img[box.top : box.top + box.size, box.left : box.left + box.size]
 
 
 def hits(img, box, color):
@@ -35,7 +36,7 @@ def hits(img, box, color):
 
 
 def rgb(hex_color):
-    return tuple(int(hex_color.lstrip("#")[i: i + 2], 16) for i in (0, 2, 4))
+    return tuple(int(hex_color.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4))
 
 
 # --- png config --------------------------------------------------------------------------------
@@ -88,8 +89,9 @@ def test_backdrop_extra_cloud_and_trails():
     F = 4
     main = np.stack([np.full((2, 2), v) for v in (-1.0, -0.5, 0.0, 0.5)])  # both particles move together
     px0 = np.full((F, 2, 2), 2.0)
-    gif = E.gif_from_points(main, None, extra={"predicted x̂_0": px0}, backdrop=np.array([[-3.0, 3.0]]),
-                            trails=[0], size=160, radius=0)
+    gif = E.gif_from_points(
+        main, None, extra={"predicted x̂_0": px0}, backdrop=np.array([[-3.0, 3.0]]), trails=[0], size=160, radius=0
+    )
     frames = decode(gif)
     box = E.plot_box(4.0, 160)
     red = rgb(COLORS["pred_x0"])
@@ -124,8 +126,9 @@ def test_byte_cap_reduces_frames():
     assert 2 <= len(decode(capped)) < 40
 
 
-@pytest.mark.parametrize("bad, msg", [
-    (np.zeros((3, 2)), "shape"), (np.zeros((2, 3, 3)), "shape"), (np.zeros((0, 3, 2)), "empty")])
+@pytest.mark.parametrize(
+    "bad, msg", [(np.zeros((3, 2)), "shape"), (np.zeros((2, 3, 3)), "shape"), (np.zeros((0, 3, 2)), "empty")]
+)
 def test_bad_point_shapes_raise_with_a_message(bad, msg):
     with pytest.raises(ValueError, match=msg):
         E.gif_from_points(bad)
@@ -149,9 +152,9 @@ def test_image_gif_puts_bright_pixels_where_they_are():
     frames = decode(E.gif_from_images(img, ["a", "b", "c"], scale=3))
     assert len(frames) == 3 and frames[0].shape[:2] == (lay.height, lay.width)
     r0, c0 = lay.origin(0)
-    tile = frames[0][r0: r0 + 84, c0: c0 + 84, 0]
+    tile = frames[0][r0 : r0 + 84, c0 : c0 + 84, 0]
     assert np.argwhere(tile > 200).tolist() == [[5 * 3 + i, 20 * 3 + j] for i in range(3) for j in range(3)]
-    assert (frames[1][r0: r0 + 84, c0: c0 + 84] < 50).all()
+    assert (frames[1][r0 : r0 + 84, c0 : c0 + 84] < 50).all()
     assert frames[2][r0 + 27 * 3 + 1, c0 + 1, 0] > 200
 
 
@@ -183,9 +186,14 @@ def test_image_gif_limits_and_bad_shapes():
 # --- npz --------------------------------------------------------------------------------------------
 def test_npz_round_trips_exactly():
     rng = np.random.default_rng(2)
-    arrays = dict(samples=rng.normal(size=(50, 2)).astype(np.float32), labels=np.arange(50) % 3,
-                  images=rng.integers(0, 255, size=(4, 28, 28), dtype=np.uint8), scale=np.float64(2.5),
-                  method=np.str_("replacement"), mask=rng.random((28, 28)) > 0.5)
+    arrays = dict(
+        samples=rng.normal(size=(50, 2)).astype(np.float32),
+        labels=np.arange(50) % 3,
+        images=rng.integers(0, 255, size=(4, 28, 28), dtype=np.uint8),
+        scale=np.float64(2.5),
+        method=np.str_("replacement"),
+        mask=rng.random((28, 28)) > 0.5,
+    )
     with np.load(io.BytesIO(E.npz_bytes(**arrays)), allow_pickle=False) as z:
         assert sorted(z.files) == sorted(arrays)
         for k, v in arrays.items():

@@ -4,6 +4,7 @@ Finite differences and autograd for the score, Monte Carlo importance weights fo
 Bayes' rule pointwise and grid integration for q(x_{t-1} | x_t), closed-form single Gaussians for
 class-conditional models, and a chi-square test for sampled component weights.
 """
+
 import math
 
 import pytest
@@ -59,16 +60,23 @@ def test_default_gmm_is_the_documented_mixture(gmm):
 def test_log_prob_matches_an_independent_mixture_density(gmm):
     x = _points(300)
     ref = torch.logsumexp(
-        torch.stack([math.log(gmm.weights[k]) + _gaussian_logpdf(x, gmm.means[k], gmm.covs[k])
-                     for k in range(5)], 1), 1)
+        torch.stack([math.log(gmm.weights[k]) + _gaussian_logpdf(x, gmm.means[k], gmm.covs[k]) for k in range(5)], 1), 1
+    )
     assert torch.allclose(gmm.log_prob(x), ref, atol=1e-10)
     assert torch.allclose(true_nll(gmm, x), -ref, atol=1e-10)
     # and of the noised mixture q_t: abar Sigma + (1 - abar) I, sqrt(abar) mu
     a = 0.3
     ref_t = torch.logsumexp(
-        torch.stack([math.log(gmm.weights[k]) + _gaussian_logpdf(
-            x, math.sqrt(a) * gmm.means[k], a * gmm.covs[k] + (1 - a) * torch.eye(2, dtype=F64))
-            for k in range(5)], 1), 1)
+        torch.stack(
+            [
+                math.log(gmm.weights[k])
+                + _gaussian_logpdf(x, math.sqrt(a) * gmm.means[k], a * gmm.covs[k] + (1 - a) * torch.eye(2, dtype=F64))
+                for k in range(5)
+            ],
+            1,
+        ),
+        1,
+    )
     assert torch.allclose(gmm.log_prob(x, a), ref_t, atol=1e-10)
     assert torch.allclose(gmm.noised(a).log_prob(x), ref_t, atol=1e-10)
 
@@ -117,14 +125,15 @@ def test_per_example_alpha_bar_equals_one_at_a_time(gmm):
     a = torch.linspace(0.01, 1.0, 50, dtype=F64)
     sc = gmm.score(x, a)
     for i in (0, 17, 49):
-        assert torch.allclose(sc[i], gmm.score(x[i:i + 1], float(a[i]))[0], atol=1e-12)
+        assert torch.allclose(sc[i], gmm.score(x[i : i + 1], float(a[i]))[0], atol=1e-12)
 
 
 def test_isotropic_and_general_paths_agree():
     pts = _points(40, seed=4)
     iso = GaussianMixture(torch.ones(40), pts, 0.05 * torch.eye(2, dtype=F64).expand(40, 2, 2))
-    gen = GaussianMixture(torch.ones(40), pts, torch.diag_embed(torch.tensor([0.05, 0.05 + 1e-7], dtype=F64)
-                                                               .expand(40, 2)))
+    gen = GaussianMixture(
+        torch.ones(40), pts, torch.diag_embed(torch.tensor([0.05, 0.05 + 1e-7], dtype=F64).expand(40, 2))
+    )
     assert iso.is_isotropic and not gen.is_isotropic
     x = _points(100, seed=5)
     for name in ("log_prob", "score", "denoise"):
@@ -140,8 +149,9 @@ def test_from_points_is_a_point_set_until_noised():
         fp.log_prob(pts)
     a = 0.7
     x = _points(20, seed=7)
-    ref = torch.logsumexp(torch.stack([_gaussian_logpdf(x, math.sqrt(a) * p, (1 - a) * torch.eye(2, dtype=F64))
-                                       for p in pts], 1), 1) - math.log(30)
+    ref = torch.logsumexp(
+        torch.stack([_gaussian_logpdf(x, math.sqrt(a) * p, (1 - a) * torch.eye(2, dtype=F64)) for p in pts], 1), 1
+    ) - math.log(30)
     assert torch.allclose(fp.log_prob(x, a), ref, atol=1e-10)
     # the ideal denoiser of a point set is the posterior average of the points
     r = fp.responsibilities(x, a)
@@ -190,8 +200,9 @@ def test_eps_star_is_minus_sigma_times_finite_difference_gradient(gmm):
     h = 1e-5
     for t in (1.0, 7.5, 30.0, 64.25, 99.0):
         a = s.alpha_bar(torch.tensor(t))
-        fd = torch.stack([(gmm.log_prob(x + h * e, a) - gmm.log_prob(x - h * e, a)) / (2 * h)
-                          for e in torch.eye(2, dtype=F64)], 1)
+        fd = torch.stack(
+            [(gmm.log_prob(x + h * e, a) - gmm.log_prob(x - h * e, a)) / (2 * h) for e in torch.eye(2, dtype=F64)], 1
+        )
         eps = model(x, torch.full((40,), t, dtype=F64))
         assert torch.allclose(eps, -(1 - a).sqrt() * fd, atol=1e-6), t
         assert torch.allclose(model.score(x, t), fd, atol=1e-5 / (1 - a).sqrt().item())
@@ -401,9 +412,12 @@ def test_class_conditional_point_set_of_images():
     assert d.shape == x_t.shape
     for i in range(6):
         pool = imgs if y[i] == 3 else imgs[labels == y[i]]
-        r = EmpiricalDistribution(pool).responsibilities(x_t[i:i + 1], s.alphas_cumprod[40])
+        r = EmpiricalDistribution(pool).responsibilities(x_t[i : i + 1], s.alphas_cumprod[40])
         assert torch.allclose(d[i], (r @ pool.reshape(len(pool), -1)).reshape(1, 4, 4), atol=1e-10)
     # near t = 0 the ideal denoiser snaps to the nearest training image of the requested class
     near = imgs[labels == 1][2] + 1e-3
-    assert torch.allclose(model.denoise(near[None].float(), torch.zeros(1), torch.tensor([1])).double(),
-                          imgs[labels == 1][2][None], atol=1e-6)
+    assert torch.allclose(
+        model.denoise(near[None].float(), torch.zeros(1), torch.tensor([1])).double(),
+        imgs[labels == 1][2][None],
+        atol=1e-6,
+    )

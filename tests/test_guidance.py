@@ -1,5 +1,6 @@
 """Guidance wrappers: exact identities at special scales, Bayes' rule on the exact mixture, autograd vs
 finite differences."""
+
 import math
 
 import pytest

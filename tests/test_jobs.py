@@ -2,6 +2,7 @@
 message on a NaN loss or an exception, falls back to the CPU on a GPU out-of-memory; the queue never runs more
 than K jobs and starts them first-in first-out; a session's models are registered, removable, zipped as
 loadable checkpoints, and freed (jobs stopped) when the session is released."""
+
 from __future__ import annotations
 
 import io
@@ -18,14 +19,25 @@ from toy_models.recipes import get_recipe
 from toy_models.training import Trainer
 
 # The "tiny" recipe without the Gaussian skip: its loss starts near 1 (a zero output) and must fall fast.
-TINY = get_recipe("tiny").replace(network_config={"width": 32, "n_blocks": 1, "gaussian_skip": False},
-                                  batch_size=128, n_train=512, snapshot_n=32, steps=60, lr_warmup=5)
+TINY = get_recipe("tiny").replace(
+    network_config={"width": 32, "n_blocks": 1, "gaussian_skip": False},
+    batch_size=128,
+    n_train=512,
+    snapshot_n=32,
+    steps=60,
+    lr_warmup=5,
+)
 WAIT_S = 120  # generous: the first optimiser of a process imports torch._dynamo (seconds on a loaded machine)
 
 
 def job(steps=60, **kw) -> J.TrainingJob:
-    return J.TrainingJob(TINY.replace(steps=steps), device="cpu", snapshot_every=kw.pop("snapshot_every", 20),
-                         yield_fraction=kw.pop("yield_fraction", 0.0), **kw)
+    return J.TrainingJob(
+        TINY.replace(steps=steps),
+        device="cpu",
+        snapshot_every=kw.pop("snapshot_every", 20),
+        yield_fraction=kw.pop("yield_fraction", 0.0),
+        **kw,
+    )
 
 
 def wait_until(cond, timeout=WAIT_S, every=0.01):
@@ -164,8 +176,9 @@ def test_gpu_out_of_memory_restarts_on_the_cpu(monkeypatch):
         return real_step(self)
 
     monkeypatch.setattr(Trainer, "step", step)
-    j = J.JobQueue(1).submit(J.TrainingJob(TINY.replace(steps=10), device="cuda", trainer_factory=factory,
-                                           yield_fraction=0.0))
+    j = J.JobQueue(1).submit(
+        J.TrainingJob(TINY.replace(steps=10), device="cuda", trainer_factory=factory, yield_fraction=0.0)
+    )
     assert j.wait(WAIT_S)
     v = j.view()
     assert devices == ["cuda", "cpu"]

@@ -1,5 +1,6 @@
 """The layers of ARCHITECTURE.md: data flows one way, science -> teaching -> screen. Checked by reading every
 module's imports (ast), so a violation fails here before it shows up as a slow or untestable page."""
+
 from __future__ import annotations
 
 import ast

@@ -1,6 +1,7 @@
 """Conditional generation lesson: the exact noisy classifier against Bayes' rule, guidance at scale 0
 against the unguided sampler, classifier guidance at s = 1 against the exact conditional model,
 fidelity/diversity against the scale, and (when the weights exist) the MNIST claims."""
+
 from __future__ import annotations
 
 import math
@@ -114,8 +115,11 @@ def test_figures_have_no_nan(setup):
     f = L.classifier_field(clf, 999.0, 0, n_heat=11, n_arrows=5)
     assert_no_nan(L.fig_classifier_field(f, 0, 999))
     assert_no_nan(L.fig_samples_2d(np.random.randn(20, 2), "x", density=L.class_density(g, 0, 21)))
-    assert_no_nan(L.fig_sweep(dict(scale=np.array([0, 1.0]), accuracy=np.array([0.1, 0.9]),
-                                   diversity=np.array([1.0, 0.5])), current=1.0))
+    assert_no_nan(
+        L.fig_sweep(
+            dict(scale=np.array([0, 1.0]), accuracy=np.array([0.1, 0.9]), diversity=np.array([1.0, 0.5])), current=1.0
+        )
+    )
 
 
 # --- MNIST: runs when the shipped weights exist ------------------------------------------------------
@@ -166,8 +170,9 @@ def page_runs():
     model, clf = AnalyticModel(g, s), L.ExactNoisyClassifier(g, s)
     out = {}
     for w in L.TRY_W:
-        x0 = L.guided_trajectory(L.cfg_model(model, w, g.num_components), s, 0, N_2D, 0, STEPS,
-                                 stride=max(1, STEPS // 25)).x0.numpy()
+        x0 = L.guided_trajectory(
+            L.cfg_model(model, w, g.num_components), s, 0, N_2D, 0, STEPS, stride=max(1, STEPS // 25)
+        ).x0.numpy()
         out[w] = (x0, L.fidelity_diversity_2d(x0, 0, g, clf))
     return g, s, model, clf, out
 

@@ -1,8 +1,8 @@
 """Lesson 4 (the bound): every number against an independent computation or a closed form."""
+
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,11 +173,16 @@ def test_figures_are_finite_and_small(gmm):
     s = make_schedule("linear", 100)
     m, x0 = AnalyticModel(gmm, s), points(gmm, 200)
     r = L.bound_terms(s, m, x0)
-    figs = [L.fig_vae_diagram(), L.fig_terms({"exact": r}), L.fig_groups(r, 1.4, 1.41),
-            L.fig_bound_vs_T({"beta": L.bound_vs_T(gmm, s, [2, 10], x0[:50])}, 100),
-            L.fig_estimators(L.compare_estimators(s, m, x0[0], n=100)), L.fig_weights(*L.simple_weights(s)),
-            L.fig_per_t({"exact": L.per_t_loss(s, m, x0, L.log_grid(s.T, 10))}),
-            L.fig_samples({"a": x0.numpy()}, x0.numpy())]
+    figs = [
+        L.fig_vae_diagram(),
+        L.fig_terms({"exact": r}),
+        L.fig_groups(r, 1.4, 1.41),
+        L.fig_bound_vs_T({"beta": L.bound_vs_T(gmm, s, [2, 10], x0[:50])}, 100),
+        L.fig_estimators(L.compare_estimators(s, m, x0[0], n=100)),
+        L.fig_weights(*L.simple_weights(s)),
+        L.fig_per_t({"exact": L.per_t_loss(s, m, x0, L.log_grid(s.T, 10))}),
+        L.fig_samples({"a": x0.numpy()}, x0.numpy()),
+    ]
     for f in figs:
         assert_no_nan(f)
         assert payload_bytes(f) < MAX_PAYLOAD_BYTES
@@ -239,7 +244,7 @@ def test_l0_floor_is_the_binned_gaussian_mass_around_the_exact_pixel(variance):
     Checked against that closed form, with sigma_1 from the betas and Phi from math.erf, in float64."""
     s = make_schedule("linear", 1000, beta_start=1e-4, beta_end=0.02)
     g = torch.Generator().manual_seed(3)
-    x0 = (torch.randint(0, 256, (4, 1, 6, 6), generator=g).double() / 127.5 - 1.0)
+    x0 = torch.randint(0, 256, (4, 1, 6, 6), generator=g).double() / 127.5 - 1.0
     x0[:, :, 0] = -1.0  # a row of background, as in MNIST, and a few white pixels
     x0[:, :, 1, :2] = 1.0
     b1, b2 = float(s.betas[1]), float(s.betas[2])
@@ -259,9 +264,36 @@ def _equations() -> list[str]:
 
 
 KNOWN_CONTROL_WORDS = {  # every control word the lesson's equations may use (all KaTeX built-ins)
-    "log", "le", "mathbb", "left", "right", "frac", "mid", "sum", "begin", "end", "underbrace", "mathrm", "big",
-    "Big", "qquad", "quad", "tilde", "mu", "sigma", "theta", "mathcal", "sqrt", "bar", "alpha", "beta", "lambda",
-    "epsilon", "text", "Longleftrightarrow", "tfrac",
+    "log",
+    "le",
+    "mathbb",
+    "left",
+    "right",
+    "frac",
+    "mid",
+    "sum",
+    "begin",
+    "end",
+    "underbrace",
+    "mathrm",
+    "big",
+    "Big",
+    "qquad",
+    "quad",
+    "tilde",
+    "mu",
+    "sigma",
+    "theta",
+    "mathcal",
+    "sqrt",
+    "bar",
+    "alpha",
+    "beta",
+    "lambda",
+    "epsilon",
+    "text",
+    "Longleftrightarrow",
+    "tfrac",
 }
 
 
@@ -384,6 +416,7 @@ def page_reports(gmm):
             s = build_schedule(FrameState(T=T, schedule=schedule))
             cache[key] = L.bound_terms(s, AnalyticModel(gmm, s), x0, variance=variance, seed=0)
         return cache[key]
+
     return get, nll
 
 

@@ -1,5 +1,6 @@
 """Unit tests of the frame (URL state) and of the forward / schedule-lab lessons: values against
 closed forms and independent computations, figures without NaN and under the payload limit."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,8 @@ import pytest
 import torch
 
 from lessons import forward as L
-from lessons import settings
 from lessons import schedule_lab as S
+from lessons import settings
 from lessons.figures import MAX_PAYLOAD_BYTES, assert_no_nan, finite, payload_bytes
 from toy_models.schedules import make_schedule
 
@@ -30,21 +31,24 @@ def test_round_trip_through_the_url():
     assert "beta_1" not in p and "beta_T" not in p and p["s"] == "0.02"
 
 
-@pytest.mark.parametrize("params,field,expected", [
-    ({"data": "mnist3"}, "data", "moons"),
-    ({"schedule": "quadratic"}, "schedule", "linear"),
-    ({"T": "abc"}, "T", 1000),
-    ({"T": "2.5"}, "T", 1000),
-    ({"T": "0"}, "T", settings.T_MIN),
-    ({"T": "10000000"}, "T", settings.T_MAX),
-    ({"beta_T": "2"}, "beta_T", settings.BETA_MAX),
-    ({"beta_1": "-1"}, "beta_1", settings.BETA_MIN),
-    ({"beta_1": "nan"}, "beta_1", 1e-4),
-    ({"beta_T": "inf"}, "beta_T", 0.02),
-    ({"s": "5"}, "s", settings.S_MAX),
-    ({"seed": "-3"}, "seed", 0),
-    ({"seed": "1e30"}, "seed", settings.SEED_MAX),
-])
+@pytest.mark.parametrize(
+    "params,field,expected",
+    [
+        ({"data": "mnist3"}, "data", "moons"),
+        ({"schedule": "quadratic"}, "schedule", "linear"),
+        ({"T": "abc"}, "T", 1000),
+        ({"T": "2.5"}, "T", 1000),
+        ({"T": "0"}, "T", settings.T_MIN),
+        ({"T": "10000000"}, "T", settings.T_MAX),
+        ({"beta_T": "2"}, "beta_T", settings.BETA_MAX),
+        ({"beta_1": "-1"}, "beta_1", settings.BETA_MIN),
+        ({"beta_1": "nan"}, "beta_1", 1e-4),
+        ({"beta_T": "inf"}, "beta_T", 0.02),
+        ({"s": "5"}, "s", settings.S_MAX),
+        ({"seed": "-3"}, "seed", 0),
+        ({"seed": "1e30"}, "seed", settings.SEED_MAX),
+    ],
+)
 def test_bad_url_values_are_repaired_with_a_notice(params, field, expected):
     state, notes = settings.parse_params(params)
     assert getattr(state, field) == expected
@@ -146,7 +150,8 @@ class _OneGaussian:  # the attributes gmm_kl_curve and prior_term_curve read fro
 
 
 def test_prior_term_exceeds_the_marginal_kl_by_the_mutual_information_gaussian_data():
-    """Gaussian data x_0 ~ N(m, C): L(t) = E KL(q(x_t | x_0) || N(0, I)) = (abar E|x_0|^2 - D abar - D log(1 - abar)) / 2
+    """Gaussian data x_0 ~ N(m, C):
+    L(t) = E KL(q(x_t | x_0) || N(0, I)) = (abar E|x_0|^2 - D abar - D log(1 - abar)) / 2
     and I(x_0; x_t) = (log det(abar C + (1 - abar) I) - D log(1 - abar)) / 2, both closed forms; the page's two
     curves must differ by exactly that mutual information."""
     g = _OneGaussian
@@ -222,8 +227,11 @@ def test_figures_have_no_nan_at_extremes():
     assert_no_nan(L.fig_trajectories(ts, xs, s.alphas_cumprod[ts].numpy()))
     img = torch.rand(1, 28, 28) * 2 - 1
     xt_img = L.noised(s, img[None], 3)[0, 0]
-    for fig in (L.fig_digit(xt_img, 3), L.fig_pixel_hist(img[0].numpy(), xt_img, 3),
-                L.fig_digit_row(np.stack([img[0].numpy()] * 3), [0, 1, 2])):
+    for fig in (
+        L.fig_digit(xt_img, 3),
+        L.fig_pixel_hist(img[0].numpy(), xt_img, 3),
+        L.fig_digit_row(np.stack([img[0].numpy()] * 3), [0, 1, 2]),
+    ):
         assert_no_nan(fig)
         assert payload_bytes(fig) < MAX_PAYLOAD_BYTES
 
@@ -238,8 +246,14 @@ def test_finite_and_assert_no_nan():
 
 
 # --- schedule lab -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name,kw", [("linear", dict(beta_start=1e-4, beta_end=0.999)),
-                                     ("cosine", dict(s=0.008)), ("sigmoid", dict(beta_start=0.02, beta_end=0.02))])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("linear", dict(beta_start=1e-4, beta_end=0.999)),
+        ("cosine", dict(s=0.008)),
+        ("sigmoid", dict(beta_start=0.02, beta_end=0.02)),
+    ],
+)
 def test_schedule_curves_match_tables_and_are_finite(name, kw):
     s = make_schedule(name, 2000, **kw)
     c = S.schedule_curves(s)
@@ -296,7 +310,7 @@ def test_schedule_lab_narrative_claims_hold(T):
     """Every claim of the lab's narrative and of its panel notes, checked on the default schedules at T."""
     lin, cos, sig = (_default(T, n) for n in ("linear", "cosine", "sigmoid"))
     text = S.narrative(T)
-    for name, s in (("linear", lin), ("cosine", cos), ("sigmoid", sig)):
+    for s in (lin, cos, sig):
         a = s.alphas_cumprod.numpy()
         t_half = next(t for t in range(T + 1) if a[t] <= 0.5)  # an independent search
         share = sum(a[t] < 0.01 for t in range(1, T + 1)) / T
@@ -307,7 +321,7 @@ def test_schedule_lab_narrative_claims_hold(T):
     f_lin, f_cos = S.schedule_facts(lin), S.schedule_facts(cos)
     assert f_lin["noise_share"] > 4 * f_cos["noise_share"] and f_lin["t_half"] < 0.3 * T
     a = lin.alphas_cumprod.numpy()
-    assert np.all(a[np.flatnonzero(a < 0.01)[0]:] < 0.01)
+    assert np.all(a[np.flatnonzero(a < 0.01)[0] :] < 0.01)
     assert f"{f_lin['noise_share']:.0%} of its steps" in text and f"{f_cos['noise_share']:.0%} of its steps" in text
     # cosine: abar falls nearly linearly in the middle and changes little near t = 0 and t = T
     u = np.arange(T + 1) / T
@@ -316,13 +330,13 @@ def test_schedule_lab_narrative_claims_hold(T):
     fit = np.polyval(np.polyfit(u[mid], ac[mid], 1), u[mid])
     assert np.abs(fit - ac[mid]).max() < 0.05
     slope = np.abs(np.diff(ac)) * T
-    assert slope[: T // 50].max() < 0.2 * slope[T // 2] and slope[-(T // 50):].max() < 0.2 * slope[T // 2]
+    assert slope[: T // 50].max() < 0.2 * slope[T // 2] and slope[-(T // 50) :].max() < 0.2 * slope[T // 2]
     # the log-SNR panel: cosine's is nearly straight in the middle, steeper near both ends
     ls = cos.log_snr.numpy()
     fit = np.polyval(np.polyfit(u[mid], ls[mid], 1), u[mid])
     assert np.abs(fit - ls[mid]).max() < 0.1 * (ls[mid].max() - ls[mid].min())
     d = np.abs(np.diff(ls[1:]))
-    assert min(d[: T // 20].mean(), d[-(T // 20):].mean()) > 2 * d[T // 4: 3 * T // 4].mean()
+    assert min(d[: T // 20].mean(), d[-(T // 20) :].mean()) > 2 * d[T // 4 : 3 * T // 4].mean()
     # the beta panel: linear is a straight line, sigmoid flat at both ends, cosine ends on its 0.999 clip
     b = lin.betas.numpy()[1:]
     assert np.allclose(np.diff(b), (b[-1] - b[0]) / (T - 1))

@@ -2,6 +2,7 @@
 mask, approaches the exact conditional with resampling; the exact conditional of the mixture against a
 brute-force slice of its density; masks; the fine-tuned path with a (random) InpaintUNet; and, when
 the weights exist, the MNIST measurements."""
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,9 @@ def _digit():
 def test_replacement_keeps_known_pixels_exactly(s, preset):
     x0, mask = _digit(), L.preset_mask(preset, seed=1)
     x_T = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    out = sample_replacement(ToyImageModel(), s, x_T, steps=10, mask=mask, known=x0, resample=2,
-                             generator=torch.Generator().manual_seed(1))
+    out = sample_replacement(
+        ToyImageModel(), s, x_T, steps=10, mask=mask, known=x0, resample=2, generator=torch.Generator().manual_seed(1)
+    )
     m = mask.expand_as(out) > 0
     assert torch.equal(out[m], x0.expand_as(out)[m])
     assert not torch.equal(out[~m], x0.expand_as(out)[~m])
@@ -89,8 +91,9 @@ def test_exact_conditional_matches_a_slice_of_the_density():
     torch.testing.assert_close(cond.log_prob(u[:, None]).exp(), brute, atol=1e-6, rtol=1e-4)
     cond_y = gmm_condition_on(g, 1, -0.4)  # and on the other coordinate
     joint = g.log_prob(torch.stack([u, torch.full_like(u, -0.4)], 1)).exp()
-    torch.testing.assert_close(cond_y.log_prob(u[:, None]).exp(), joint / torch.trapezoid(joint, u),
-                               atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(
+        cond_y.log_prob(u[:, None]).exp(), joint / torch.trapezoid(joint, u), atol=1e-6, rtol=1e-4
+    )
 
 
 @pytest.mark.slow
@@ -182,8 +185,16 @@ def test_the_step_shown_is_the_step_taken(s):
     m = AnalyticModel(g, s)
     x_T = torch.randn(50, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     steps = []
-    sample_replacement(m, s, x_T, steps=10, mask=coordinate_mask(0).double(), known=torch.tensor([0.5, 0.0]),
-                       generator=torch.Generator().manual_seed(1), callback=steps.append)
+    sample_replacement(
+        m,
+        s,
+        x_T,
+        steps=10,
+        mask=coordinate_mask(0).double(),
+        known=torch.tensor([0.5, 0.0]),
+        generator=torch.Generator().manual_seed(1),
+        callback=steps.append,
+    )
     st = steps[3]
     t, t_next = int(st.t), int(st.t_next)
     assert [t, t_next] == ddim_timesteps(s.T, 10)[3:5]
@@ -206,8 +217,17 @@ def test_resampling_costs_r_evaluations_a_step_and_the_finetuned_model_one(s):
     x_T = torch.zeros(2, 1, 28, 28)
     for r in (1, 3):
         info = SamplerInfo()
-        sample_replacement(ToyImageModel(), s, x_T, steps=10, mask=L.preset_mask("left half"), known=_digit(),
-                           resample=r, generator=torch.Generator().manual_seed(0), info=info)
+        sample_replacement(
+            ToyImageModel(),
+            s,
+            x_T,
+            steps=10,
+            mask=L.preset_mask("left half"),
+            known=_digit(),
+            resample=r,
+            generator=torch.Generator().manual_seed(0),
+            info=info,
+        )
         assert info.nfe == 9 * r + 1
     info = SamplerInfo()
     sample_ddim(ToyImageModel(), s, x_T, steps=10, info=info)
@@ -223,8 +243,12 @@ def test_try_this_2d_resampling_helps_but_stays_above_the_floor():
     sch = build_schedule(FrameState())
     ex, _ = gmm_condition_on(g, 0, 0.5).sample(400, generator=torch.Generator().manual_seed(0))
     floor = L.wasserstein_to_exact(ex[:, 0].numpy(), g, 0.5, seed=7)
-    w1 = {r: L.wasserstein_to_exact(L.inpaint_2d(AnalyticModel(g, sch), sch, 0.5, 400, 0, 50, r).x0[:, 1].numpy(),
-                                    g, 0.5, seed=7) for r in L.TRY_R}
+    w1 = {
+        r: L.wasserstein_to_exact(
+            L.inpaint_2d(AnalyticModel(g, sch), sch, 0.5, 400, 0, 50, r).x0[:, 1].numpy(), g, 0.5, seed=7
+        )
+        for r in L.TRY_R
+    }
     assert w1[1] > 10 * floor
     assert w1[10] < 0.8 * w1[1]
     assert w1[10] > 5 * floor

@@ -1,6 +1,7 @@
 """Unit tests of lesson 3 (the reverse chain): values against closed forms and independent computations
 (Bayes' rule on a grid, Gaussian conditioning, the samplers themselves), figures without NaN and under
 the payload limit, bad inputs raising ValueError."""
+
 from __future__ import annotations
 
 import math
@@ -101,8 +102,9 @@ def test_kl_to_gaussian_fit_decreases_as_T_grows():
 
 def test_reverse_step_kl_agrees_with_monte_carlo():
     r = L.reverse_step(GMM, LIN, 2, 0.5, [0.0, 0.0])
-    mc, se = kl_mixture_to_gaussian(r.exact, torch.tensor(r.fit_mean), torch.tensor(r.fit_cov), n=40_000,
-                                    generator=torch.Generator().manual_seed(0))
+    mc, se = kl_mixture_to_gaussian(
+        r.exact, torch.tensor(r.fit_mean), torch.tensor(r.fit_cov), n=40_000, generator=torch.Generator().manual_seed(0)
+    )
     assert abs(r.kl - mc) < 5 * se + 1e-3
     assert r.n_modes_weight >= 2  # T = 2 at the origin: several clusters could have produced x_t
     assert L.reverse_step(GMM, LIN, 1000, 0.5, [0.0, 0.0]).kl < 1e-8
@@ -214,14 +216,16 @@ def test_pick_rows_and_mosaic():
 def test_figures_have_no_nan_labelled_axes_and_small_payloads():
     s = make_schedule("linear", 100, beta_start=1e-3, beta_end=0.1)
     run = L.ddpm_chain(L.MixtureEpsModel(GMM, s), s, 2000, seed=0)
-    figs = [L.fig_reverse_step(L.reverse_step(GMM, LIN, 2, 0.5, [0, 0])),
-            L.fig_kl_curve(L.kl_vs_steps(GMM, LIN, 0.5, [0, 0], Ts=(2, 10, 100), n_points=2), 10),
-            L.fig_posterior(L.posterior_view(LIN, [1, 1], [0, 0], 10)),
-            L.fig_pick_xt(np.zeros((5, 2)), [0, 0], 0.5),
-            L.fig_chain_step(run, s, 50, "exact", np.zeros((10, 2))),
-            L.fig_chain_step(run, s, 100, "exact"),
-            L.fig_chain_animation(run, "exact"),
-            L.fig_paths(run, [0, 1, 2], "exact")]
+    figs = [
+        L.fig_reverse_step(L.reverse_step(GMM, LIN, 2, 0.5, [0, 0])),
+        L.fig_kl_curve(L.kl_vs_steps(GMM, LIN, 0.5, [0, 0], Ts=(2, 10, 100), n_points=2), 10),
+        L.fig_posterior(L.posterior_view(LIN, [1, 1], [0, 0], 10)),
+        L.fig_pick_xt(np.zeros((5, 2)), [0, 0], 0.5),
+        L.fig_chain_step(run, s, 50, "exact", np.zeros((10, 2))),
+        L.fig_chain_step(run, s, 100, "exact"),
+        L.fig_chain_animation(run, "exact"),
+        L.fig_paths(run, [0, 1, 2], "exact"),
+    ]
     for f in figs:
         assert_no_nan(f)
         assert payload_bytes(f) < MAX_PAYLOAD_BYTES
@@ -245,21 +249,24 @@ def test_digit_grid_figure():
 
 
 # --- bad inputs ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("call", [
-    lambda: L.rescaled_schedule(LIN, 0),
-    lambda: L.one_step_schedule(LIN, 2, 0.0),
-    lambda: L.one_step_schedule(LIN, 2.5, 0.5),
-    lambda: L.step_for_level(10, 1.5),
-    lambda: L.reverse_step(GMM, LIN, 2, 0.5, [float("nan"), 0.0]),
-    lambda: L.reverse_step(GMM, LIN, 2, 0.5, [0.0, 0.0, 0.0]),
-    lambda: L.posterior_view(LIN, [0, 0], [0, 0], 0),
-    lambda: L.posterior_view(LIN, [0, 0], [0, 0], 1001),
-    lambda: L.ddpm_chain(L.MixtureEpsModel(GMM, LIN), LIN, 0),
-    lambda: L.mean_drift(LIN, np.zeros((1, 2)), np.zeros((1, 2)), 0),
-    lambda: L.digit_chain(None, LIN, [0], sampler="euler"),
-    lambda: L.digit_chain(None, LIN, [0], variance="sigma"),
-    lambda: L.digit_chain(None, LIN, [0], steps=0),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: L.rescaled_schedule(LIN, 0),
+        lambda: L.one_step_schedule(LIN, 2, 0.0),
+        lambda: L.one_step_schedule(LIN, 2.5, 0.5),
+        lambda: L.step_for_level(10, 1.5),
+        lambda: L.reverse_step(GMM, LIN, 2, 0.5, [float("nan"), 0.0]),
+        lambda: L.reverse_step(GMM, LIN, 2, 0.5, [0.0, 0.0, 0.0]),
+        lambda: L.posterior_view(LIN, [0, 0], [0, 0], 0),
+        lambda: L.posterior_view(LIN, [0, 0], [0, 0], 1001),
+        lambda: L.ddpm_chain(L.MixtureEpsModel(GMM, LIN), LIN, 0),
+        lambda: L.mean_drift(LIN, np.zeros((1, 2)), np.zeros((1, 2)), 0),
+        lambda: L.digit_chain(None, LIN, [0], sampler="euler"),
+        lambda: L.digit_chain(None, LIN, [0], variance="sigma"),
+        lambda: L.digit_chain(None, LIN, [0], steps=0),
+    ],
+)
 def test_bad_inputs_raise_value_error(call):
     with pytest.raises(ValueError):
         call()

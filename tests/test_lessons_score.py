@@ -1,6 +1,7 @@
 """Unit tests of the score lesson: fields against the exact score and finite differences, the DSM identity
 and Vincent's theorem, Langevin recovering the mixture's weights, ODE log-likelihoods against the closed
 form, the schedule mapping, and every figure finite and under the payload limit."""
+
 from __future__ import annotations
 
 import math
@@ -53,8 +54,9 @@ def test_exact_models_field_equals_exact_score_and_finite_differences():
     a = float(S.alphas_cumprod[37])
     x = torch.as_tensor(fc.points[::7])
     h = 1e-5
-    fd = torch.stack([(G.log_prob(x + h * e, a) - G.log_prob(x - h * e, a)) / (2 * h)
-                      for e in torch.eye(2, dtype=torch.float64)], 1)
+    fd = torch.stack(
+        [(G.log_prob(x + h * e, a) - G.log_prob(x - h * e, a)) / (2 * h) for e in torch.eye(2, dtype=torch.float64)], 1
+    )
     np.testing.assert_allclose(fc.exact[::7], fd.numpy(), rtol=1e-5, atol=1e-5)
 
 
@@ -68,8 +70,9 @@ def test_learned_field_error_is_measured_not_assumed():
     assert fc.eps_mse == pytest.approx(float((DELTA**2).sum()), rel=1e-6)
     np.testing.assert_allclose(fc.error, math.sqrt(expected), rtol=1e-6)
     e = L.error_vs_t(model, EXACT, S, [1, 10, 100, 1000], n=100)
-    np.testing.assert_allclose(e["fisher"], float((DELTA**2).sum()) / (1 - S.alphas_cumprod[[1, 10, 100, 1000]].numpy()),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        e["fisher"], float((DELTA**2).sum()) / (1 - S.alphas_cumprod[[1, 10, 100, 1000]].numpy()), rtol=1e-6
+    )
     assert e["fisher"][0] > 100 * e["fisher"][-1]  # the same eps error is a far larger score error at small t
 
 
@@ -148,8 +151,12 @@ def test_ode_and_ddpm_from_the_same_noise_reach_q_t():
 # --- 5. likelihood ----------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_ode_nll_of_the_exact_model_within_002_nats():
-    x = torch.cat([G.sample(12, torch.Generator().manual_seed(3))[0], torch.tensor([[0.0, 0.0], [2.5, -2.5]],
-                                                                                   dtype=torch.float64)])
+    x = torch.cat(
+        [
+            G.sample(12, torch.Generator().manual_seed(3))[0],
+            torch.tensor([[0.0, 0.0], [2.5, -2.5]], dtype=torch.float64),
+        ]
+    )
     r = L.ode_log_px(L.exact_ode_model(G, S), S, x, rtol=1e-5)
     err = np.abs(r.log_px - G.log_prob(x).numpy())
     assert err.max() < 0.02, err
@@ -232,11 +239,14 @@ def test_mnist_bits_per_dim_matches_the_closed_form_for_gaussian_pixels():
     s = make_schedule("linear", 200, beta_start=1e-4, beta_end=0.1)
     m, v = 0.1, 0.2
     g = torch.Generator().manual_seed(5)
-    x0 = (torch.round((m + math.sqrt(v) * torch.randn(2, 1, 4, 4, generator=g, dtype=torch.float64)).clamp(-1, 1)
-                      * 127.5) / 127.5)
+    x0 = (
+        torch.round((m + math.sqrt(v) * torch.randn(2, 1, 4, 4, generator=g, dtype=torch.float64)).clamp(-1, 1) * 127.5)
+        / 127.5
+    )
     calls = []
-    r = L.mnist_bits_per_dim(GaussianImageEps(s, m, v), s, x0, n_probes=1, rtol=1e-5, elbo_stride=5, seed=9,
-                             progress=calls.append)
+    r = L.mnist_bits_per_dim(
+        GaussianImageEps(s, m, v), s, x0, n_probes=1, rtol=1e-5, elbo_stride=5, seed=9, progress=calls.append
+    )
     # the same dequantization as the ODE used (first draw of the seeded generator), then the closed form
     x = dequantize_8bit(x0, torch.Generator().manual_seed(9))
     logp = (-0.5 * (math.log(2 * math.pi * v) + (x - m) ** 2 / v)).reshape(2, -1).sum(1)
@@ -259,8 +269,12 @@ def test_ode_ready_flags_an_underflowing_schedule():
 def test_field_figures_are_finite_and_small(t):
     fc = L.compare_fields(OffsetEps(EXACT, DELTA), EXACT, S, t, n_grid=21, n_samples=200)
     e = L.error_vs_t(OffsetEps(EXACT, DELTA), EXACT, S, L.log_times(S.T, 6), n=50)
-    figs = [L.fig_fields(fc, L.q_t_samples(G, S, t, 800).numpy()), L.fig_error_map(fc), L.fig_scale(*L.score_scale(S), t),
-            L.fig_error_vs_t(e, t)]
+    figs = [
+        L.fig_fields(fc, L.q_t_samples(G, S, t, 800).numpy()),
+        L.fig_error_map(fc),
+        L.fig_scale(*L.score_scale(S), t),
+        L.fig_error_vs_t(e, t),
+    ]
     for fig in figs:
         assert_no_nan(fig)
         assert payload_bytes(fig) < MAX_PAYLOAD_BYTES / 4
@@ -291,8 +305,16 @@ def test_the_quoted_dequantization_offset_is_the_codes():
 
     s = make_schedule("linear", 200, beta_start=1e-4, beta_end=0.1)
     x0 = torch.round(torch.linspace(-0.5, 0.5, 16, dtype=torch.float64).reshape(1, 1, 4, 4) * 127.5) / 127.5
-    r = ode_log_likelihood(GaussianImageEps(s, 0.1, 0.2), s, x0, rtol=1e-4, atol=1e-4, divergence="hutchinson",
-                           data_kind="image8bit", generator=torch.Generator().manual_seed(0))
+    r = ode_log_likelihood(
+        GaussianImageEps(s, 0.1, 0.2),
+        s,
+        x0,
+        rtol=1e-4,
+        atol=1e-4,
+        divergence="hutchinson",
+        data_kind="image8bit",
+        generator=torch.Generator().manual_seed(0),
+    )
     offset = float(r.bits_per_dim[0]) + float(r.log_px[0]) / (16 * math.log(2))
     assert offset == pytest.approx(L.dequantization_bits(), abs=1e-9)
     assert L.dequantization_bits() == pytest.approx(6.99435, abs=1e-5)
@@ -300,8 +322,16 @@ def test_the_quoted_dequantization_offset_is_the_codes():
 
 
 def test_look_nll_reports_what_the_table_shows():
-    t = L.NllTable({"true −log q(x₀) (closed form)": 1.0, "ODE: exact model": 1.01, "ELBO bound: exact model": 2.0,
-                    "ODE: learned model": 3.0, "ELBO bound: learned model": 2.5}, 2)
+    t = L.NllTable(
+        {
+            "true −log q(x₀) (closed form)": 1.0,
+            "ODE: exact model": 1.01,
+            "ELBO bound: exact model": 2.0,
+            "ODE: learned model": 3.0,
+            "ELBO bound: learned model": 2.5,
+        },
+        2,
+    )
     text = L.look_nll(t)
     assert "exact model's ODE NLL (1.010 nats) came out below its ELBO (2.000)" in text
     assert "learned model's ODE NLL (3.000 nats) came out above its ELBO (2.500)" in text
@@ -355,8 +385,13 @@ def test_try_this_T50_moves_ddpm_not_the_ode():
         model, _, s = _page_model(T)
         fp = L.ode_vs_ddpm(model, s, n=400, seed=0, ode_steps=100)
         assert fp.ode_steps == min(100, T)
-        mc = L.marginal_check(G, s, 0, {"ode": L.state_at(fp.ode_t, fp.ode_x, 0)[1],
-                                        "ddpm": L.state_at(fp.ddpm_t, fp.ddpm_x, 0)[1]}, seed=0)
+        mc = L.marginal_check(
+            G,
+            s,
+            0,
+            {"ode": L.state_at(fp.ode_t, fp.ode_x, 0)[1], "ddpm": L.state_at(fp.ddpm_t, fp.ddpm_x, 0)[1]},
+            seed=0,
+        )
         out[T] = mc
     ref = out[1000]["q(x_t) itself (20,000 exact draws)"]
     assert abs(out[50]["ode"] - out[1000]["ode"]) < 0.05

@@ -1,6 +1,7 @@
 """The training lab's lesson module: uploaded-CSV validation (every bad case refused with its message and no
 points), drawn points from a lasso selection, recipe building with clear messages for invalid choices, and
 the figures (labelled axes, log loss axis, finite data)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,19 +25,22 @@ GOOD = [(float(i), float(i % 3)) for i in range(12)]
 
 
 # --- CSV validation ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("raw,needle", [
-    (b"x" * (L.MAX_CSV_BYTES + 1), "the limit is 1 MB"),
-    (b"\xff\xfe\x00bad", "not UTF-8 text"),
-    (b"", "empty"),
-    (b"\n  \n", "empty"),
-    (csv_of(GOOD[:5] + [(1, 2, 3)] + GOOD[5:]), "line 6 has 3"),
-    (csv_of(GOOD + [(7,)]), "exactly 2 columns"),
-    (csv_of(GOOD[:4] + [("abc", 2)] + GOOD[4:], header="x,y"), "not numbers"),
-    (csv_of(GOOD + [("nan", 1.0)]), "NaN or infinite"),
-    (csv_of(GOOD + [(1.0, "inf")]), "NaN or infinite"),
-    (csv_of(GOOD[:9], header="x,y"), "Only 9 point(s); at least 10"),
-    (csv_of([(1.0, 2.0)] * 12), "All points are the same"),
-])
+@pytest.mark.parametrize(
+    "raw,needle",
+    [
+        (b"x" * (L.MAX_CSV_BYTES + 1), "the limit is 1 MB"),
+        (b"\xff\xfe\x00bad", "not UTF-8 text"),
+        (b"", "empty"),
+        (b"\n  \n", "empty"),
+        (csv_of(GOOD[:5] + [(1, 2, 3)] + GOOD[5:]), "line 6 has 3"),
+        (csv_of(GOOD + [(7,)]), "exactly 2 columns"),
+        (csv_of(GOOD[:4] + [("abc", 2)] + GOOD[4:], header="x,y"), "not numbers"),
+        (csv_of(GOOD + [("nan", 1.0)]), "NaN or infinite"),
+        (csv_of(GOOD + [(1.0, "inf")]), "NaN or infinite"),
+        (csv_of(GOOD[:9], header="x,y"), "Only 9 point(s); at least 10"),
+        (csv_of([(1.0, 2.0)] * 12), "All points are the same"),
+    ],
+)
 def test_bad_csv_gives_its_message_and_no_points(raw, needle):
     pts, msg = L.parse_points_csv(raw)
     assert pts is None
@@ -50,8 +54,9 @@ def test_every_bad_csv_message_says_nothing_changed_where_points_existed():
 
 def test_good_csv_parses_and_is_standardised():
     rows = [(2.0 * i, 10.0 + (i % 4)) for i in range(40)]
-    raw = ("x;y\n" + "\n".join(f"{a}; {b}" for a, b in rows[:20]) + "\n\n" +
-           "\n".join(f"{a}\t{b}" for a, b in rows[20:])).encode("utf-8-sig")
+    raw = (
+        "x;y\n" + "\n".join(f"{a}; {b}" for a, b in rows[:20]) + "\n\n" + "\n".join(f"{a}\t{b}" for a, b in rows[20:])
+    ).encode("utf-8-sig")
     pts, msg = L.parse_points_csv(raw)
     assert msg is None and pts.dtype == np.float32 and pts.shape == (40, 2)
     arr = np.array(rows)
@@ -71,7 +76,7 @@ def test_csv_without_header_and_with_quotes():
 # --- drawn points ---------------------------------------------------------------------------------------------
 def test_points_from_a_lasso_selection():
     grid = L.candidate_grid()
-    assert grid.shape == (L.GRID_N ** 2, 2)
+    assert grid.shape == (L.GRID_N**2, 2)
     # duplicates and out-of-range indices are dropped
     pts, msg = L.points_from_selection([0, 1, 2, 2, 10_000_000], grid, per_point=20, seed=3)
     assert msg is None and pts.shape == (60, 2)
@@ -82,20 +87,31 @@ def test_points_from_a_lasso_selection():
 
 
 def test_selected_indices_reads_trace_0_only():
-    sel = {"points": [{"curve_number": 0, "point_index": 4}, {"curve_number": 1, "point_index": 9},
-                      {"curve_number": 0, "point_index": 7}]}
+    sel = {
+        "points": [
+            {"curve_number": 0, "point_index": 4},
+            {"curve_number": 1, "point_index": 9},
+            {"curve_number": 0, "point_index": 7},
+        ]
+    }
     assert L.selected_indices(sel) == [4, 7]
     assert L.selected_indices(None) == []
 
 
 # --- recipes -------------------------------------------------------------------------------------------------
 def test_build_recipe_2d_defaults():
-    r, msg = L.build_recipe(L.LabChoice(data="rings", width=64, depth=2, objective="hybrid", steps=500, lr=1e-3,
-                                        snapshot_every=50, seed=7), S)
+    r, msg = L.build_recipe(
+        L.LabChoice(data="rings", width=64, depth=2, objective="hybrid", steps=500, lr=1e-3, snapshot_every=50, seed=7),
+        S,
+    )
     assert msg is None
     assert (r.data, r.objective, r.steps, r.lr, r.seed) == ("rings", "hybrid", 500, 1e-3, 7)
-    assert r.network == "mlp2d" and r.network_config == {"width": 64, "n_blocks": 2, "time_embed_dim": 64,
-                                                          "gaussian_skip": True}  # SiLU + LayerNorm: DDIM snapshots
+    assert r.network == "mlp2d" and r.network_config == {
+        "width": 64,
+        "n_blocks": 2,
+        "time_embed_dim": 64,
+        "gaussian_skip": True,
+    }  # SiLU + LayerNorm: DDIM snapshots
     assert r.schedule == {"name": "linear", "T": 1000, "params": {"beta_start": 1e-4, "beta_end": 0.02}}
     assert r.lr_warmup == 50 and not r.conditional
     assert build_model(r) is not None  # the recipe builds
@@ -108,23 +124,27 @@ def test_build_recipe_own_points_and_mnist():
     assert msg is None and r.network == "unet" and r.network_config["channels"] == [16, 32]
     shipped = get_recipe("mnist").network_config  # the shipped digit U-Net's design, the user's channels
     assert {k: r.network_config[k] for k in ("skip", "upsample", "num_classes")} == {
-        k: shipped[k] for k in ("skip", "upsample", "num_classes")}
+        k: shipped[k] for k in ("skip", "upsample", "num_classes")
+    }
     assert r.data == "mnist" and r.batch_size == L.BATCH_MNIST and r.init_from is None
     assert build_model(r) is not None
 
 
-@pytest.mark.parametrize("choice,n,needle", [
-    (L.LabChoice(data="own"), None, "No points yet"),
-    (L.LabChoice(data="own"), 4, "Only 4 points"),
-    (L.LabChoice(data="mnist", depth=4), None, "at most 3 levels"),
-    (L.LabChoice(data="mnist", width=20, depth=2), None, "multiple of 8"),
-    (L.LabChoice(data="pancakes"), None, "Unknown data 'pancakes'"),
-    (L.LabChoice(objective="ce"), None, "Unknown objective"),
-    (L.LabChoice(steps=0), None, "Steps must be"),
-    (L.LabChoice(lr=float("nan")), None, "learning rate"),
-    (L.LabChoice(lr=-1.0), None, "learning rate"),
-    (L.LabChoice(steps=100, snapshot_every=500), None, "only 100 steps"),
-])
+@pytest.mark.parametrize(
+    "choice,n,needle",
+    [
+        (L.LabChoice(data="own"), None, "No points yet"),
+        (L.LabChoice(data="own"), 4, "Only 4 points"),
+        (L.LabChoice(data="mnist", depth=4), None, "at most 3 levels"),
+        (L.LabChoice(data="mnist", width=20, depth=2), None, "multiple of 8"),
+        (L.LabChoice(data="pancakes"), None, "Unknown data 'pancakes'"),
+        (L.LabChoice(objective="ce"), None, "Unknown objective"),
+        (L.LabChoice(steps=0), None, "Steps must be"),
+        (L.LabChoice(lr=float("nan")), None, "learning rate"),
+        (L.LabChoice(lr=-1.0), None, "learning rate"),
+        (L.LabChoice(steps=100, snapshot_every=500), None, "only 100 steps"),
+    ],
+)
 def test_invalid_choices_give_clear_messages(choice, n, needle):
     r, msg = L.build_recipe(choice, S, n_points=n)
     assert r is None and needle in msg, msg

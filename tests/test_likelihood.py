@@ -1,13 +1,14 @@
 """ODE log-likelihood against closed forms: Gaussian data, the exact Gaussian mixture, 8-bit bins."""
+
 import math
 
 import pytest
 import torch
 
 from toy_models.likelihood import (
+    dequantize_8bit,
     divergence_exact,
     divergence_hutchinson,
-    dequantize_8bit,
     make_probes,
     ode_log_likelihood,
     standard_normal_logp,
@@ -149,9 +150,14 @@ def test_standard_normal_logp():
 def test_bad_options_and_detached_models_raise():
     model = GaussianEps(M, V)
     x0 = torch.zeros(2, 2, dtype=torch.float64)
-    for kw, word in [(dict(divergence="trace"), "divergence"), (dict(data_kind="audio"), "data_kind"),
-                     (dict(method="euler"), "method"), (dict(t_min=0.0), "t_min"), (dict(n_probes=0), "n_probes"),
-                     (dict(probe="sphere"), "probe")]:
+    for kw, word in [
+        (dict(divergence="trace"), "divergence"),
+        (dict(data_kind="audio"), "data_kind"),
+        (dict(method="euler"), "method"),
+        (dict(t_min=0.0), "t_min"),
+        (dict(n_probes=0), "n_probes"),
+        (dict(probe="sphere"), "probe"),
+    ]:
         with pytest.raises(ValueError, match=word):
             ode_log_likelihood(model, S, x0, **kw)
 

@@ -1,5 +1,6 @@
 """The load test (benchmarks/loadtest.py): its protocol against a real server, a small configuration
 of the whole run, the training hook on a small app of its own, and its arithmetic."""
+
 from __future__ import annotations
 
 import math
@@ -7,9 +8,9 @@ import os
 import textwrap
 
 import pytest
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from benchmarks import loadtest as LT
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 
 # --- arithmetic (fast) ---------------------------------------------------------------------------
@@ -49,12 +50,18 @@ def _scenario(name, reruns, errors=(), rss=None, sessions=25):
 
 
 def test_targets_are_judged_from_the_figures():
-    report = LT.Report(LT.Config(), 70.0, {
-        "idle": _scenario("idle", [0.4, 0.5, 0.6], sessions=1),
-        "many": _scenario("many", [0.5] * 90 + [2.5] * 10),
-        "open_close": _scenario("oc", [], rss={"start": 400.0, "peak": 900.0, "end": 520.0}, sessions=100),
-        "training": _scenario("tr", [0.9, 1.0, 1.1], sessions=1),
-    }, (1.0, 1.0, 1.0), 10.0)
+    report = LT.Report(
+        LT.Config(),
+        70.0,
+        {
+            "idle": _scenario("idle", [0.4, 0.5, 0.6], sessions=1),
+            "many": _scenario("many", [0.5] * 90 + [2.5] * 10),
+            "open_close": _scenario("oc", [], rss={"start": 400.0, "peak": 900.0, "end": 520.0}, sessions=100),
+            "training": _scenario("tr", [0.9, 1.0, 1.1], sessions=1),
+        },
+        (1.0, 1.0, 1.0),
+        10.0,
+    )
     judged = [(t, met) for t, _, met in report.targets()]
     assert judged[0] == ("25 sessions: rerun p50 <= 1 s", True)
     assert judged[1] == ("25 sessions: rerun p95 <= 2 s", False)  # p95 of 90 x 0.5 s and 10 x 2.5 s is 2.5 s
@@ -114,10 +121,13 @@ def test_small_configuration_runs_clean():
     text = "\n".join(report.lines())
     assert "3 sessions moving t" in text and "disconnectedSessionTTL = 2 s" in text
     assert [t for t, _, _ in report.targets()][:3] == [
-        "3 sessions: rerun p50 <= 1 s", "3 sessions: rerun p95 <= 2 s", "3 sessions: 0 errors"]
+        "3 sessions: rerun p50 <= 1 s",
+        "3 sessions: rerun p95 <= 2 s",
+        "3 sessions: 0 errors",
+    ]
 
 
-TRAINING_PAGE = '''
+TRAINING_PAGE = """
 import threading, time
 import streamlit as st
 
@@ -143,7 +153,7 @@ def progress():
         j["running"] = False
 
 progress()
-'''
+"""
 
 
 @pytest.mark.slow

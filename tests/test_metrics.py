@@ -1,4 +1,5 @@
 """Metrics against closed forms and independent computations."""
+
 import math
 import shutil
 
@@ -61,8 +62,9 @@ def test_sw_unequal_sizes_matches_scipy_w1():
     assert sliced_wasserstein(a, b, p=1) == pytest.approx(stats.wasserstein_distance(a[:, 0], b[:, 0]), rel=1e-10)
     # W_2 from the same path agrees with the brute-force quantile integral on a fine grid
     q = (np.arange(200_000) + 0.5) / 200_000
-    brute = np.sqrt(np.mean((np.quantile(a[:, 0], q, method="inverted_cdf")
-                             - np.quantile(b[:, 0], q, method="inverted_cdf")) ** 2))
+    brute = np.sqrt(
+        np.mean((np.quantile(a[:, 0], q, method="inverted_cdf") - np.quantile(b[:, 0], q, method="inverted_cdf")) ** 2)
+    )
     assert sliced_wasserstein(a, b) == pytest.approx(brute, rel=1e-3)
 
 
@@ -168,7 +170,9 @@ def test_judge_features_and_the_real_floor(judge):
     np.testing.assert_allclose(metrics.judge_features(x[:20, 0], judge=judge), f[:20], atol=1e-6)
     floor = metrics.real_floor_fd(x, 200, judge=judge)
     noisy = (x[:200] + 0.8 * torch.randn(x[:200].shape, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
-    fd_noisy = frechet_distance(metrics.judge_features(noisy, judge=judge), metrics.judge_features(x[200:400], judge=judge))
+    fd_noisy = frechet_distance(
+        metrics.judge_features(noisy, judge=judge), metrics.judge_features(x[200:400], judge=judge)
+    )
     assert 0 < floor < 0.5 * fd_noisy
 
 

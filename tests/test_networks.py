@@ -1,4 +1,5 @@
 """Networks: shapes, the model protocol, label handling (null label), clear errors on bad input."""
+
 import pytest
 import torch
 
@@ -33,10 +34,22 @@ def test_timestep_embedding_matches_formula():
 def test_fourier_features_formula():
     x = torch.tensor([[0.5, -1.0]])
     f = N.fourier_features(x, 2, 4.0)  # frequencies 1 and 4
-    want = torch.tensor([[0.5, -1.0, torch.sin(torch.tensor(0.5)), torch.sin(torch.tensor(2.0)),
-                          torch.sin(torch.tensor(-1.0)), torch.sin(torch.tensor(-4.0)),
-                          torch.cos(torch.tensor(0.5)), torch.cos(torch.tensor(2.0)),
-                          torch.cos(torch.tensor(-1.0)), torch.cos(torch.tensor(-4.0))]])
+    want = torch.tensor(
+        [
+            [
+                0.5,
+                -1.0,
+                torch.sin(torch.tensor(0.5)),
+                torch.sin(torch.tensor(2.0)),
+                torch.sin(torch.tensor(-1.0)),
+                torch.sin(torch.tensor(-4.0)),
+                torch.cos(torch.tensor(0.5)),
+                torch.cos(torch.tensor(2.0)),
+                torch.cos(torch.tensor(-1.0)),
+                torch.cos(torch.tensor(-4.0)),
+            ]
+        ]
+    )
     torch.testing.assert_close(f, want)
 
 
@@ -93,13 +106,16 @@ def test_mlp2d_labels_null_label_differs():
     assert not torch.allclose(m(x, t, torch.zeros(4, dtype=torch.long)), m(x, t, torch.ones(4, dtype=torch.long)))
 
 
-@pytest.mark.parametrize("bad, match", [
-    (lambda m: m(torch.randn(4, 3), torch.zeros(4)), r"\(B, 2\)"),
-    (lambda m: m(torch.randn(4, 2), torch.zeros(3)), "t must be"),
-    (lambda m: m(torch.randn(4, 2), torch.zeros(4), torch.full((4,), 4)), r"0\.\.3"),
-    (lambda m: m(torch.randn(4, 2), torch.zeros(4), torch.zeros(4)), "integer"),
-    (lambda m: m(torch.randn(4, 2), torch.zeros(4), torch.zeros(3, dtype=torch.long)), "y must be"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (lambda m: m(torch.randn(4, 3), torch.zeros(4)), r"\(B, 2\)"),
+        (lambda m: m(torch.randn(4, 2), torch.zeros(3)), "t must be"),
+        (lambda m: m(torch.randn(4, 2), torch.zeros(4), torch.full((4,), 4)), r"0\.\.3"),
+        (lambda m: m(torch.randn(4, 2), torch.zeros(4), torch.zeros(4)), "integer"),
+        (lambda m: m(torch.randn(4, 2), torch.zeros(4), torch.zeros(3, dtype=torch.long)), "y must be"),
+    ],
+)
 def test_mlp2d_bad_inputs(bad, match):
     m = N.MLP2D(N.MLPConfig(width=16, n_blocks=1, num_classes=3))
     with pytest.raises(ValueError, match=match):
@@ -226,7 +242,10 @@ def test_gaussian_skip_is_the_exact_predictor_for_standard_normal_data():
     torch.testing.assert_close(m(x, t), want, rtol=1e-5, atol=1e-6)
     # Monte Carlo: regress eps on x_t for Gaussian data at t = 300; the slope is sqrt(1 - abar)
     g = _gen(3)
-    x0, eps = torch.randn(200_000, generator=g, dtype=torch.float64), torch.randn(200_000, generator=g, dtype=torch.float64)
+    x0, eps = (
+        torch.randn(200_000, generator=g, dtype=torch.float64),
+        torch.randn(200_000, generator=g, dtype=torch.float64),
+    )
     ab = s.alphas_cumprod[300]
     xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
     slope = (eps * xt).mean() / (xt * xt).mean()
@@ -243,18 +262,22 @@ def test_mlp2d_shared_time_rows_give_the_same_outputs_as_one_example_at_a_time(n
     one example at a time."""
     torch.manual_seed(0)
     s = make_schedule("linear", 100)
-    net = N.MLP2D(N.MLPConfig(width=32, n_blocks=2, time_embed_dim=16, num_classes=num_classes,
-                              gaussian_skip=True), schedule=s)
+    net = N.MLP2D(
+        N.MLPConfig(width=32, n_blocks=2, time_embed_dim=16, num_classes=num_classes, gaussian_skip=True), schedule=s
+    )
     for p in net.parameters():  # the output layer starts at zero: make every path visible
         torch.nn.init.normal_(p, std=0.3)
     x = torch.randn(60, 2)
     y = None if num_classes == 0 else torch.randint(0, num_classes + 1, (60,))
-    for t in (torch.full((60,), 37.0), torch.tensor([5.0, 90.0, 37.5]).repeat_interleave(20),  # few distinct: shared
-              torch.rand(60) * 100):  # all distinct: per example
+    for t in (
+        torch.full((60,), 37.0),
+        torch.tensor([5.0, 90.0, 37.5]).repeat_interleave(20),  # few distinct: shared
+        torch.rand(60) * 100,
+    ):  # all distinct: per example
         out = net(x, t, y)
         with torch.no_grad():
             out_no_grad = net(x, t, y)
-        one = torch.cat([net(x[i:i + 1], t[i:i + 1], None if y is None else y[i:i + 1]) for i in range(60)])
+        one = torch.cat([net(x[i : i + 1], t[i : i + 1], None if y is None else y[i : i + 1]) for i in range(60)])
         assert out.abs().max() > 0.1 and torch.allclose(out, one, atol=1e-5), t[:3]
         assert torch.equal(out_no_grad, out.detach())
 

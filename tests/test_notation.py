@@ -1,23 +1,46 @@
 """The notation sheet (lessons.notation, course.notation): valid KaTeX, one row per name, every Greek letter
 the course displays listed, and the sidebar button that opens it."""
+
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import subprocess
 import unicodedata
 from pathlib import Path
 
 import pytest
 
-from lessons import settings
 from lessons import notation as N
+from lessons import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTROL_WORDS = {  # every KaTeX command the sheet may use: a run-on such as \qquadL is not one of them
-    "alpha", "bar", "beta", "delta", "dots", "epsilon", "eta", "gamma", "hat", "kappa", "lambda", "mathcal", "mathrm", "mid",
-    "mu", "nabla", "log", "odot", "phi", "Sigma", "sigma", "tau", "text", "theta", "tilde", "varnothing", "Vert",
+    "alpha",
+    "bar",
+    "beta",
+    "delta",
+    "dots",
+    "epsilon",
+    "eta",
+    "gamma",
+    "hat",
+    "kappa",
+    "lambda",
+    "mathcal",
+    "mathrm",
+    "mid",
+    "mu",
+    "nabla",
+    "log",
+    "odot",
+    "phi",
+    "Sigma",
+    "sigma",
+    "tau",
+    "text",
+    "theta",
+    "tilde",
+    "varnothing",
+    "Vert",
 }
 
 
@@ -102,9 +125,44 @@ def test_every_greek_letter_of_the_course_is_in_the_sheet():
     assert not missing, f"Greek letters shown by the course but not in lessons/notation.py: {missing}"
 
 
-GREEK_WORDS = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "iota", "kappa",
-               "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "varphi", "chi", "psi",
-               "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"}
+GREEK_WORDS = {
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "varepsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+    "pi",
+    "rho",
+    "sigma",
+    "tau",
+    "upsilon",
+    "phi",
+    "varphi",
+    "chi",
+    "psi",
+    "omega",
+    "Gamma",
+    "Delta",
+    "Theta",
+    "Lambda",
+    "Xi",
+    "Pi",
+    "Sigma",
+    "Upsilon",
+    "Phi",
+    "Psi",
+    "Omega",
+}
 
 
 def _greek_name_of_word(word: str) -> bool:

@@ -1,6 +1,7 @@
 """Every figure of every page, with every section opened, has labelled axes (each axis that shows numbers says
 what they measure) and only colour scales plotly.js can draw. Read off the figures the pages send (AppTest),
 so a figure added later is checked too."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,19 @@ from tests.helpers import ROOT, open_every_section, open_page
 pytestmark = pytest.mark.slow
 
 PAGES = [None] + [f"views/{p.name}" for p in sorted((ROOT / "views").glob("*.py"))]
-CARTESIAN = {"scatter", "scattergl", "histogram", "histogram2d", "histogram2dcontour", "heatmap", "contour", "bar",
-             "box", "violin", "image"}
+CARTESIAN = {
+    "scatter",
+    "scattergl",
+    "histogram",
+    "histogram2d",
+    "histogram2dcontour",
+    "heatmap",
+    "contour",
+    "bar",
+    "box",
+    "violin",
+    "image",
+}
 
 
 def untitled_axes(spec: dict) -> list[str]:
@@ -39,8 +51,26 @@ def untitled_axes(spec: dict) -> list[str]:
 # plotly.js's own named colour scales (src/components/colorscale/scales.js). plotly.py knows more names ("gray",
 # "viridis_r", ...) and turns them into lists when it validates a trace, but a figure built from plain dicts
 # (lessons.figures.fast_figure) sends the name as it is, and plotly.js draws an unknown one in its default.
-PLOTLY_JS_SCALES = {"Blackbody", "Bluered", "Blues", "Cividis", "Earth", "Electric", "Greens", "Greys", "Hot", "Jet",
-                    "Picnic", "Portland", "Rainbow", "RdBu", "Reds", "Viridis", "YlGnBu", "YlOrRd"}
+PLOTLY_JS_SCALES = {
+    "Blackbody",
+    "Bluered",
+    "Blues",
+    "Cividis",
+    "Earth",
+    "Electric",
+    "Greens",
+    "Greys",
+    "Hot",
+    "Jet",
+    "Picnic",
+    "Portland",
+    "Rainbow",
+    "RdBu",
+    "Reds",
+    "Viridis",
+    "YlGnBu",
+    "YlOrRd",
+}
 
 
 def unknown_colorscales(spec: dict) -> list[str]:
@@ -52,17 +82,26 @@ def unknown_colorscales(spec: dict) -> list[str]:
 
 
 def test_the_colour_check_finds_a_name_plotly_js_lacks():
-    spec = {"data": [{"type": "heatmap", "z": [[0]], "colorscale": "gray"},
-                     {"type": "scatter", "marker": {"colorscale": "Viridis"}},
-                     {"type": "heatmap", "z": [[0]], "colorscale": [[0, "black"], [1, "white"]]}],
-            "layout": {"coloraxis": {"colorscale": "viridis_r"}}}
+    spec = {
+        "data": [
+            {"type": "heatmap", "z": [[0]], "colorscale": "gray"},
+            {"type": "scatter", "marker": {"colorscale": "Viridis"}},
+            {"type": "heatmap", "z": [[0]], "colorscale": [[0, "black"], [1, "white"]]},
+        ],
+        "layout": {"coloraxis": {"colorscale": "viridis_r"}},
+    }
     assert unknown_colorscales(spec) == ["gray", "viridis_r"]
 
 
 def test_the_check_finds_an_untitled_axis():
-    spec = {"data": [{"type": "scatter", "x": [0, 1], "y": [0, 1]}, {"type": "heatmap", "z": [[0]], "xaxis": "x2"}],
-            "layout": {"xaxis": {"title": {"text": "t"}}, "xaxis2": {"showticklabels": False},
-                       "yaxis3": {"title": {"text": ""}}}}
+    spec = {
+        "data": [{"type": "scatter", "x": [0, 1], "y": [0, 1]}, {"type": "heatmap", "z": [[0]], "xaxis": "x2"}],
+        "layout": {
+            "xaxis": {"title": {"text": "t"}},
+            "xaxis2": {"showticklabels": False},
+            "yaxis3": {"title": {"text": ""}},
+        },
+    }
     assert untitled_axes(spec) == ["yaxis", "yaxis3"]  # y: default axis, no title; y3: declared, empty title
 
 

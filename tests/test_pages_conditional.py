@@ -1,5 +1,6 @@
 """AppTest of the conditional-generation page: defaults and the extremes of every widget, with the
 numbers the page shows checked (scale 0 ignores the label, the top scale puts everything in the class)."""
+
 from __future__ import annotations
 
 import re
@@ -8,9 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers import open_page
-
 from lessons.figures import MAX_PAYLOAD_BYTES
+from tests.helpers import open_page
 
 PAGE = str(Path(__file__).resolve().parents[1] / "views" / "conditional.py")
 TIMEOUT = 180
@@ -44,7 +44,7 @@ def test_defaults(at):
     _check_figures(at)
     assert _share(at, "y = 0") > 0.9  # the label input lands in the class
     sweep = next(c.value for c in at.caption if "200 samples per scale" in c.value)
-    sweep = sweep[sweep.index("200 samples per scale"):]
+    sweep = sweep[sweep.index("200 samples per scale") :]
     lo, hi = (int(v) for v in re.findall(r"(\d+)%", sweep)[:2])
     assert lo < 60 and hi >= 95  # w = 0 ignores the label; w = 10 is all in the class
     assert at.header[0].value.startswith("1")

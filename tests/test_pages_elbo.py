@@ -1,5 +1,6 @@
 """Page tests of lesson 4 (the bound) under streamlit's AppTest: defaults, extremes of every widget,
 and the numbers shown checked against an independent run of the lesson's functions."""
+
 from __future__ import annotations
 
 import math
@@ -8,9 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests import helpers
-
 from lessons import elbo_lesson as L
+from tests import helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -59,9 +59,17 @@ def test_variance_beta_tightens_the_bound():
     assert number(metric(at, "bound L")) < tilde  # smooth data: the true reverse variance is near beta_t
 
 
-@pytest.mark.parametrize("params", [dict(T=1), dict(T=2, schedule="cosine"), dict(T=3, beta_1=0.999, beta_T=0.999),
-                                    dict(T=50, data="mnist"), dict(T=20, point=999, t_est=20),
-                                    dict(T=20, point=-5, t_est="x")])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(T=1),
+        dict(T=2, schedule="cosine"),
+        dict(T=3, beta_1=0.999, beta_T=0.999),
+        dict(T=50, data="mnist"),
+        dict(T=20, point=999, t_est=20),
+        dict(T=20, point=-5, t_est="x"),
+    ],
+)
 def test_extremes_never_crash(params):
     at = open_page(**params)
     assert not at.error
@@ -127,7 +135,9 @@ def test_mnist_bound_says_what_limits_it():
         ck = load_checkpoint("mnist")
     except CheckpointError as e:
         pytest.skip(f"weights/mnist not shipped: {e}")
-    at = helpers.open_page(script=str(ROOT / PAGE), timeout=TIMEOUT, T=20, mnist_n=8)  # run alone: AppTest loses a button's
+    at = helpers.open_page(
+        script=str(ROOT / PAGE), timeout=TIMEOUT, T=20, mnist_n=8
+    )  # run alone: AppTest loses a button's
     at.button(key="elbo_mnist_go").click().run()  # click across app.py's switch_page (the score tests do the same)
     assert not at.exception
     shown = [m.value for m in at.markdown if "What limits this bound" in m.value]
@@ -142,7 +152,7 @@ def test_mnist_bound_says_what_limits_it():
 def test_try_this_T10_as_the_page_shows_it():
     """The first prompt at its setting: the page's L_T and gap at T = 10 against the default T = 1000."""
     at10, at1000 = open_page(T=10), open_page()
-    table10, table1000 = at10.dataframe[0].value, at1000.dataframe[0].value
+    table10 = at10.dataframe[0].value
     assert table10["nats"].iloc[0] < 1e-3  # L_T stays tiny
     assert number(metric(at10, "gap")) > 3 * number(metric(at1000, "gap"))
 

@@ -1,6 +1,7 @@
 """Page tests under streamlit's AppTest: home, forward noising and the schedule lab, at defaults,
 at extremes, with every data set, and with hand-edited URLs. Values shown are checked against
 make_schedule; every plotly figure is checked for NaN/inf and for its payload size."""
+
 from __future__ import annotations
 
 import base64
@@ -12,10 +13,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests import helpers
-
 from lessons import settings
 from lessons.figures import MAX_PAYLOAD_BYTES
+from tests import helpers
 from toy_models.schedules import make_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,8 +178,10 @@ def test_schedule_lab_try_this_opens_its_settings():
         assert float(at.metric[1].value) == pytest.approx(n[("linear", T)]["signal"], abs=1e-4)  # the sidebar's linear
         digits = _figure(at, "The same digit and the same noise")
         titles = [a["text"] for a in digits["layout"]["annotations"]]
-        assert titles[:2] == [f"linear: sqrt(ᾱ_t) = {n[('linear', T)]['signal']:.3f}",
-                              f"cosine: sqrt(ᾱ_t) = {n[('cosine', T)]['signal']:.3f}"]
+        assert titles[:2] == [
+            f"linear: sqrt(ᾱ_t) = {n[('linear', T)]['signal']:.3f}",
+            f"cosine: sqrt(ᾱ_t) = {n[('cosine', T)]['signal']:.3f}",
+        ]
 
 
 # --- extremes ---------------------------------------------------------------------------------------
@@ -199,8 +201,11 @@ def _ids(p):
     return "-".join(f"{k}={v}" for k, v in p.items())
 
 
-@pytest.mark.parametrize("page,params", [("forward", p) for p in FORWARD_EXTREMES]
-                         + [("schedule_lab", p) for p in EXTREMES], ids=lambda x: x if isinstance(x, str) else _ids(x))
+@pytest.mark.parametrize(
+    "page,params",
+    [("forward", p) for p in FORWARD_EXTREMES] + [("schedule_lab", p) for p in EXTREMES],
+    ids=lambda x: x if isinstance(x, str) else _ids(x),
+)
 def test_pages_at_extremes(page, params):
     at = open_page(page, **params)
     check_figures(at)
@@ -263,10 +268,11 @@ def test_moving_t_changes_the_figure():
 # --- hand-edited URLs -----------------------------------------------------------------------------------
 # (query parameters, the names a warning must mention)
 BAD_URLS = [
-    (dict(data="imagenet", schedule="quadratic", T="abc", beta_1="nan", beta_T="2", seed="x"),
-     ["data", "schedule", "T", "beta_1", "beta_T", "seed"]),
-    (dict(T="-5", schedule="cosine", s="-1", t="99999", digit="12", which="-1", point="1e6"),
-     ["T", "s", "t", "digit"]),
+    (
+        dict(data="imagenet", schedule="quadratic", T="abc", beta_1="nan", beta_T="2", seed="x"),
+        ["data", "schedule", "T", "beta_1", "beta_T", "seed"],
+    ),
+    (dict(T="-5", schedule="cosine", s="-1", t="99999", digit="12", which="-1", point="1e6"), ["T", "s", "t", "digit"]),
     (dict(T="1e9", t="half", seed="-3"), ["T", "t", "seed"]),
 ]
 

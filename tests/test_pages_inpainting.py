@@ -1,5 +1,6 @@
 """AppTest of the inpainting page: defaults and extremes; the known coordinate is kept exactly and
 resampling brings the replacement samples closer to the exact conditional (numbers read off the page)."""
+
 from __future__ import annotations
 
 import re
@@ -8,9 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers import open_page
-
 from lessons.figures import MAX_PAYLOAD_BYTES
+from tests.helpers import open_page
 
 PAGE = str(Path(__file__).resolve().parents[1] / "views" / "inpainting.py")
 TIMEOUT = 180

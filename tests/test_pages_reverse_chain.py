@@ -2,6 +2,7 @@
 extremes, hand-edited URLs, with shipped weights (skipped when missing), without any weights, and with
 tiny random checkpoints (so the learned-model and MNIST code paths always run). Numbers shown are
 checked against the lesson's computations; the chain drawn is the sampler's own."""
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,9 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
-from tests import helpers
-
 from lessons import reverse_chain as L
 from lessons.settings import FrameState, build_schedule
+from tests import helpers
 from tests.test_pages_forward import check_figures
 from toy_models.gmm import default_gmm
 
@@ -56,10 +56,10 @@ def fake_weights(tmp_path, monkeypatch):
     torch.manual_seed(0)
     s20 = make_schedule("linear", 20, beta_start=1e-3, beta_end=0.3)
     r2 = get_recipe("tiny").replace(schedule=sched)
-    C.save_checkpoint(build_network(r2.network, r2.network_config, s20), r2, tmp_path / "moons", schedule=s20,
-                      steps=0)
-    rm = get_recipe("mnist").replace(schedule=sched, network_config={"channels": [8, 8], "attention": False,
-                                                                     "num_classes": 10, "time_embed_dim": 16})
+    C.save_checkpoint(build_network(r2.network, r2.network_config, s20), r2, tmp_path / "moons", schedule=s20, steps=0)
+    rm = get_recipe("mnist").replace(
+        schedule=sched, network_config={"channels": [8, 8], "attention": False, "num_classes": 10, "time_embed_dim": 16}
+    )
     C.save_checkpoint(build_network(rm.network, rm.network_config), rm, tmp_path / "mnist", schedule=s20, steps=0)
     clear_caches()
     yield tmp_path
@@ -99,8 +99,11 @@ def trace_xy(fig: dict, name_prefix: str) -> np.ndarray:
             out = []
             for k in ("x", "y"):
                 v = tr[k]
-                out.append(np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]) if isinstance(v, dict)
-                           else np.asarray(v, dtype=float))
+                out.append(
+                    np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
+                    if isinstance(v, dict)
+                    else np.asarray(v, dtype=float)
+                )
             return np.stack(out, 1)
     raise AssertionError(f"no trace {name_prefix!r}")
 
@@ -130,7 +133,8 @@ def test_defaults_without_weights(no_weights):
     run = L.ddpm_chain(L.MixtureEpsModel(default_gmm(), s), s, 500, 0)
     fig = chart(at, "fig_chain_step")
     assert [a["text"] for a in fig["layout"]["annotations"]] == [
-        "exact (Gaussian mixture): t = 500, arrows ×10, x̂_0 of 300 of 500"]
+        "exact (Gaussian mixture): t = 500, arrows ×10, x̂_0 of 300 of 500"
+    ]
     shown = trace_xy(fig, "x_t")
     assert np.allclose(shown, run.xs[run.index_of(500)], atol=1e-3)
 
@@ -174,8 +178,15 @@ def test_posterior_and_chain_widgets_at_extremes(no_weights):
     rerun(at)
 
 
-@pytest.mark.parametrize("params", [{"T": 1}, {"T": 5, "schedule": "cosine"}, {"T": 2000, "schedule": "sigmoid"},
-                                    {"T": 50, "step": "abc", "tpost": "99999"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"T": 1},
+        {"T": 5, "schedule": "cosine"},
+        {"T": 2000, "schedule": "sigmoid"},
+        {"T": 50, "step": "abc", "tpost": "99999"},
+    ],
+)
 def test_sidebar_extremes_and_bad_urls(no_weights, params):
     at = open_page(**params)
     check_figures(at)

@@ -1,6 +1,7 @@
 """Page tests of the score lesson under streamlit's AppTest: defaults (with or without the shipped weights),
 the numbers shown against independent computations, the run buttons, extremes of the sidebar and of the
 page's widgets, and a hand-edited URL."""
+
 from __future__ import annotations
 
 import math
@@ -9,9 +10,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests import helpers
-
 from lessons import settings
+from tests import helpers
 from tests.test_pages_forward import check_figures
 from toy_models.checkpoints import CheckpointError, load_checkpoint
 
@@ -107,12 +107,15 @@ def test_too_large_a_langevin_step_warns_and_stays_finite():
     check_figures(at)
 
 
-@pytest.mark.parametrize("params", [
-    dict(T=1),
-    dict(T=settings.T_MAX, schedule="sigmoid", beta_1=1e-5, beta_T=0.999),  # abar_T = 4e-284: still runs
-    dict(T=1000, schedule="linear", beta_1=0.5, beta_T=0.999),  # abar_T underflows to 0: the ODE is off
-    dict(T=20, schedule="cosine", s=0.5, t=20),
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(T=1),
+        dict(T=settings.T_MAX, schedule="sigmoid", beta_1=1e-5, beta_T=0.999),  # abar_T = 4e-284: still runs
+        dict(T=1000, schedule="linear", beta_1=0.5, beta_T=0.999),  # abar_T underflows to 0: the ODE is off
+        dict(T=20, schedule="cosine", s=0.5, t=20),
+    ],
+)
 def test_extremes(params):
     at = open_page(**params)
     check_figures(at)

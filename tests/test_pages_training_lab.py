@@ -1,6 +1,7 @@
 """The training lab page under AppTest: it renders with defaults; Train starts a background job that keeps
 training across reruns and stops on Stop; a bad uploaded CSV shows its message and changes nothing; a trained
 model becomes the sidebar's "my model" choice, and the reverse chain lesson then runs and names it."""
+
 from __future__ import annotations
 
 import re
@@ -8,9 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from streamlit.runtime.caching import clear_session_resource_cache
+from streamlit.testing.v1 import AppTest
 
 from course import jobs as J
 
@@ -86,8 +86,9 @@ def test_renders_with_defaults():
     assert at.selectbox(key="lab_data").value == "moons" and at.select_slider(key="lab_steps").value == 1000
     assert at.button(key="lab_train").disabled is False
     assert len(at.get("plotly_chart")) == 1  # the preview of what it will be trained on
-    assert any("linear" in c.value and "T=1000" in c.value.replace(" ", "") for c in at.caption), \
-        [c.value for c in at.caption]
+    assert any("linear" in c.value and "T=1000" in c.value.replace(" ", "") for c in at.caption), [
+        c.value for c in at.caption
+    ]
     assert any("No training yet" in i.value for i in at.info)
     assert progress(at) is None
 
@@ -206,7 +207,7 @@ def test_hybrid_objective_says_what_hybrid_means_with_fixed_variances():
     from lessons.settings import FrameState, build_schedule
 
     at = open_lab(lab_objective="hybrid")
-    shown = [c.value for c in at.caption if "What \"hybrid\" means here" in c.value]
+    shown = [c.value for c in at.caption if 'What "hybrid" means here' in c.value]
     assert shown, "the hybrid note is not shown"
     _, w = hybrid_weights(build_schedule(FrameState()))
     assert f"to {w.max():.3g}" in shown[0] and "a small reweighting of L_simple" in shown[0]

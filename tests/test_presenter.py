@@ -5,6 +5,7 @@ buttons; prose, equations and code left out. Deep links: every URL-backed widget
 from its URL parameter and writes it back. The copy-link control: the sidebar's inline link
 (`.st-key-page_link`) holds the URL of the current view.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,11 +13,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests import helpers
-
 from lessons import forward as LF
-from lessons import settings
 from lessons import reverse_chain as LR
+from lessons import settings
+from tests import helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -130,56 +130,103 @@ def test_copy_link_holds_the_current_view():
 # page -> {URL parameter: (widget kind, widget key, the value in the URL, the value the widget must show)}
 DEEP = {
     "forward": {
-        "t": ("slider", "forward_t", "37", 37), "point": ("slider", "forward_point", "5", 5),
-        "t_chain": ("slider", "forward_t_chain", "41", 41), "t_digit": ("slider", "forward_t_digit", "43", 43),
-        "digit": ("slider", "forward_digit", "7", 7), "which": ("slider", "forward_which", "2", 2),
-        "chains": ("slider", "forward_n_traj", "6", 6)},
+        "t": ("slider", "forward_t", "37", 37),
+        "point": ("slider", "forward_point", "5", 5),
+        "t_chain": ("slider", "forward_t_chain", "41", 41),
+        "t_digit": ("slider", "forward_t_digit", "43", 43),
+        "digit": ("slider", "forward_digit", "7", 7),
+        "which": ("slider", "forward_which", "2", 2),
+        "chains": ("slider", "forward_n_traj", "6", 6),
+    },
     "schedule_lab": {
-        "t": ("slider", "lab_t", "77", 77), "left": ("selectbox", "lab_a", "sigmoid", "sigmoid"),
-        "right": ("selectbox", "lab_b", "linear", "linear"), "digit": ("slider", "lab_digit", "8", 8)},
+        "t": ("slider", "lab_t", "77", 77),
+        "left": ("selectbox", "lab_a", "sigmoid", "sigmoid"),
+        "right": ("selectbox", "lab_b", "linear", "linear"),
+        "digit": ("slider", "lab_digit", "8", 8),
+    },
     "reverse_chain": {
         "cut": ("select_slider", "rc_T", str(LR.T_CHOICES[-1]), LR.T_CHOICES[-1]),
-        "level": ("slider", "rc_level", "0.75", 0.75), "x1": ("slider", "rc_x1", "1.2", 1.2),
-        "x2": ("slider", "rc_x2", "-0.7", -0.7), "x0_1": ("slider", "rc_x0a", "-2", -2.0),
-        "x0_2": ("slider", "rc_x0b", "0.5", 0.5), "xt_1": ("slider", "rc_xta", "2.5", 2.5),
-        "xt_2": ("slider", "rc_xtb", "0.3", 0.3), "tpost": ("slider", "rc_tpost", "40", 40),
-        "particles": ("select_slider", "rc_n", "1000", 1000), "step": ("slider", "rc_step", "25", 25),
-        "follow": ("multiselect", "rc_idx", "5,7", [5, 7]), "ndig": ("slider", "rc_ndig", "4", 4),
-        "ddim": ("slider", "rc_ddim", "10", 10), "variance": ("radio", "rc_var", "beta", "beta"),
-        "ddpm": ("toggle", "rc_ddpm", "0", False), "dstep": ("slider", "rc_dstep", "3", 3)},
+        "level": ("slider", "rc_level", "0.75", 0.75),
+        "x1": ("slider", "rc_x1", "1.2", 1.2),
+        "x2": ("slider", "rc_x2", "-0.7", -0.7),
+        "x0_1": ("slider", "rc_x0a", "-2", -2.0),
+        "x0_2": ("slider", "rc_x0b", "0.5", 0.5),
+        "xt_1": ("slider", "rc_xta", "2.5", 2.5),
+        "xt_2": ("slider", "rc_xtb", "0.3", 0.3),
+        "tpost": ("slider", "rc_tpost", "40", 40),
+        "particles": ("select_slider", "rc_n", "1000", 1000),
+        "step": ("slider", "rc_step", "25", 25),
+        "follow": ("multiselect", "rc_idx", "5,7", [5, 7]),
+        "ndig": ("slider", "rc_ndig", "4", 4),
+        "ddim": ("slider", "rc_ddim", "10", 10),
+        "variance": ("radio", "rc_var", "beta", "beta"),
+        "ddpm": ("toggle", "rc_ddpm", "0", False),
+        "dstep": ("slider", "rc_dstep", "3", 3),
+    },
     "elbo": {
         "variance": ("radio", "elbo_variance", "beta", "beta"),
         "learned_stride": ("select_slider", "elbo_learned_stride", "20", 20),
-        "learned": ("toggle", "elbo_learned_go", "1", True), "ode": ("toggle", "elbo_ode", "0", False),
+        "learned": ("toggle", "elbo_learned_go", "1", True),
+        "ode": ("toggle", "elbo_ode", "0", False),
         "mnist_n": ("select_slider", "elbo_mnist_n", "8", 8),
         "mnist_stride": ("select_slider", "elbo_mnist_stride", "10", 10),
-        "point": ("slider", "elbo_point", "7", 7), "t_est": ("slider", "elbo_t_est", "3", 3)},
+        "point": ("slider", "elbo_point", "7", 7),
+        "t_est": ("slider", "elbo_t_est", "3", 3),
+    },
     "score": {
-        "t": ("slider", "score_t", "50", 50), "rule": ("radio", "score_rule", "snr", "snr"),
-        "eps": ("select_slider", "score_step", "1e-4", 1e-4), "each": ("slider", "score_each", "3", 3),
-        "levels": ("slider", "score_levels", "20", 20), "rtol": ("select_slider", "score_rtol", "0.001", 1e-3),
-        "mnist_n": ("slider", "score_mnist_n", "3", 3), "probes": ("slider", "score_mnist_probes", "2", 2)},
+        "t": ("slider", "score_t", "50", 50),
+        "rule": ("radio", "score_rule", "snr", "snr"),
+        "eps": ("select_slider", "score_step", "1e-4", 1e-4),
+        "each": ("slider", "score_each", "3", 3),
+        "levels": ("slider", "score_levels", "20", 20),
+        "rtol": ("select_slider", "score_rtol", "0.001", 1e-3),
+        "mnist_n": ("slider", "score_mnist_n", "3", 3),
+        "probes": ("slider", "score_mnist_probes", "2", 2),
+    },
     "conditional": {
         "model": ("radio", "cond_source", "learned (weights/gmm)", "learned (weights/gmm)"),
-        "y": ("selectbox", "cond_label", "2", 2), "steps": ("slider", "cond_steps", "10", 10),
+        "y": ("selectbox", "cond_label", "2", 2),
+        "steps": ("slider", "cond_steps", "10", 10),
         "moon": ("radio", "cond_moon", "1", 1),
-        "t": ("slider", "cond_t", "30", 30), "cg_s": ("slider", "cond_s", "1.5", 1.5),
-        "w": ("slider", "cond_w", "2.5", 2.5), "digit": ("selectbox", "cond_digit", "5", 5),
-        "w_mnist": ("slider", "cond_w_mnist", "1", 1.0), "full": ("checkbox", "cond_full", "0", False),
-        "cg_s_mnist": ("slider", "cond_s_mnist", "2", 2.0), "sweep": ("toggle", "cond_sweep", "0", False)},
+        "t": ("slider", "cond_t", "30", 30),
+        "cg_s": ("slider", "cond_s", "1.5", 1.5),
+        "w": ("slider", "cond_w", "2.5", 2.5),
+        "digit": ("selectbox", "cond_digit", "5", 5),
+        "w_mnist": ("slider", "cond_w_mnist", "1", 1.0),
+        "full": ("checkbox", "cond_full", "0", False),
+        "cg_s_mnist": ("slider", "cond_s_mnist", "2", 2.0),
+        "sweep": ("toggle", "cond_sweep", "0", False),
+    },
     "inpainting": {
-        "x1": ("slider", "inp_value", "-1", -1.0), "steps_2d": ("slider", "inp_steps_2d", "20", 20),
-        "r_2d": ("slider", "inp_resample_2d", "2", 2), "digit": ("selectbox", "inp_digit", "4", 4),
+        "x1": ("slider", "inp_value", "-1", -1.0),
+        "steps_2d": ("slider", "inp_steps_2d", "20", 20),
+        "r_2d": ("slider", "inp_resample_2d", "2", 2),
+        "digit": ("selectbox", "inp_digit", "4", 4),
         "which": ("number_input", "inp_which", "3", 3),
-        "mask": ("selectbox", "inp_mask", "top half", "top half"), "steps": ("slider", "inp_steps", "10", 10),
-        "r": ("slider", "inp_resample", "2", 2), "step_replacement": ("slider", "inp_step_replacement", "1", 1),
-        "step_fine-tuned": ("slider", "inp_step_fine-tuned", "2", 2)},
+        "mask": ("selectbox", "inp_mask", "top half", "top half"),
+        "steps": ("slider", "inp_steps", "10", 10),
+        "r": ("slider", "inp_resample", "2", 2),
+        "step_replacement": ("slider", "inp_step_replacement", "1", 1),
+        "step_fine-tuned": ("slider", "inp_step_fine-tuned", "2", 2),
+    },
 }
 # Widgets whose state is not in the URL: buttons (an action, not a state), file uploads, the custom-mask
 # editor (inp_blocks), and a click on a chart (rc_pick: it moves rc_x1/rc_x2, which are in the URL).
 EXEMPT = {"inp_blocks", "rc_pick"}
-KINDS = ("slider", "select_slider", "selectbox", "radio", "toggle", "checkbox", "number_input", "multiselect",
-         "text_input", "text_area", "date_input", "color_picker")
+KINDS = (
+    "slider",
+    "select_slider",
+    "selectbox",
+    "radio",
+    "toggle",
+    "checkbox",
+    "number_input",
+    "multiselect",
+    "text_input",
+    "text_area",
+    "date_input",
+    "color_picker",
+)
 
 
 @pytest.mark.parametrize("page", list(DEEP))
@@ -187,7 +234,7 @@ def test_deep_link_sets_every_widget(page):
     spec = DEEP[page]
     at = open_page(page, T=100, seed=3, **{name: raw for name, (_, _, raw, _) in spec.items()})
     assert not at.warning, [w.value for w in at.warning]
-    for name, (kind, key, raw, value) in spec.items():
+    for name, (kind, key, _raw, value) in spec.items():
         shown = getattr(at, kind)(key=key).value
         if isinstance(value, float):
             assert shown == pytest.approx(value), (name, shown)

@@ -1,6 +1,7 @@
 """Lesson 3's sentences checked against computations: the small-step Gaussian (closed form vs Bayes' rule on a
 grid, float64), beta-tilde against beta, DDIM's two limits, and every 'Try this' prompt at the setting it names
 (the lesson functions the page calls, with the same arguments)."""
+
 from __future__ import annotations
 
 import math
@@ -61,8 +62,15 @@ def test_exact_covariance_is_beta_over_alpha_times_identity_plus_beta_hessian():
     t, x = 10, torch.tensor([0.4, -0.9], dtype=torch.float64)
     a, b, ab = float(s.alphas[t]), float(s.betas[t]), float(s.alphas_cumprod[t])
     h = 1e-5
-    H = np.stack([((GMM.score((x + h * e)[None], alpha_bar=ab) - GMM.score((x - h * e)[None], alpha_bar=ab))[0]
-                   / (2 * h)).numpy() for e in torch.eye(2, dtype=torch.float64)], 1)
+    H = np.stack(
+        [
+            (
+                (GMM.score((x + h * e)[None], alpha_bar=ab) - GMM.score((x - h * e)[None], alpha_bar=ab))[0] / (2 * h)
+            ).numpy()
+            for e in torch.eye(2, dtype=torch.float64)
+        ],
+        1,
+    )
     _, cov = gaussian_fit(reverse_conditional(GMM, s, x, t))
     assert np.allclose(cov.numpy(), b / a * (np.eye(2) + b * H), atol=1e-7)
 

@@ -1,4 +1,5 @@
 """Samplers against exact answers: Gaussian data (closed-form eps) and the analytic Gaussian mixture."""
+
 import math
 
 import pytest
@@ -234,16 +235,19 @@ def test_langevin_with_the_exact_score_recovers_the_weights():
 
 def test_langevin_sigma_rule_on_a_gaussian():
     # measured: mean (0.95, -0.45) vs (1, -0.5), std ratio (1.07, 1.00): the sigma rule lags a little
-    x = sample_langevin(GAUSS, S, noise(1000, 20), steps=100, n_steps_each=10, step_rule="sigma",
-                        generator=gen(21))
+    x = sample_langevin(GAUSS, S, noise(1000, 20), steps=100, n_steps_each=10, step_rule="sigma", generator=gen(21))
     assert ((x.mean(0) - M).abs() < 0.1).all() and ((x.std(0) / V.sqrt() - 1).abs() < 0.15).all()
 
 
 # --- callbacks, trajectories, seeds, errors -------------------------------------------------
 @pytest.mark.parametrize(
     "name,kw,n_steps",
-    [("ddpm", {}, 100), ("ddim", dict(steps=25), 25), ("ode", dict(steps=10, method="heun"), 10),
-     ("langevin", dict(steps=5, n_steps_each=3), 16)],
+    [
+        ("ddpm", {}, 100),
+        ("ddim", dict(steps=25), 25),
+        ("ode", dict(steps=10, method="heun"), 10),
+        ("langevin", dict(steps=5, n_steps_each=3), 16),
+    ],
 )
 def test_callbacks_see_every_step_and_trajectory_ends_at_the_output(name, kw, n_steps):
     xT = noise(64, 22)
@@ -264,8 +268,9 @@ def test_callbacks_see_every_step_and_trajectory_ends_at_the_output(name, kw, n_
 
 def test_trajectory_store_dtype_and_user_callback():
     count = []
-    traj = run_with_trajectory(sample_ddim, GAUSS, S, noise(8, 24), steps=10, store_dtype=torch.float16,
-                               callback=lambda st: count.append(st.i))
+    traj = run_with_trajectory(
+        sample_ddim, GAUSS, S, noise(8, 24), steps=10, store_dtype=torch.float16, callback=lambda st: count.append(st.i)
+    )
     assert traj.xs.dtype == torch.float16 and count == list(range(10))
     assert traj.ts.tolist() == [float(t) for t in ddim_timesteps(1000, 10)]
 

@@ -1,4 +1,5 @@
 """Schedules: closed forms, indexing, and the messages bad parameters give."""
+
 import math
 
 import pytest
@@ -48,7 +49,9 @@ def test_derived_tables_against_their_definitions():
         assert s.alphas_cumprod_prev[t] == abar_prev
         assert s.posterior_variance[t].item() == pytest.approx((beta * (1 - abar_prev) / (1 - abar)).item())
         assert s.posterior_mean_coef1[t].item() == pytest.approx((beta * abar_prev.sqrt() / (1 - abar)).item())
-        assert s.posterior_mean_coef2[t].item() == pytest.approx(((1 - abar_prev) * (1 - beta).sqrt() / (1 - abar)).item())
+        assert s.posterior_mean_coef2[t].item() == pytest.approx(
+            ((1 - abar_prev) * (1 - beta).sqrt() / (1 - abar)).item()
+        )
         assert s.log_snr[t].item() == pytest.approx(math.log(abar / (1 - abar)))
         assert s.log_betas[t].item() == pytest.approx(math.log(beta))
         assert s.sqrt_betas[t].item() == pytest.approx(math.sqrt(beta))
@@ -84,7 +87,10 @@ def test_continuous_alpha_bar_interpolates_the_table():
     assert mid.item() == pytest.approx(math.sqrt(s.alphas_cumprod[10] * s.alphas_cumprod[11]), rel=1e-12)
     # beta(t) = -d log abar / dt, checked by a finite difference inside a step
     h = 1e-4
-    fd = -(torch.log(s.alpha_bar(torch.tensor(40.3 + h, dtype=torch.float64))) - torch.log(s.alpha_bar(torch.tensor(40.3 - h, dtype=torch.float64)))) / (2 * h)
+    fd = -(
+        torch.log(s.alpha_bar(torch.tensor(40.3 + h, dtype=torch.float64)))
+        - torch.log(s.alpha_bar(torch.tensor(40.3 - h, dtype=torch.float64)))
+    ) / (2 * h)
     assert s.beta_continuous(torch.tensor(40.3)).item() == pytest.approx(fd.item(), rel=1e-6)
 
 

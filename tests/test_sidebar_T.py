@@ -1,6 +1,7 @@
 """The sidebar's T means "fewer, bigger steps over the same journey to noise": the beta range is stated for
 T = 1000 and scaled by 1000 / T (clipped at 0.999), so every default schedule reaches noise at every T, and
 a schedule that does not is named on the page with its abar_T."""
+
 from __future__ import annotations
 
 import math

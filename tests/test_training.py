@@ -1,4 +1,5 @@
 """Recipes and the Trainer: loss goes down, EMA follows its formula, stop works, objectives agree."""
+
 import math
 
 import pytest
@@ -24,8 +25,21 @@ def test_get_recipe_unknown_lists_names():
 
 
 def test_required_recipes_exist_and_build():
-    for name in ("moons", "swissroll", "rings", "checkerboard", "gmm", "gmm-classifier", "mnist",
-                 "mnist-classifier", "mnist-inpaint", "tiny", "moons-vlb", "moons-hybrid", "moons-cond"):
+    for name in (
+        "moons",
+        "swissroll",
+        "rings",
+        "checkerboard",
+        "gmm",
+        "gmm-classifier",
+        "mnist",
+        "mnist-classifier",
+        "mnist-inpaint",
+        "tiny",
+        "moons-vlb",
+        "moons-hybrid",
+        "moons-cond",
+    ):
         r = resolve_recipe(name)
         assert Recipe.from_dict(r.to_dict()) == r
         net = networks.build_network(r.network, r.network_config, schedule_from_dict(r.schedule))
@@ -190,8 +204,9 @@ def test_snapshot_is_repeatable_and_shaped():
 
 @pytest.mark.slow
 def test_classifier_learns_labels_at_small_t():
-    r = get_recipe("gmm-classifier").replace(network_config={"width": 64, "n_blocks": 1, "num_classes": -1},
-                                             batch_size=256, steps=150)
+    r = get_recipe("gmm-classifier").replace(
+        network_config={"width": 64, "n_blocks": 1, "num_classes": -1}, batch_size=256, steps=150
+    )
     tr = Trainer(r, device="cpu")
     tr.run(150)
     x, y = tr.x_data[:1000], tr.y_data[:1000]
@@ -206,9 +221,11 @@ def test_inpaint_trainer_steps():
     pytest.importorskip("toy_models.data")
     x = torch.rand(32, 1, 28, 28) * 2 - 1
     y = torch.randint(10, (32,))
-    r = get_recipe("mnist-inpaint").replace(batch_size=4, init_from=None,
-                                            network_config={"channels": [8, 16, 16], "groups": 4,
-                                                            "num_classes": 10, "attention": False})
+    r = get_recipe("mnist-inpaint").replace(
+        batch_size=4,
+        init_from=None,
+        network_config={"channels": [8, 16, 16], "groups": 4, "num_classes": 10, "attention": False},
+    )
     tr = Trainer(r, device="cpu", data=(x, y))
     rec = tr.step()
     assert math.isfinite(rec["loss"]) and rec["loss"] == pytest.approx(1.0, abs=0.5)

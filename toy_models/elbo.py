@@ -10,6 +10,7 @@ Every term is per example, summed over dimensions, in nats. Divide by D ln 2 for
 In `ElboTerms.terms`, row t - 1 holds the term computed at time t: row 0 is L_0, row t - 1
 is L_{t-1}. That keeps the paper's subscripts.
 """
+
 from __future__ import annotations
 
 import math
@@ -74,8 +75,9 @@ def prior_kl(s: Schedule, x0):
     return _sum_dims(normal_kl(mean, log_var, torch.zeros_like(mean), torch.zeros_like(mean)))
 
 
-def vb_term(s: Schedule, model, x0, t, y=None, variance="beta_tilde", data_kind="continuous", noise=None,
-            generator=None):
+def vb_term(
+    s: Schedule, model, x0, t, y=None, variance="beta_tilde", data_kind="continuous", noise=None, generator=None
+):
     """L_{t-1} at time t (an int or a (B,) tensor; t = 1 gives L_0), per example, in nats.
 
     x_t is drawn from q(x_t | x_0) (or built from the given noise).
@@ -113,8 +115,9 @@ class ElboTerms:
         return nats / (self.dims * math.log(2.0))
 
 
-def elbo_terms(s: Schedule, model, x0, y=None, variance="beta_tilde", data_kind="continuous", generator=None,
-               progress=None) -> ElboTerms:
+def elbo_terms(
+    s: Schedule, model, x0, y=None, variance="beta_tilde", data_kind="continuous", generator=None, progress=None
+) -> ElboTerms:
     """The exact sum over every t = 1..T (one x_t draw per example and t).
 
     progress: optional callable(done, total), called after each t.
@@ -137,8 +140,9 @@ class ElboEstimate:
     samples: torch.Tensor  # (n_t * B,) the individual single-t estimates
 
 
-def elbo_monte_carlo(s: Schedule, model, x0, n_t: int = 1, y=None, variance="beta_tilde", data_kind="continuous",
-                     generator=None) -> ElboEstimate:
+def elbo_monte_carlo(
+    s: Schedule, model, x0, n_t: int = 1, y=None, variance="beta_tilde", data_kind="continuous", generator=None
+) -> ElboEstimate:
     """Estimate the bound with n_t random times per example instead of all T.
 
     Each sample L_T + T * L_{t-1}(x_0, t) has expectation -ELBO(x_0); their spread is the
@@ -155,8 +159,9 @@ def elbo_monte_carlo(s: Schedule, model, x0, n_t: int = 1, y=None, variance="bet
             samples.append(prior + s.T * term)
     samples = torch.cat(samples)
     n = samples.numel()
-    return ElboEstimate(mean=samples.mean().item(), stderr=(samples.std() / math.sqrt(n)).item() if n > 1 else math.inf,
-                        samples=samples)
+    return ElboEstimate(
+        mean=samples.mean().item(), stderr=(samples.std() / math.sqrt(n)).item() if n > 1 else math.inf, samples=samples
+    )
 
 
 # --- L_simple and its weights ------------------------------------------------------------------

@@ -25,6 +25,7 @@ Shapes: x is (B, D) for a `GaussianMixture`; `EmpiricalDistribution` also takes 
 and returns the same shape. alpha_bar is a float or a (B,) tensor (one noise level per example);
 alpha_bar=None means the clean data (abar = 1). Everything is computed in float64.
 """
+
 from __future__ import annotations
 
 import math
@@ -100,13 +101,13 @@ class GaussianMixture:
         self._mu_eig = torch.einsum("kd,kde->ke", means, U)  # (K, D) U_k^T mu_k
 
     @classmethod
-    def _from_eig(cls, weights, means, U, lam) -> "GaussianMixture":
+    def _from_eig(cls, weights, means, U, lam) -> GaussianMixture:
         g = cls.__new__(cls)
         g._set(weights / weights.sum(), means, U, lam)
         return g
 
     @classmethod
-    def from_points(cls, points, weights=None) -> "GaussianMixture":
+    def from_points(cls, points, weights=None) -> GaussianMixture:
         """The finite point set itself: sum_i w_i delta(x - x_i) (zero covariances).
 
         The "ideal denoiser" data: the exact optimum of the training loss on a finite training
@@ -148,21 +149,22 @@ class GaussianMixture:
         return f"GaussianMixture(K={self.num_components}, D={self.dim})"
 
     # -- new mixtures from this one ------------------------------------------------------------
-    def noised(self, alpha_bar) -> "GaussianMixture":
+    def noised(self, alpha_bar) -> GaussianMixture:
         """The mixture of q(x_t): means sqrt(abar) mu_k, covs abar Sigma_k + (1 - abar) I  (Ho et al. eq. 4)."""
         a = float(alpha_bar)
         if not 0.0 <= a <= 1.0:
             raise ValueError(f"alpha_bar must lie in [0, 1]; got {a}")
-        return GaussianMixture._from_eig(self.weights, math.sqrt(a) * self.means, self.eigvecs,
-                                         a * self.eigvals + (1.0 - a))
+        return GaussianMixture._from_eig(
+            self.weights, math.sqrt(a) * self.means, self.eigvecs, a * self.eigvals + (1.0 - a)
+        )
 
-    def component(self, k: int) -> "GaussianMixture":
+    def component(self, k: int) -> GaussianMixture:
         """The single Gaussian N(mu_k, Sigma_k) as a one-component mixture."""
         if not 0 <= int(k) < self.num_components:
             raise ValueError(f"component index must lie in 0..{self.num_components - 1}; got {k}")
         return self.subset(torch.tensor([int(k)]))
 
-    def subset(self, index) -> "GaussianMixture":
+    def subset(self, index) -> GaussianMixture:
         """The mixture restricted to some components (indices or a (K,) bool mask), weights renormalised."""
         index = torch.as_tensor(index)
         if index.dtype == torch.bool:
@@ -171,8 +173,9 @@ class GaussianMixture:
             index = index.nonzero().flatten()
         if index.numel() == 0 or not self.weights[index].sum() > 0:
             raise ValueError("subset needs at least one component of positive weight")
-        return GaussianMixture._from_eig(self.weights[index], self.means[index], self.eigvecs[index],
-                                         self.eigvals[index])
+        return GaussianMixture._from_eig(
+            self.weights[index], self.means[index], self.eigvecs[index], self.eigvals[index]
+        )
 
     # -- evaluation at points (optionally of the noised mixture q_t) ----------------------------
     @property
@@ -193,7 +196,7 @@ class GaussianMixture:
         per_row = self.num_components * (1 if iso else self.dim)
         step = max(1, CHUNK_ELEMENTS // per_row)
         fn = self._eval_isotropic if iso else self._eval_general
-        parts = [fn(what, x[i:i + step], a[i:i + step]) for i in range(0, x.shape[0], step)]
+        parts = [fn(what, x[i : i + step], a[i : i + step]) for i in range(0, x.shape[0], step)]
         if parts:
             return torch.cat(parts)
         return x.new_zeros((0,) + {"log_prob": (), "resp": (self.num_components,)}.get(what, (self.dim,)))
@@ -201,8 +204,10 @@ class GaussianMixture:
     @staticmethod
     def _check_v(v):
         if (v <= 0).any():
-            raise ValueError("the mixture has a singular covariance here (e.g. from_points at abar = 1); "
-                             "evaluate it noised, with alpha_bar < 1")
+            raise ValueError(
+                "the mixture has a singular covariance here (e.g. from_points at abar = 1); "
+                "evaluate it noised, with alpha_bar < 1"
+            )
 
     def _eval_general(self, what, x, a):
         """Full covariances. In component k's eigenbasis, C_k = U_k diag(v) U_k^T, v = a lambda_k + 1 - a,
@@ -326,7 +331,7 @@ class EmpiricalDistribution:
     def __repr__(self) -> str:
         return f"EmpiricalDistribution(N={self.num_components}, shape={self.event_shape}, var={self.var:g})"
 
-    def noised(self, alpha_bar) -> "EmpiricalDistribution":
+    def noised(self, alpha_bar) -> EmpiricalDistribution:
         """q_t: means sqrt(abar) c x_i, variance abar var + 1 - abar  (Ho et al. eq. 4)."""
         a = float(alpha_bar)
         if not 0.0 <= a <= 1.0:
@@ -336,15 +341,16 @@ class EmpiricalDistribution:
         out.scale, out.var = math.sqrt(a) * self.scale, a * self.var + 1.0 - a
         return out
 
-    def subset(self, index) -> "EmpiricalDistribution":
+    def subset(self, index) -> EmpiricalDistribution:
         """Restricted to some points (indices or an (N,) bool mask), weights renormalised."""
         index = torch.as_tensor(index)
         if index.dtype == torch.bool:
             index = index.nonzero().flatten()
         if index.numel() == 0:
             raise ValueError("subset needs at least one point")
-        out = EmpiricalDistribution(self.points[index].reshape(-1, *self.event_shape), self.weights[index],
-                                    self.var, self.scale)
+        out = EmpiricalDistribution(
+            self.points[index].reshape(-1, *self.event_shape), self.weights[index], self.var, self.scale
+        )
         return out
 
     def _flat(self, x):
@@ -455,8 +461,9 @@ class AnalyticModel(torch.nn.Module):
         """The data distribution of class c (num_classes: the whole distribution)."""
         c = int(c)
         if not 0 <= c <= self.num_classes:
-            raise ValueError(f"labels must lie in 0..{self.num_classes} "
-                             f"({self.num_classes} is the null label); got {c}")
+            raise ValueError(
+                f"labels must lie in 0..{self.num_classes} ({self.num_classes} is the null label); got {c}"
+            )
         if c == self.num_classes:
             return self.dist
         if c not in self._by_class:
@@ -542,8 +549,9 @@ def reverse_conditional(gmm: GaussianMixture, schedule: Schedule, x_t, t: int) -
     strongly multimodal, which is why DDPM needs many small steps (Sohl-Dickstein et al. 2015).
     """
     if not isinstance(gmm, GaussianMixture):
-        raise ValueError("reverse_conditional needs a GaussianMixture "
-                         "(use GaussianMixture.from_points for a point set)")
+        raise ValueError(
+            "reverse_conditional needs a GaussianMixture (use GaussianMixture.from_points for a point set)"
+        )
     t = check_int("t", t, 1, schedule.T, "T")
     x = _f64(x_t).flatten()
     if x.shape != (gmm.dim,):
@@ -566,8 +574,9 @@ def gaussian_fit(mixture: GaussianMixture):
     return mixture.mean(), mixture.cov()
 
 
-def kl_mixture_to_gaussian(mixture: GaussianMixture, mean, cov, n: int = 20_000, generator=None,
-                           method: str = "mc", nodes: int = 24):
+def kl_mixture_to_gaussian(
+    mixture: GaussianMixture, mean, cov, n: int = 20_000, generator=None, method: str = "mc", nodes: int = 24
+):
     """KL(p || N(mean, cov)) = E_p[log p(x) - log N(x; mean, cov)] in nats, with exact log densities.
 
     method "mc": Monte Carlo over n samples of p; returns (value, standard error).
@@ -640,11 +649,18 @@ class MixtureEpsModel(torch.nn.Module):
         K, D = gmm.num_components, gmm.dim
         blocks = torch.zeros(len(a), K * D, K * D, dtype=torch.float64)
         for k in range(K):
-            blocks[:, k * D:(k + 1) * D, k * D:(k + 1) * D] = prec[:, k]
+            blocks[:, k * D : (k + 1) * D, k * D : (k + 1) * D] = prec[:, k]
         pick = torch.eye(K, dtype=torch.float64).repeat_interleave(D, 0)  # (K*D, K)
         tiles = torch.eye(D, dtype=torch.float64).repeat(1, K)  # (D, K*D)
-        table = dict(m=(a.sqrt()[:, None, None] * gmm.means).flatten(1), P=blocks, c=self._logw - 0.5 * logdet,
-                     tiles=tiles, half_pick=-0.5 * pick, spread=pick.T.contiguous(), minus_sum=-tiles.T.contiguous())
+        table = dict(
+            m=(a.sqrt()[:, None, None] * gmm.means).flatten(1),
+            P=blocks,
+            c=self._logw - 0.5 * logdet,
+            tiles=tiles,
+            half_pick=-0.5 * pick,
+            spread=pick.T.contiguous(),
+            minus_sum=-tiles.T.contiguous(),
+        )
         self._tables = {torch.float64: table, torch.float32: {k: v.float() for k, v in table.items()}}
 
     def _precisions(self, a: torch.Tensor):
@@ -722,8 +738,9 @@ class ExactNoisyClassifier(torch.nn.Module):
         z = torch.einsum("bkd,kde->bke", x[:, None, :] - a.sqrt()[:, :, None] * g.means[None], g.eigvecs)  # (B, K, D)
         log_n = -0.5 * ((z**2 / v).sum(-1) + torch.log(v).sum(-1) + D * math.log(2 * math.pi))  # (B, K)
         log_joint = torch.log(g.weights)[None] + log_n  # (B, K)
-        per_class = torch.stack([torch.logsumexp(log_joint[:, self.label_map == c], 1)
-                                 for c in range(self.num_classes)], 1)  # (B, C)
+        per_class = torch.stack(
+            [torch.logsumexp(log_joint[:, self.label_map == c], 1) for c in range(self.num_classes)], 1
+        )  # (B, C)
         return (per_class - torch.logsumexp(log_joint, 1, keepdim=True)).to(x_t.dtype)
 
 

@@ -14,6 +14,7 @@ Scale conventions (both wrappers: scale 0 returns the unguided model's output ex
                             called s: score + gamma grad log p). The course writes gamma, since s
                             is the score s_theta; the argument is `s_scale`.
 """
+
 from __future__ import annotations
 
 import math

@@ -19,6 +19,7 @@ The 2D analogue: "know" one coordinate of a point of the Gaussian mixture and sa
 For a mixture the exact answer is closed-form (`gmm_condition_on`): conditioning each Gaussian
 on x_d = a gives a Gaussian, and the weights become w_k N(a; mu_kd, Sigma_kdd).
 """
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,9 @@ def check_mask(mask, x_T: torch.Tensor) -> torch.Tensor:
     return m
 
 
-def replace_known(s: Schedule, x: torch.Tensor, mask: torch.Tensor, known: torch.Tensor, t: int,
-                  generator=None) -> torch.Tensor:
+def replace_known(
+    s: Schedule, x: torch.Tensor, mask: torch.Tensor, known: torch.Tensor, t: int, generator=None
+) -> torch.Tensor:
     """m * q_sample(known, t) + (1 - m) * x  (RePaint eq. 8): known part re-noised to time t.
 
     x (B, ...) the sampler's state at time t; mask and known broadcast to it. At t = 0 the known
@@ -69,9 +71,22 @@ def renoise(s: Schedule, x_next: torch.Tensor, t_next: int, t: int, generator=No
     return math.sqrt(ratio) * x_next + math.sqrt(max(1.0 - ratio, 0.0)) * noise
 
 
-def sample_replacement(model, s: Schedule, x_T, *, steps=None, y=None, generator=None, callback=None,
-                       mask=None, known=None, eta: float = 1.0, resample: int = 1, clip_x0=None,
-                       info: SamplerInfo | None = None):
+def sample_replacement(
+    model,
+    s: Schedule,
+    x_T,
+    *,
+    steps=None,
+    y=None,
+    generator=None,
+    callback=None,
+    mask=None,
+    known=None,
+    eta: float = 1.0,
+    resample: int = 1,
+    clip_x0=None,
+    info: SamplerInfo | None = None,
+):
     """Inpainting by replacement with an unconditional (mask-blind) model; the sampler signature of samplers.py.
 
     The step is DDIM's (Song, Meng & Ermon 2021, eq. 12) on `ddim_timesteps(T, steps)`; eta = 1 over all
@@ -101,10 +116,14 @@ def sample_replacement(model, s: Schedule, x_T, *, steps=None, y=None, generator
     with torch.no_grad():
         for t, t_next in zip(ts[:-1], ts[1:]):
             for r in range(int(resample)):
-                eps, x0 = model_predictions(model, s, x, torch.full((x.shape[0],), float(t), dtype=torch.float64), y,
-                                            clip_x0)
-                noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device) \
-                    if (eta > 0 and t_next > 0) else None
+                eps, x0 = model_predictions(
+                    model, s, x, torch.full((x.shape[0],), float(t), dtype=torch.float64), y, clip_x0
+                )
+                noise = (
+                    torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+                    if (eta > 0 and t_next > 0)
+                    else None
+                )
                 x_next, _ = ddim_step(s, x, eps, x0, t, t_next, float(eta), noise)
                 x_next = replace_known(s, x_next, m, known, t_next, generator)
                 if info is not None:

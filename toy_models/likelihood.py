@@ -18,6 +18,7 @@ solver. div f = -1/2 beta(t) (D + div score) is computed exactly by autograd (on
 per dimension: right for 2D points) or estimated by Hutchinson's trace estimator
 E_v[v^T (df/dx) v] with Rademacher or Gaussian probes v (right for images; Grathwohl et al. 2019).
 """
+
 from __future__ import annotations
 
 import math
@@ -91,9 +92,23 @@ def dequantize_8bit(x0: torch.Tensor, generator=None) -> torch.Tensor:
     return x0 + u / 127.5
 
 
-def ode_log_likelihood(model, s: Schedule, x0: torch.Tensor, *, y=None, method="dopri5", rtol=1e-5, atol=1e-5,
-                       t_min=1e-3, divergence="exact", n_probes=1, probe="rademacher", data_kind="continuous",
-                       generator=None, progress=None) -> LikelihoodResult:
+def ode_log_likelihood(
+    model,
+    s: Schedule,
+    x0: torch.Tensor,
+    *,
+    y=None,
+    method="dopri5",
+    rtol=1e-5,
+    atol=1e-5,
+    t_min=1e-3,
+    divergence="exact",
+    n_probes=1,
+    probe="rademacher",
+    data_kind="continuous",
+    generator=None,
+    progress=None,
+) -> LikelihoodResult:
     """log p(x0) under the model's probability-flow ODE (Song et al. 2021, appendix D.2).
 
     Integrates [x, delta] with dx/dt = f(x, t), d delta/dt = div f(x, t) from t = t_min to T
@@ -147,8 +162,10 @@ def ode_log_likelihood(model, s: Schedule, x0: torch.Tensor, *, y=None, method="
             # torchdiffeq may probe times outside [t_min, T] (initial-step trial, overshoot): hold f there
             f, eps = pf_ode_drift_rho(model, s, xg, rho.detach().to(torch.float64).clamp(lo, hi), y)
             if not eps.requires_grad:
-                raise ValueError("the model's output is detached from its input x (no autograd graph); "
-                                 "the divergence needs a model differentiable in x")
+                raise ValueError(
+                    "the model's output is detached from its input x (no autograd graph); "
+                    "the divergence needs a model differentiable in x"
+                )
             if divergence == "exact":
                 div = divergence_exact(f, xg)
             else:
@@ -163,5 +180,11 @@ def ode_log_likelihood(model, s: Schedule, x0: torch.Tensor, *, y=None, method="
     log_px = prior + delta
     D = x[0].numel()
     log_lik = log_px + D * math.log(1 / 127.5) if data_kind == "image8bit" else log_px
-    return LikelihoodResult(log_px=log_px, bits_per_dim=-log_lik / (D * math.log(2.0)), nfe=nfe[0], x_T=x_T,
-                            prior_logp=prior, delta_logp=delta)
+    return LikelihoodResult(
+        log_px=log_px,
+        bits_per_dim=-log_lik / (D * math.log(2.0)),
+        nfe=nfe[0],
+        x_T=x_T,
+        prior_logp=prior,
+        delta_logp=delta,
+    )

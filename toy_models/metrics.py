@@ -18,6 +18,7 @@ MNIST digits
 
 Images given to the judge are model-space tensors in [-1, 1], shaped (N, 1, 28, 28) or (N, 28, 28).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -106,8 +107,11 @@ def noise_floor(sample_fn, n: int, seeds=(1, 2, 3, 4), n_projections: int = 512,
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must hold at least two distinct seeds; got {seeds}")
     draws = [_as_2d_array(sample_fn(n, s), "sample_fn output") for s in seeds]
-    d = [sliced_wasserstein(draws[i], draws[j], n_projections, seed)
-         for i in range(len(draws)) for j in range(i + 1, len(draws))]
+    d = [
+        sliced_wasserstein(draws[i], draws[j], n_projections, seed)
+        for i in range(len(draws))
+        for j in range(i + 1, len(draws))
+    ]
     return float(np.mean(d))
 
 
@@ -172,9 +176,15 @@ class MnistJudge(nn.Module):
         c1, c2 = config.channels
         self.config = config
         self.body = nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, c1, 14, 14)
-            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, c2, 7, 7)
-            nn.Flatten(), nn.Linear(c2 * 49, config.features), nn.ReLU(),  # (B, features)
+            nn.Conv2d(1, c1, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # (B, c1, 14, 14)
+            nn.Conv2d(c1, c2, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # (B, c2, 7, 7)
+            nn.Flatten(),
+            nn.Linear(c2 * 49, config.features),
+            nn.ReLU(),  # (B, features)
         )
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.features, 10))
 
@@ -197,7 +207,7 @@ def _as_images(images) -> torch.Tensor:
 
 def _batched(fn, x: torch.Tensor, batch: int = 500) -> torch.Tensor:
     with torch.no_grad():
-        return torch.cat([fn(x[i:i + batch]) for i in range(0, x.shape[0], batch)]) if len(x) else fn(x)
+        return torch.cat([fn(x[i : i + batch]) for i in range(0, x.shape[0], batch)]) if len(x) else fn(x)
 
 
 def train_judge(config: JudgeConfig = JudgeConfig(), data=None, progress=None):
@@ -221,7 +231,7 @@ def train_judge(config: JudgeConfig = JudgeConfig(), data=None, progress=None):
     for _ in range(config.epochs):
         perm = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), config.batch_size):
-            idx = perm[i:i + config.batch_size]
+            idx = perm[i : i + config.batch_size]
             loss = nn.functional.cross_entropy(judge(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
@@ -232,8 +242,13 @@ def train_judge(config: JudgeConfig = JudgeConfig(), data=None, progress=None):
                 progress(step, total, loss.item())
     judge.eval()
     acc = judge_accuracy(data.x_test, data.y_test, judge=judge)
-    info = {"test_accuracy": acc, "n_train": len(x), "n_test": len(data.y_test),
-            "data_source": getattr(data, "source", "unknown"), "train_seconds": round(time.time() - start, 1)}
+    info = {
+        "test_accuracy": acc,
+        "n_train": len(x),
+        "n_test": len(data.y_test),
+        "data_source": getattr(data, "source", "unknown"),
+        "train_seconds": round(time.time() - start, 1),
+    }
     return judge, info
 
 
@@ -252,9 +267,12 @@ def save_judge(judge: MnistJudge, info: dict, out_dir=WEIGHTS_DIR) -> Path:
     path.chmod(0o644)  # safetensors creates 0600 files; shipped weights are world-readable
     cfg = asdict(judge.config)
     sidecar = {
-        "name": JUDGE_NAME, "kind": "mnist-judge",
+        "name": JUDGE_NAME,
+        "kind": "mnist-judge",
         "description": "independent MNIST classifier trained on real training digits only",
-        "recipe": cfg, "metrics": info, "sha256": _sha256(path),
+        "recipe": cfg,
+        "metrics": info,
+        "sha256": _sha256(path),
         "reproduce": "python -m toy_models train-judge",
     }
     path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
@@ -324,5 +342,5 @@ def real_floor_fd(real_images, n: int, seed: int = 0, judge: MnistJudge | None =
     if 2 * n > len(x):
         raise ValueError(f"need at least 2n = {2 * n} real digits for the floor; have {len(x)}")
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    f = judge_features(x[perm[:2 * n]], judge)
+    f = judge_features(x[perm[: 2 * n]], judge)
     return frechet_distance(f[:n], f[n:])

@@ -8,6 +8,7 @@ y is None or a (B,) long tensor of labels in 0..num_classes; the label `num_clas
 label (no class: the unconditional model used by classifier-free guidance, Ho & Salimans 2022),
 and y=None means the null label for every example. Classifiers return logits (B, num_classes).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,14 +18,14 @@ import os
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from toy_models.shapes import shares_one_t
 
 
 # --- precision ----------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cpu_has_native_bf16() -> bool:
     """True where the CPU multiplies bfloat16 in hardware (x86 AVX512-BF16 or AMX); read from /proc/cpuinfo."""
     try:
@@ -221,8 +222,9 @@ class MLP2D(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(c.time_embed_dim, c.width), nn.SiLU(), nn.Linear(c.width, c.width))
         self.label = LabelEmbedding(c.num_classes, c.width) if c.num_classes > 0 else None
         self.inp = nn.Linear(c.data_dim * (1 + 2 * c.fourier_features), c.width)
-        self.blocks = nn.ModuleList(ResidualMLPBlock(c.width, c.width, c.activation, c.layer_norm)
-                                    for _ in range(c.n_blocks))
+        self.blocks = nn.ModuleList(
+            ResidualMLPBlock(c.width, c.width, c.activation, c.layer_norm) for _ in range(c.n_blocks)
+        )
         self.out_norm = nn.LayerNorm(c.width) if c.layer_norm else None
         self.out = nn.Linear(c.width, c.data_dim)
         nn.init.zeros_(self.out.weight)
@@ -493,7 +495,7 @@ class InpaintUNet(UNet):
         h = torch.cat([x_t, mask.to(x_t.dtype), known.to(x_t.dtype)], dim=1)  # (B, 3, 28, 28)
         return self._forward(h, t, y).to(x_t.dtype)
 
-    def conditioned(self, mask: torch.Tensor, known: torch.Tensor) -> "MaskConditioned":
+    def conditioned(self, mask: torch.Tensor, known: torch.Tensor) -> MaskConditioned:
         """A model-protocol wrapper with the mask and known pixels bound (for the samplers)."""
         return MaskConditioned(self, mask, known)
 
@@ -568,7 +570,9 @@ def make_config(network: str, config: dict):
     if network == "inpaint_unet":
         config.setdefault("in_channels", 3)
     if config.get("num_classes", 0) < 0:
-        raise ValueError("num_classes is still unresolved (-1); resolve it from the data first (training.resolve_recipe)")
+        raise ValueError(
+            "num_classes is still unresolved (-1); resolve it from the data first (training.resolve_recipe)"
+        )
     return cfg_cls(**config)
 
 

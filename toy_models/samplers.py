@@ -22,6 +22,7 @@ The samplers: `sample_ddpm` (Ho et al. 2020, Algorithm 2), `sample_ddim` (Song, 
 2021, eq. 12), `sample_ode` (the probability-flow ODE of Song et al. 2021: Euler, Heun, or the
 adaptive dopri5) and `sample_langevin` (annealed Langevin dynamics, Song & Ermon 2019).
 """
+
 from __future__ import annotations
 
 import math
@@ -124,8 +125,19 @@ def _timed(x, t):
 
 
 # --- DDPM ---------------------------------------------------------------------------------------
-def sample_ddpm(model, s: Schedule, x_T, *, steps=None, y=None, generator=None, callback=None,
-                variance="beta_tilde", clip_x0=None, info: SamplerInfo | None = None):
+def sample_ddpm(
+    model,
+    s: Schedule,
+    x_T,
+    *,
+    steps=None,
+    y=None,
+    generator=None,
+    callback=None,
+    variance="beta_tilde",
+    clip_x0=None,
+    info: SamplerInfo | None = None,
+):
     """Ancestral sampling, Ho et al. (2020) Algorithm 2, over all T steps:
 
         x_{t-1} = mu_theta(x_t, t) + sigma_t z,  z ~ N(0, I) for t > 1, z = 0 at t = 1.
@@ -172,8 +184,19 @@ def ddim_step(s: Schedule, x_t, pred_eps, pred_x0, t: int, t_next: int, eta: flo
     return x_next, sigma
 
 
-def sample_ddim(model, s: Schedule, x_T, *, steps=None, y=None, generator=None, callback=None,
-                eta=0.0, clip_x0=None, info: SamplerInfo | None = None):
+def sample_ddim(
+    model,
+    s: Schedule,
+    x_T,
+    *,
+    steps=None,
+    y=None,
+    generator=None,
+    callback=None,
+    eta=0.0,
+    clip_x0=None,
+    info: SamplerInfo | None = None,
+):
     """DDIM (Song, Meng & Ermon 2021, eq. 12) on the strided grid `ddim_timesteps(T, steps)`.
 
     steps: K, the number of steps (None: all T). The grid ends at t = 0 where abar_0 = 1, so the
@@ -256,9 +279,23 @@ def _sigma(abar: float) -> float:
     return math.sqrt(max(1.0 / abar - 1.0, 0.0))
 
 
-def sample_ode(model, s: Schedule, x_T, *, steps=None, y=None, generator=None, callback=None,
-               method="heun", rtol=1e-5, atol=1e-5, t_min=1e-3, denoise_final=True, clip_x0=None,
-               info: SamplerInfo | None = None):
+def sample_ode(
+    model,
+    s: Schedule,
+    x_T,
+    *,
+    steps=None,
+    y=None,
+    generator=None,
+    callback=None,
+    method="heun",
+    rtol=1e-5,
+    atol=1e-5,
+    t_min=1e-3,
+    denoise_final=True,
+    clip_x0=None,
+    info: SamplerInfo | None = None,
+):
     """Solve the probability-flow ODE from t = T to 0 (Song et al. 2021, section 4.3). Deterministic.
 
     "euler" and "heun" step on the DDIM grid `ddim_timesteps(T, steps)` in the variables
@@ -363,9 +400,22 @@ def langevin_levels(T: int, steps: int) -> list[int]:
     return [int(math.floor(T - k * (T - 1) / (steps - 1) + 0.5)) for k in range(steps)]
 
 
-def sample_langevin(model, s: Schedule, x_T, *, steps=None, y=None, generator=None, callback=None,
-                    n_steps_each=10, step_size=2e-5, step_rule="snr", snr=0.3, denoise_final=True,
-                    info: SamplerInfo | None = None):
+def sample_langevin(
+    model,
+    s: Schedule,
+    x_T,
+    *,
+    steps=None,
+    y=None,
+    generator=None,
+    callback=None,
+    n_steps_each=10,
+    step_size=2e-5,
+    step_rule="snr",
+    snr=0.3,
+    denoise_final=True,
+    info: SamplerInfo | None = None,
+):
     """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1) driven by the model's score.
 
     At each level t_i (steps levels from T down to 1, `langevin_levels`; None: min(T, 100)) it runs
@@ -408,7 +458,7 @@ def sample_langevin(model, s: Schedule, x_T, *, steps=None, y=None, generator=No
                     zn = z.reshape(z.shape[0], -1).norm(dim=1).mean()  # batch means, as in Song et al.'s code
                     gn = score.reshape(z.shape[0], -1).norm(dim=1).mean().clamp(min=1e-30)
                     h = float(2 * (snr * zn / gn) ** 2)
-                x_next = x + 0.5 * h * score + (h ** 0.5) * z
+                x_next = x + 0.5 * h * score + (h**0.5) * z
                 last = j == n_steps_each - 1
                 t_next = t if not last else (levels[li + 1] if li + 1 < len(levels) else t)
                 if info is not None:
@@ -471,5 +521,9 @@ def run_with_trajectory(sampler_fn, model, s: Schedule, x_T, stride: int = 1, st
     ts.append(float(last_t[0]))
     xs.append(keep(x0))
     with torch.autocast("cpu", enabled=False):  # bookkeeping: a float16 store_dtype under bfloat16 autocast fails
-        return Trajectory(ts=torch.tensor(ts, dtype=torch.float64), xs=torch.stack(xs), pred_x0=torch.stack(px0),
-                          pred_eps=torch.stack(peps))
+        return Trajectory(
+            ts=torch.tensor(ts, dtype=torch.float64),
+            xs=torch.stack(xs),
+            pred_x0=torch.stack(px0),
+            pred_eps=torch.stack(peps),
+        )

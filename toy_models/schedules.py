@@ -7,6 +7,7 @@ So `s.alphas_cumprod[t]` is alpha-bar_t, and `s.betas[1:]` are the T betas of th
 
 All tables are float64 torch tensors; `shapes.extract` casts them to the data's dtype.
 """
+
 from __future__ import annotations
 
 import math
@@ -153,8 +154,9 @@ def sigmoid_betas(T: int, beta_start: float, beta_end: float, width: float) -> t
 REFERENCE_T = 1000  # the T at which the linear and sigmoid beta ranges of the literature are stated
 
 
-def beta_range_for_T(beta_start: float, beta_end: float, T: int, reference_T: int = REFERENCE_T,
-                     max_beta: float = 0.999) -> tuple[float, float]:
+def beta_range_for_T(
+    beta_start: float, beta_end: float, T: int, reference_T: int = REFERENCE_T, max_beta: float = 0.999
+) -> tuple[float, float]:
     """The beta range in force at T when (beta_start, beta_end) is stated for `reference_T` steps.
 
     Each end is scaled by reference_T / T and clipped at max_beta (improved-diffusion's rule for

@@ -4,6 +4,7 @@ A per-timestep coefficient (one number per t) has to multiply a batch of points 
 images (B, 1, 28, 28) alike. `extract` picks the coefficient for each example's t and
 reshapes it to (B, 1, ..., 1) so that ordinary broadcasting does the rest.
 """
+
 from __future__ import annotations
 
 import torch

@@ -22,6 +22,7 @@ Progress records are plain dicts: step, loss, lr, wall_time_s, bucket_losses (ru
 per-example loss in 10 equal bins of t, None where a bin has no data yet), and `samples` (a tensor of a
 few DDIM samples from the EMA model) when a snapshot was taken.
 """
+
 from __future__ import annotations
 
 import copy
@@ -132,7 +133,7 @@ def random_masks(n: int, kinds, size: int = 28, generator=None) -> torch.Tensor:
             h, w = (torch.randint(6, 19, (2,), generator=g)).tolist()
             r0 = int(torch.randint(0, size - h + 1, (1,), generator=g))
             c0 = int(torch.randint(0, size - w + 1, (1,), generator=g))
-            masks[i, 0, r0:r0 + h, c0:c0 + w] = 0.0
+            masks[i, 0, r0 : r0 + h, c0 : c0 + w] = 0.0
         elif kind == "half":
             side = int(torch.randint(4, (1,), generator=g))
             keep = rows < size // 2
@@ -245,8 +246,11 @@ class Trainer:
     def _sample_t(self):
         """t ~ U{1..T}, or importance-sampled for L_vlb once every t has 10 recorded losses. Returns (t, p_t)."""
         T, B, g = self.schedule.T, self.recipe.batch_size, self.generator
-        if self.recipe.objective == "vlb" and self.recipe.vlb_sampling == "importance" and bool(
-                (self._vlb_count[1:] >= 10).all()):
+        if (
+            self.recipe.objective == "vlb"
+            and self.recipe.vlb_sampling == "importance"
+            and bool((self._vlb_count[1:] >= 10).all())
+        ):
             w = self._vlb_hist[1:].mean(1).sqrt()
             p = w / w.sum() * 0.999 + 0.001 / T  # (T,) Nichol & Dhariwal's mix with a little uniform
             t = torch.multinomial(p, B, replacement=True, generator=g) + 1
@@ -362,12 +366,15 @@ class Trainer:
         model, y = self.ema_model, None
         if r.conditional:
             k = self.ema_model.num_classes
-            y = torch.arange(n, device=self.device) % k if not r.is_2d else torch.full(
-                (n,), k, dtype=torch.long, device=self.device)  # digits: 0..9; 2D: the null label
+            y = (
+                torch.arange(n, device=self.device) % k
+                if not r.is_2d
+                else torch.full((n,), k, dtype=torch.long, device=self.device)
+            )  # digits: 0..9; 2D: the null label
         if r.kind == "inpaint":
             x0 = self.x_data[:n]
             mask = torch.ones_like(x0)
-            mask[..., :, x0.shape[-1] // 2:] = 0.0  # the right half is unknown
+            mask[..., :, x0.shape[-1] // 2 :] = 0.0  # the right half is unknown
             model = self.ema_model.conditioned(mask, mask * x0)
         clip = None if r.is_2d else (-1.0, 1.0)
         out = sample_ddim(model, self.schedule, x_T, steps=steps or r.snapshot_steps, y=y, clip_x0=clip)

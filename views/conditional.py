@@ -1,15 +1,28 @@
 """Lesson page — conditional generation: a label as input, classifier guidance, classifier-free guidance.
 Thin: widgets, cached calls into lessons.conditional, render."""
+
 from functools import partial
 
 import numpy as np
 import streamlit as st
 import torch
 
-from course import (chart, download, equation, explain, frame, ground_truth_gmm, show_source, try_checkpoint, url_bool,
-                 url_choice, url_float, url_int)
+from course import (
+    chart,
+    download,
+    equation,
+    explain,
+    exports,
+    frame,
+    ground_truth_gmm,
+    show_source,
+    try_checkpoint,
+    url_bool,
+    url_choice,
+    url_float,
+    url_int,
+)
 from lessons import conditional as lesson
-from course import exports
 from lessons.settings import FrameState, build_schedule
 from toy_models.gmm import AnalyticModel
 from toy_models.guidance import ClassifierFreeGuidance, ClassifierGuidance
@@ -30,9 +43,11 @@ def models_2d(state: FrameState, source: str):
         lc, err_c = try_checkpoint("gmm-classifier")
         if ld is not None:
             clf = lc.model if lc is not None else lesson.ExactNoisyClassifier(g, ld.schedule)
-            note = (f"Learned: recipe `{ld.recipe.get('name')}`, {ld.schedule.describe()}, "
-                    f"{ld.recipe.get('steps')} training steps; classifier: "
-                    + (f"recipe `{lc.recipe.get('name')}`" if lc is not None else "exact (gmm-classifier missing)"))
+            note = (
+                f"Learned: recipe `{ld.recipe.get('name')}`, {ld.schedule.describe()}, "
+                f"{ld.recipe.get('steps')} training steps; classifier: "
+                + (f"recipe `{lc.recipe.get('name')}`" if lc is not None else "exact (gmm-classifier missing)")
+            )
             return ld.model, clf, ld.schedule, note, err_c
         return None, None, None, None, err
     s = build_schedule(state)
@@ -66,8 +81,19 @@ def sweep_2d(state: FrameState, source: str, label: int, steps: int):
     model, _, s, _, _ = models_2d(state, source)
     g = ground_truth_gmm()
     bar = st.progress(0.0, text="Sampling at every guidance scale ...")
-    out = lesson.cfg_sweep_2d(model, s, g, lesson.ExactNoisyClassifier(g, s), label, SWEEP_SCALES, 200, state.seed, steps,
-                         g.num_components, progress=lambda f: bar.progress(f, text="Sampling at every scale ..."))
+    out = lesson.cfg_sweep_2d(
+        model,
+        s,
+        g,
+        lesson.ExactNoisyClassifier(g, s),
+        label,
+        SWEEP_SCALES,
+        200,
+        state.seed,
+        steps,
+        g.num_components,
+        progress=lambda f: bar.progress(f, text="Sampling at every scale ..."),
+    )
     bar.empty()
     return out
 
@@ -82,8 +108,14 @@ def mnist_grid(kind: str, digit: int, scale: float, steps: int, seed: int):
         lc, _ = try_checkpoint("mnist-classifier")
         model = lesson.cg_model(ld.model, lc.model, scale, ld.schedule)
     bar = st.progress(0.0, text=f"Sampling 16 digits with {steps} DDIM steps ...")
-    x = lesson.mnist_samples(model, ld.schedule, torch.full((16,), digit), seed, steps,
-                        progress=lambda f: bar.progress(min(f, 1.0), text=f"{steps} DDIM steps ..."))
+    x = lesson.mnist_samples(
+        model,
+        ld.schedule,
+        torch.full((16,), digit),
+        seed,
+        steps,
+        progress=lambda f: bar.progress(min(f, 1.0), text=f"{steps} DDIM steps ..."),
+    )
     bar.empty()
     return x.numpy()
 
@@ -92,8 +124,16 @@ def mnist_grid(kind: str, digit: int, scale: float, steps: int, seed: int):
 def mnist_chain(digit: int, scale: float, seed: int, steps: int = 20):
     """(states (8, 1, 28, 28), times (8,)) of one CFG chain x_T -> x_0 for `digit`."""
     ld, _ = try_checkpoint("mnist")
-    tr = lesson.guided_trajectory(lesson.cfg_model(ld.model, scale, 10), ld.schedule, digit, 1, seed, steps,
-                             shape=(1, 28, 28), clip_x0=lesson.MNIST_CLIP)
+    tr = lesson.guided_trajectory(
+        lesson.cfg_model(ld.model, scale, 10),
+        ld.schedule,
+        digit,
+        1,
+        seed,
+        steps,
+        shape=(1, 28, 28),
+        clip_x0=lesson.MNIST_CLIP,
+    )
     idx = torch.linspace(0, len(tr.ts) - 1, 8).round().long()
     return tr.xs[idx, 0].numpy(), tr.ts[idx].numpy()
 
@@ -104,8 +144,16 @@ def mnist_sweep(steps: int, seed: int):
 
     ld, _ = try_checkpoint("mnist")
     bar = st.progress(0.0, text="Measuring each scale with the judge ...")
-    out = lesson.cfg_sweep_mnist(ld.model, ld.schedule, SWEEP_SCALES, 4, seed, steps, load_judge(),
-                            progress=lambda f: bar.progress(f, text="Measuring each scale with the judge ..."))
+    out = lesson.cfg_sweep_mnist(
+        ld.model,
+        ld.schedule,
+        SWEEP_SCALES,
+        4,
+        seed,
+        steps,
+        load_judge(),
+        progress=lambda f: bar.progress(f, text="Measuring each scale with the judge ..."),
+    )
     bar.empty()
     return out
 
@@ -125,9 +173,11 @@ def moons_run(label, steps: int, seed: int):
 
 def metrics_caption(m, what: str):
     if m:
-        st.caption(f"{what}: the exact Bayes classifier puts **{m['accuracy']:.0%}** of the samples in the class; "
-                   f"spread = **{m['diversity']:.2f}×** the class's own (1 = right, < 1 = collapsed); "
-                   f"mean log q(x₀ | y) = {m['log_lik']:.2f} nats.")
+        st.caption(
+            f"{what}: the exact Bayes classifier puts **{m['accuracy']:.0%}** of the samples in the class; "
+            f"spread = **{m['diversity']:.2f}×** the class's own (1 = right, < 1 = collapsed); "
+            f"mean log q(x₀ | y) = {m['log_lik']:.2f} nats."
+        )
 
 
 state = frame()
@@ -136,8 +186,15 @@ explain(lesson.INTRO)
 g = ground_truth_gmm()
 K = g.num_components
 c1, c2, c3 = st.columns(3)
-source = url_choice("model", "2D model", (EXACT, LEARNED), EXACT, key="cond_source", widget=c1.radio,
-                    help="The exact eps* of the mixture, or the shipped network trained on it.")
+source = url_choice(
+    "model",
+    "2D model",
+    (EXACT, LEARNED),
+    EXACT,
+    key="cond_source",
+    widget=c1.radio,
+    help="The exact eps* of the mixture, or the shipped network trained on it.",
+)
 model, clf, s2, note, err = models_2d(state, source)
 if model is None:
     st.error(f"The learned 2D model is unavailable, so the exact one is used. {err}")
@@ -147,11 +204,26 @@ elif err:
     st.warning(f"The learned noisy classifier is unavailable; the exact one is used. {err}")
 st.caption(note)
 label_opts = list(range(K)) + ["∅"]
-label_pick = url_choice("y", "class y (mixture component)", label_opts, 0, key="cond_label", widget=c2.selectbox,
-                        help="∅ is the null label: the same model, unconditional.")
+label_pick = url_choice(
+    "y",
+    "class y (mixture component)",
+    label_opts,
+    0,
+    key="cond_label",
+    widget=c2.selectbox,
+    help="∅ is the null label: the same model, unconditional.",
+)
 label = None if label_pick == "∅" else int(label_pick)
-steps = url_int("steps", "DDIM steps", 5, 200, 40, key="cond_steps", widget=c3.slider,
-                help="More steps: slower, more faithful to the class's spread.")
+steps = url_int(
+    "steps",
+    "DDIM steps",
+    5,
+    200,
+    40,
+    key="cond_steps",
+    widget=c3.slider,
+    help="More steps: slower, more faithful to the class's spread.",
+)
 if steps > s2.T:
     st.caption(f"Only T = {s2.T} steps exist: using {s2.T}.")
     steps = s2.T
@@ -161,8 +233,10 @@ explain(lesson.NARRATIVE_LABEL)
 equation(lesson.EQ_LABEL)
 x0, paths, m = run_2d(state, source, "label", label, 0.0, steps)
 dens = lesson.class_density(g, label)
-chart(lesson.fig_samples_2d(x0, f"Samples for y = {label_pick} (DDIM, {steps} steps)", density=dens,
-                                 paths=paths), key="fig_label")
+chart(
+    lesson.fig_samples_2d(x0, f"Samples for y = {label_pick} (DDIM, {steps} steps)", density=dens, paths=paths),
+    key="fig_label",
+)
 st.caption(lesson.LOOK_LABEL)
 metrics_caption(m, f"y = {label_pick}")
 show_source(lesson.guided_trajectory, sample_ddim)
@@ -172,19 +246,39 @@ lm, err_m = try_checkpoint("moons-cond")
 if lm is None:
     st.info(f"The label-conditional two-moons model is unavailable. {err_m}")
 else:
-    explain("One network, trained on two moons with *which moon* as its label input (dropped 15% of the time): "
-            "pick a moon, or ∅ for both. There is no exact density here, so the check is the data itself: each "
-            "sample counts for the moon of its nearest data point.")
-    moon_pick = url_choice("moon", "moon y", [0, 1, "∅"], 0, key="cond_moon", widget=st.radio, horizontal=True,
-                           help="0 = the upper moon, 1 = the lower one, ∅ = the null label (both).")
+    explain(
+        "One network, trained on two moons with *which moon* as its label input (dropped 15% of the time): "
+        "pick a moon, or ∅ for both. There is no exact density here, so the check is the data itself: each "
+        "sample counts for the moon of its nearest data point."
+    )
+    moon_pick = url_choice(
+        "moon",
+        "moon y",
+        [0, 1, "∅"],
+        0,
+        key="cond_moon",
+        widget=st.radio,
+        horizontal=True,
+        help="0 = the upper moon, 1 = the lower one, ∅ = the null label (both).",
+    )
     moon = None if moon_pick == "∅" else int(moon_pick)
     xm, pm, share, data_x, data_y = moons_run(moon, steps, state.seed)
     shown = data_x if moon is None else data_x[data_y == moon]
-    chart(lesson.fig_samples_2d(xm, f"Two moons, y = {moon_pick} (DDIM, {min(steps, lm.schedule.T)} steps)", paths=pm,
-                           data=shown), key="fig_label_moons")
-    st.caption(f"{lesson.LOOK_MOONS} Model: recipe `{lm.recipe.get('name')}`, {lm.recipe.get('steps')} training steps. Nearest data "
-               "point: " + ", ".join(f"moon {c}: **{v:.0%}**" for c, v in share["shares"].items())
-               + " of the samples" + ("" if moon is None else f" (asked for moon {moon})") + ".")
+    chart(
+        lesson.fig_samples_2d(
+            xm, f"Two moons, y = {moon_pick} (DDIM, {min(steps, lm.schedule.T)} steps)", paths=pm, data=shown
+        ),
+        key="fig_label_moons",
+    )
+    st.caption(
+        f"{lesson.LOOK_MOONS} Model: recipe `{lm.recipe.get('name')}`, {lm.recipe.get('steps')} training steps. "
+        f"Nearest data "
+        "point: "
+        + ", ".join(f"moon {c}: **{v:.0%}**" for c, v in share["shares"].items())
+        + " of the samples"
+        + ("" if moon is None else f" (asked for moon {moon})")
+        + "."
+    )
     show_source(lesson.nearest_label_share)
 
 st.header("2 · Classifier guidance")
@@ -192,19 +286,28 @@ explain(lesson.NARRATIVE_CG)
 equation(lesson.EQ_CG)
 cg_label = 0 if label is None else label
 c1, c2 = st.columns(2)
-t_field = url_int("t", "t (noise level of the classifier)", 0, s2.T, min(s2.T, max(1, s2.T // 5)), key="cond_t",
-                  widget=c1.slider)
+t_field = url_int(
+    "t", "t (noise level of the classifier)", 0, s2.T, min(s2.T, max(1, s2.T // 5)), key="cond_t", widget=c1.slider
+)
 s_scale = url_float("cg_s", "classifier scale γ", 0.0, lesson.CG_MAX, 3.0, 0.5, key="cond_s", widget=c2.slider)
-chart(lesson.fig_classifier_field(field_2d(state, source, t_field, cg_label), cg_label, t_field),
-                key="fig_field")
+chart(lesson.fig_classifier_field(field_2d(state, source, t_field, cg_label), cg_label, t_field), key="fig_field")
 st.caption(lesson.LOOK_FIELD)
 x0, paths, m = run_2d(state, source, "cg", cg_label, s_scale, steps)
-chart(lesson.fig_samples_2d(x0, f"Unconditional model guided toward y = {cg_label} with γ = {s_scale:g}",
-                                 density=lesson.class_density(g, cg_label), paths=paths), key="fig_cg")
+chart(
+    lesson.fig_samples_2d(
+        x0,
+        f"Unconditional model guided toward y = {cg_label} with γ = {s_scale:g}",
+        density=lesson.class_density(g, cg_label),
+        paths=paths,
+    ),
+    key="fig_cg",
+)
 st.caption(lesson.LOOK_CG)
 metrics_caption(m, f"γ = {s_scale:g}")
-st.caption("γ = 0 is the unconditional model exactly; with the exact model and classifier, γ = 1 gives exactly "
-           "the conditional model's ε.")
+st.caption(
+    "γ = 0 is the unconditional model exactly; with the exact model and classifier, γ = 1 gives exactly "
+    "the conditional model's ε."
+)
 show_source(ClassifierGuidance, lesson.ExactNoisyClassifier)
 
 st.header("3 · Classifier-free guidance")
@@ -213,23 +316,49 @@ equation(lesson.EQ_CFG)
 explain(lesson.CFG_CONVENTION)
 w = url_float("w", "guidance scale w", 0.0, lesson.CFG_MAX, 3.0, 0.1, key="cond_w")
 x0, paths, m = run_2d(state, source, "cfg", cg_label, w, steps)
-chart(lesson.fig_samples_with_target(x0, lesson.class_density(g, cg_label), lesson.tilted_density(g, cg_label, w),
-                                          f"Classifier-free guidance, y = {cg_label}, w = {w:g}"), key="fig_cfg")
+chart(
+    lesson.fig_samples_with_target(
+        x0,
+        lesson.class_density(g, cg_label),
+        lesson.tilted_density(g, cg_label, w),
+        f"Classifier-free guidance, y = {cg_label}, w = {w:g}",
+    ),
+    key="fig_cfg",
+)
 st.caption(lesson.LOOK_CFG)
 metrics_caption(m, f"w = {w:g}")
-runs = {kind: run_2d(state, source, kind, y, scale, steps)[0]  # cached: the three clouds drawn above
-        for kind, y, scale in (("label", label, 0.0), ("cg", cg_label, s_scale), ("cfg", cg_label, w))}
-download("the 2D samples as .npz",
-         partial(exports.npz_bytes, label_samples=runs["label"], label_y=-1 if label is None else label,
-                 cg_samples=runs["cg"], cg_y=cg_label, cg_scale=s_scale, cfg_samples=runs["cfg"], cfg_y=cg_label,
-                 cfg_w=w, ddim_steps=steps, model=source, seed=state.seed),
-         "conditional_2d.npz", key="dl_cond_2d",
-         help=f"The three clouds above ({N_2D} points each) with their class y (−1 = ∅) and scales γ (cg_scale) and w.")
+runs = {
+    kind: run_2d(state, source, kind, y, scale, steps)[0]  # cached: the three clouds drawn above
+    for kind, y, scale in (("label", label, 0.0), ("cg", cg_label, s_scale), ("cfg", cg_label, w))
+}
+download(
+    "the 2D samples as .npz",
+    partial(
+        exports.npz_bytes,
+        label_samples=runs["label"],
+        label_y=-1 if label is None else label,
+        cg_samples=runs["cg"],
+        cg_y=cg_label,
+        cg_scale=s_scale,
+        cfg_samples=runs["cfg"],
+        cfg_y=cg_label,
+        cfg_w=w,
+        ddim_steps=steps,
+        model=source,
+        seed=state.seed,
+    ),
+    "conditional_2d.npz",
+    key="dl_cond_2d",
+    help=f"The three clouds above ({N_2D} points each) with their class y (−1 = ∅) and scales γ (cg_scale) and w.",
+)
 sw = sweep_2d(state, source, cg_label, min(steps, 40, s2.T))
 chart(lesson.fig_sweep(sw, w, "share in the class (exact classifier)", "spread / class spread"), key="fig_sweep")
-st.caption(f"{lesson.LOOK_SWEEP} 200 samples per scale, the same seeds for every scale. From w = 0 to w = 10 the share in class "
-           f"{cg_label} goes {sw['accuracy'][0]:.0%} → {sw['accuracy'][-1]:.0%} and the spread "
-           f"{sw['diversity'][0]:.2f} → {sw['diversity'][-1]:.2f}× the class's own.")
+st.caption(
+    f"{lesson.LOOK_SWEEP} 200 samples per scale, the same seeds for every scale. From w = 0 to w = 10 the share in "
+    f"class "
+    f"{cg_label} goes {sw['accuracy'][0]:.0%} → {sw['accuracy'][-1]:.0%} and the spread "
+    f"{sw['diversity'][0]:.2f} → {sw['diversity'][-1]:.2f}× the class's own."
+)
 show_source(ClassifierFreeGuidance, lesson.cfg_sweep_2d, lesson.fidelity_diversity_2d)
 explain(lesson.TRY_THIS)
 
@@ -238,25 +367,39 @@ ld, err = try_checkpoint("mnist")
 if ld is None:
     st.info(f"The MNIST model is not available yet, so this section is off. {err}")
 else:
-    st.caption(f"Model: recipe `{ld.recipe.get('name')}`, {ld.schedule.describe()}, "
-               f"{ld.recipe.get('steps')} training steps. DDIM with x̂₀ clipped to [−1, 1].")
+    st.caption(
+        f"Model: recipe `{ld.recipe.get('name')}`, {ld.schedule.describe()}, "
+        f"{ld.recipe.get('steps')} training steps. DDIM with x̂₀ clipped to [−1, 1]."
+    )
     c1, c2, c3 = st.columns(3)
     digit = url_choice("digit", "digit", range(10), 3, key="cond_digit", widget=c1.selectbox)
-    wm = url_float("w_mnist", "guidance scale w (MNIST)", 0.0, lesson.CFG_MAX, 2.0, 0.5, key="cond_w_mnist",
-                   widget=c2.slider)
+    wm = url_float(
+        "w_mnist", "guidance scale w (MNIST)", 0.0, lesson.CFG_MAX, 2.0, 0.5, key="cond_w_mnist", widget=c2.slider
+    )
     full = url_bool("full", f"full chain ({ld.schedule.T} steps, slow)", key="cond_full", widget=c3.checkbox)
     m_steps = ld.schedule.T if full else 20
     imgs = mnist_grid("cfg", digit, wm, m_steps, state.seed)
     chart(lesson.fig_digit_grid(imgs, f"16 samples of digit {digit}, w = {wm:g}"), key="fig_mnist_cfg")
     st.caption(lesson.LOOK_MNIST)
     chain, chain_ts = mnist_chain(digit, wm, state.seed)
-    chart(lesson.fig_digit_grid(chain, "One chain x_T → x₀ at t = " + ", ".join(f"{t:.0f}" for t in chain_ts),
-                                     cols=8, height=200), key="fig_mnist_chain")
-    st.caption(f"{lesson.LOOK_CHAIN} w = 0 is the same network given the null label ∅: unconditional digits; w = 1 is the plain "
-               "label-conditional model.")
+    chart(
+        lesson.fig_digit_grid(
+            chain, "One chain x_T → x₀ at t = " + ", ".join(f"{t:.0f}" for t in chain_ts), cols=8, height=200
+        ),
+        key="fig_mnist_chain",
+    )
+    st.caption(
+        f"{lesson.LOOK_CHAIN} w = 0 is the same network given the null label ∅: unconditional digits; w = 1 is the "
+        f"plain "
+        "label-conditional model."
+    )
     titles = [f"digit {digit}, w = {wm:g}: t = {t:.0f}" for t in chain_ts]
-    download("this chain as a GIF", partial(exports.gif_from_images, chain[:, 0], titles, scale=8),
-             f"conditional_chain_{digit}_w{wm:g}.gif", key="dl_cond_chain")
+    download(
+        "this chain as a GIF",
+        partial(exports.gif_from_images, chain[:, 0], titles, scale=8),
+        f"conditional_chain_{digit}_w{wm:g}.gif",
+        key="dl_cond_chain",
+    )
     try:
         from toy_models.metrics import JudgeError, judge_accuracy
 
@@ -268,21 +411,32 @@ else:
         st.info(f"Classifier guidance on MNIST needs weights/mnist-classifier. {err_c}")
     else:
         sm = url_float("cg_s_mnist", "classifier scale γ (MNIST)", 0.0, lesson.CG_MAX, 5.0, 0.5, key="cond_s_mnist")
-        chart(lesson.fig_digit_grid(mnist_grid("cg", digit, sm, m_steps, state.seed),
-                                         f"Unconditional model + noisy classifier toward {digit}, γ = {sm:g}"),
-                        key="fig_mnist_cg")
+        chart(
+            lesson.fig_digit_grid(
+                mnist_grid("cg", digit, sm, m_steps, state.seed),
+                f"Unconditional model + noisy classifier toward {digit}, γ = {sm:g}",
+            ),
+            key="fig_mnist_cg",
+        )
         st.caption(lesson.LOOK_MNIST_CG)
     digits = dict(cfg_images=imgs[:, 0], cfg_w=wm)
     if lc is not None:
         digits.update(cg_images=mnist_grid("cg", digit, sm, m_steps, state.seed)[:, 0], cg_scale=sm)
-    download("the digits as .npz", partial(exports.npz_bytes, labels=np.full(len(imgs), digit), ddim_steps=m_steps,
-                                           seed=state.seed, **digits),
-             f"conditional_digits_{digit}.npz", key="dl_cond_digits",
-             help=", ".join(k for k in digits if k.endswith("images")) + " (16, 28, 28) in [-1, 1], their label "
-                  "and the guidance scales.")
-    if url_bool("sweep", "Measure fidelity and diversity against w (8 scales × 40 digits, about a minute)",
-                key="cond_sweep"):
+    download(
+        "the digits as .npz",
+        partial(exports.npz_bytes, labels=np.full(len(imgs), digit), ddim_steps=m_steps, seed=state.seed, **digits),
+        f"conditional_digits_{digit}.npz",
+        key="dl_cond_digits",
+        help=", ".join(k for k in digits if k.endswith("images")) + " (16, 28, 28) in [-1, 1], their label "
+        "and the guidance scales.",
+    )
+    if url_bool(
+        "sweep", "Measure fidelity and diversity against w (8 scales × 40 digits, about a minute)", key="cond_sweep"
+    ):
         swm = mnist_sweep(20, state.seed)
         chart(lesson.fig_sweep(swm, wm, "judge accuracy", "feature diversity"), key="fig_mnist_sweep")
-        st.caption(f"{lesson.LOOK_MNIST_SWEEP} Judge accuracy {swm['accuracy'][0]:.0%} at w = 0 → {swm['accuracy'][-1]:.0%} at w = 10; "
-                   f"diversity {swm['diversity'][0]:.2f} → {swm['diversity'][-1]:.2f}.")
+        st.caption(
+            f"{lesson.LOOK_MNIST_SWEEP} Judge accuracy {swm['accuracy'][0]:.0%} at w = 0 → {swm['accuracy'][-1]:.0%} "
+            f"at w = 10; "
+            f"diversity {swm['diversity'][0]:.2f} → {swm['diversity'][-1]:.2f}."
+        )

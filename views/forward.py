@@ -1,11 +1,23 @@
 """Lesson 1 page — forward noising. Thin: widgets, cached calls into lessons.forward, render."""
+
 from functools import partial
 
 import streamlit as st
 
-from course import (chart, download, equation, explain, frame, ground_truth_gmm, lazy_section, mnist, points_2d,
-                 show_source, url_int)
-from course import exports
+from course import (
+    chart,
+    download,
+    equation,
+    explain,
+    exports,
+    frame,
+    ground_truth_gmm,
+    lazy_section,
+    mnist,
+    points_2d,
+    show_source,
+    url_int,
+)
 from lessons import forward as lesson
 from lessons.settings import FrameState, build_schedule
 from toy_models.diffusion import q_chain, q_sample, q_step_sample
@@ -47,7 +59,11 @@ def kl_curve(state: FrameState):
     """(times, KL(q(x_t) || N(0, I)), E_x0 KL(q(x_t | x_0) || N(0, I))) for the Gaussian mixture."""
     s = build_schedule(state)
     times = lesson.animation_times(s.T, 40)
-    return times, lesson.gmm_kl_curve(ground_truth_gmm(), s, times), lesson.prior_term_curve(ground_truth_gmm(), s, times)
+    return (
+        times,
+        lesson.gmm_kl_curve(ground_truth_gmm(), s, times),
+        lesson.prior_term_curve(ground_truth_gmm(), s, times),
+    )
 
 
 @st.cache_data
@@ -101,24 +117,29 @@ def at_time_t():
     abar_t = float(s.alphas_cumprod[t])
     c = st.columns(3)
     c[0].metric("ᾱ_t at this t", f"{abar_t:.6g}", help="from make_schedule: alphas_cumprod[t]")
-    c[1].metric("signal left sqrt(ᾱ_t)", f"{abar_t ** 0.5:.4f}")
+    c[1].metric("signal left sqrt(ᾱ_t)", f"{abar_t**0.5:.4f}")
     c[2].metric("noise sd sqrt(1−ᾱ_t)", f"{(1 - abar_t) ** 0.5:.4f}")
     st.caption(f"Schedule: {s.describe()}; ᾱ_T = {float(s.alphas_cumprod[s.T]):.6g} at t = T.")
 
     x0, xt = xt_2d(state, data, t)
     c1, c2 = st.columns([3, 2])
     chart(lesson.fig_xt(x0[:N_BACKDROP], xt, t, abar_t), key="fig_xt", where=c1)
-    c1.caption(f"Sample mean of x_t: ({xt[:, 0].mean():.3f}, {xt[:, 1].mean():.3f}); sample variance: "
-               f"({xt[:, 0].var():.3f}, {xt[:, 1].var():.3f}). Look for: they head to 0 and 1 as t grows, and the "
-               "histograms on the edges settle onto the N(0, 1) curve.")
+    c1.caption(
+        f"Sample mean of x_t: ({xt[:, 0].mean():.3f}, {xt[:, 1].mean():.3f}); sample variance: "
+        f"({xt[:, 0].var():.3f}, {xt[:, 1].var():.3f}). Look for: they head to 0 and 1 as t grows, and the "
+        "histograms on the edges settle onto the N(0, 1) curve."
+    )
     times, kl, prior = kl_curve(state)
     chart(lesson.fig_kl_curve(times, kl, t, prior), key="fig_kl", where=c2)
-    explain(f"For the Gaussian mixture (its density is exact), **KL(q(x_{{{t}}}) ‖ N(0, I)) = {kl_at(state, t):.4g} "
-            "nats** at this t. Look for the gap between the curves. The solid one compares the whole noised data "
-            "q(x_t) with N(0, I); the dashed one compares each q(x_t | x_0) with N(0, I) and averages over x_0, "
-            "and is larger by the mutual information I(x_0; x_t), what x_t still tells about x_0. At t = T the "
-            f"dashed value is the bound's prior term **L_T = E over x_0 of KL(q(x_T | x_0) ‖ N(0, I)) = "
-            f"{prior[-1]:.3g} nats**, while KL(q(x_T) ‖ N(0, I)) = {kl[-1]:.3g} nats.", where=c2)
+    explain(
+        f"For the Gaussian mixture (its density is exact), **KL(q(x_{{{t}}}) ‖ N(0, I)) = {kl_at(state, t):.4g} "
+        "nats** at this t. Look for the gap between the curves. The solid one compares the whole noised data "
+        "q(x_t) with N(0, I); the dashed one compares each q(x_t | x_0) with N(0, I) and averages over x_0, "
+        "and is larger by the mutual information I(x_0; x_t), what x_t still tells about x_0. At t = T the "
+        f"dashed value is the bound's prior term **L_T = E over x_0 of KL(q(x_T | x_0) ‖ N(0, I)) = "
+        f"{prior[-1]:.3g} nats**, while KL(q(x_T) ‖ N(0, I)) = {kl[-1]:.3g} nats.",
+        where=c2,
+    )
 
 
 @st.fragment
@@ -127,11 +148,14 @@ def steps_vs_jump():
     with c1:
         t = t_slider("t_chain", "forward_t_chain", "t of the two routes")
     idx = url_int("point", "which data point", 0, N_POINTS - 1, 0, key="forward_point", widget=c2.slider)
-    r = lesson.chain_vs_closed(s, points_2d(data, N_POINTS, state.seed)[idx], t, 1000, state.seed,
-                          chain=chain_copies(state, data, idx))
+    r = lesson.chain_vs_closed(
+        s, points_2d(data, N_POINTS, state.seed)[idx], t, 1000, state.seed, chain=chain_copies(state, data, idx)
+    )
     chart(lesson.fig_chain_vs_closed(r), key="fig_chain")
-    rows = [{"route": k, "mean x₁": v["mean"][0], "mean x₂": v["mean"][1], "var x₁": v["var"][0],
-             "var x₂": v["var"][1]} for k, v in r.moments().items()]
+    rows = [
+        {"route": k, "mean x₁": v["mean"][0], "mean x₂": v["mean"][1], "var x₁": v["var"][0], "var x₂": v["var"][1]}
+        for k, v in r.moments().items()
+    ]
     st.table(rows, hide_index=True)
     st.caption(lesson.LOOK_CHAIN)
 
@@ -148,8 +172,9 @@ def a_digit():
     c1, c2, c3 = st.columns(3)
     label = url_int("digit", "digit", 0, 9, 3, key="forward_digit", widget=c1.slider)
     n_of_class = int((digits.y_test == label).sum())
-    which = url_int("which", f"which {label} (of {n_of_class})", 0, n_of_class - 1, 0, key="forward_which",
-                    widget=c2.slider)
+    which = url_int(
+        "which", f"which {label} (of {n_of_class})", 0, n_of_class - 1, 0, key="forward_which", widget=c2.slider
+    )
     with c3:
         t = t_slider("t_digit", "forward_t_digit", "t of the digit")
     img = mnist_digit(digits, label, which)[0]  # (1, 28, 28)
@@ -174,19 +199,26 @@ st.header("A digit")
 explain(lesson.SECTION_DIGIT)
 a_digit()
 
-play, play_open = lazy_section("Play it: t from 0 to T in your browser", key="forward_play",
-                               icon=":material/play_arrow:")
+play, play_open = lazy_section(
+    "Play it: t from 0 to T in your browser", key="forward_play", icon=":material/play_arrow:"
+)
 if play_open:  # computed and sent once opened
     with play:
         chart(animation_fig(state, data), key="fig_anim")
-        st.caption("Each frame is an exact draw of q(x_t | x_0) with one noise vector per point, so points glide. "
-                   "Look for: the shape's fine detail goes first, its overall layout last, and the last frames are "
-                   "one round cloud.")
+        st.caption(
+            "Each frame is an exact draw of q(x_t | x_0) with one noise vector per point, so points glide. "
+            "Look for: the shape's fine detail goes first, its overall layout last, and the last frames are "
+            "one round cloud."
+        )
         x0_a, frames_a, times_a, abar_a = animation_frames(state, data)
         titles = [f"t = {t}, ᾱ_t = {a:.3g}" for t, a in zip(times_a, abar_a)]
-        download("the animation as a GIF", partial(exports.gif_from_points, frames_a, titles, backdrop=x0_a),
-                 f"forward_{data}_{s.name}_T{s.T}.gif", key="dl_forward_anim",
-                 help=f"{len(times_a)} frames of {len(x0_a)} points over the data; made when you click.")
+        download(
+            "the animation as a GIF",
+            partial(exports.gif_from_points, frames_a, titles, backdrop=x0_a),
+            f"forward_{data}_{s.name}_T{s.T}.gif",
+            key="dl_forward_anim",
+            help=f"{len(times_a)} frames of {len(x0_a)} points over the data; made when you click.",
+        )
 
 st.subheader("A few points, one Markov step at a time")
 explain(lesson.SECTION_PATHS)
@@ -195,9 +227,18 @@ ts, paths, abar = trajectories(state, data, n_traj)
 chart(lesson.fig_trajectories(ts, paths, abar), key="fig_traj")
 st.caption(lesson.LOOK_PATHS)
 titles = [f"t = {t:.0f}, ᾱ_t = {a:.3g}" for t, a in zip(ts, abar)]
-download("the chains as a GIF", partial(exports.gif_from_points, paths, titles, label="x_t (one Markov chain each)",
-                                        trails=range(paths.shape[1]),
-                                        backdrop=points_2d(data, N_POINTS, state.seed)[:N_ANIM].numpy()),
-         f"forward_chains_{data}.gif", key="dl_forward_chains",
-         help=f"The {paths.shape[1]} chains in the plane: {min(len(ts), exports.MAX_FRAMES)} of their {len(ts)} kept steps.")
+download(
+    "the chains as a GIF",
+    partial(
+        exports.gif_from_points,
+        paths,
+        titles,
+        label="x_t (one Markov chain each)",
+        trails=range(paths.shape[1]),
+        backdrop=points_2d(data, N_POINTS, state.seed)[:N_ANIM].numpy(),
+    ),
+    f"forward_chains_{data}.gif",
+    key="dl_forward_chains",
+    help=f"The {paths.shape[1]} chains in the plane: {min(len(ts), exports.MAX_FRAMES)} of their {len(ts)} kept steps.",
+)
 explain(try_this())

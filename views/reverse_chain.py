@@ -1,14 +1,31 @@
 """Lesson 3 page — the reverse Markov chain. Thin: widgets, cached calls into lessons.reverse_chain, render."""
+
 from functools import partial
 
 import numpy as np
 import streamlit as st
 import torch
 
-from course import (chart, device, download, equation, explain, frame, ground_truth_gmm, lazy_section, points_2d,
-                 show_source, try_checkpoint, url_bool, url_choice, url_float, url_int, url_multi)
-from course import model_for  # "use my model": the sidebar's choice of a model trained in the training lab
-from course import exports
+from course import (
+    chart,
+    device,
+    download,
+    equation,
+    explain,
+    exports,
+    frame,
+    ground_truth_gmm,
+    lazy_section,
+    model_for,  # "use my model": the sidebar's choice of a model trained in the training lab
+    points_2d,
+    show_source,
+    try_checkpoint,
+    url_bool,
+    url_choice,
+    url_float,
+    url_int,
+    url_multi,
+)
 from lessons import reverse_chain as lesson
 from lessons.settings import FrameState, build_schedule
 from toy_models.diffusion import p_mean_variance, q_posterior_mean_variance
@@ -67,8 +84,9 @@ def identity_numbers(seed: int, dev: str):
         judge = load_judge()
     except JudgeError as e:
         return str(e)
-    chain = lesson.digit_chain(ck.model, ck.schedule, N_IDENTITY, seed, "ddim", min(IDENTITY_STEPS, ck.schedule.T),
-                          device=dev)
+    chain = lesson.digit_chain(
+        ck.model, ck.schedule, N_IDENTITY, seed, "ddim", min(IDENTITY_STEPS, ck.schedule.T), device=dev
+    )
     Tm = ck.schedule.T
     return lesson.identity_by_step(chain, judge, [round(f * Tm) for f in (0.9, 0.6, 0.3)])
 
@@ -100,8 +118,17 @@ def ddpm_with_progress(n: int, variance: str, seed: int, dev: str):
                 last[0] = pct
                 bar.progress(min(f, 1.0), text=f"DDPM step {round(f * ck.schedule.T)} of {ck.schedule.T}")
 
-        chain = lesson.digit_chain(ck.model, ck.schedule, int(n), seed, "ddpm", None, variance,  # no label
-                              progress=progress, device=dev)
+        chain = lesson.digit_chain(
+            ck.model,
+            ck.schedule,
+            int(n),
+            seed,
+            "ddpm",
+            None,
+            variance,  # no label
+            progress=progress,
+            device=dev,
+        )
         bar.empty()
         while len(store) >= 4:
             store.pop(next(iter(store)))
@@ -125,8 +152,15 @@ def chain_gif(run, title: str, data: np.ndarray):
     keep = exports.frame_indices(len(run.ts))
     px0 = run.pred_x0[np.minimum(keep, len(run.pred_x0) - 1)]
     px0[keep == len(run.ts) - 1] = run.xs[-1]  # at t = 0 the prediction is the sample itself
-    return partial(exports.gif_from_points, run.xs[keep], [f"{title}: t = {t:.0f}" for t in run.ts[keep]],
-                   extra={"predicted x̂_0": px0}, backdrop=data, half_width=3.5, max_points=1000)
+    return partial(
+        exports.gif_from_points,
+        run.xs[keep],
+        [f"{title}: t = {t:.0f}" for t in run.ts[keep]],
+        extra={"predicted x̂_0": px0},
+        backdrop=data,
+        half_width=3.5,
+        max_points=1000,
+    )
 
 
 def digits_gif(chain, label: str) -> bytes:
@@ -139,8 +173,10 @@ def digits_gif(chain, label: str) -> bytes:
 def describe(ck) -> str:
     side = ck.sidecar or {}
     steps = side.get("steps", side.get("train_steps", ck.recipe.get("steps", "?")))
-    return (f"recipe **{ck.recipe.get('name', '?')}** ({ck.recipe.get('description', '')}), trained with "
-            f"schedule **{ck.schedule.describe()}**, {steps} training steps")
+    return (
+        f"recipe **{ck.recipe.get('name', '?')}** ({ck.recipe.get('description', '')}), trained with "
+        f"schedule **{ck.schedule.describe()}**, {steps} training steps"
+    )
 
 
 # --- the page ------------------------------------------------------------------------------------
@@ -165,10 +201,18 @@ if points:  # a click on a sample of q(x_t) moves the x_t sliders there
         st.session_state["rc_last_pick"] = xy
         st.session_state["rc_x1"], st.session_state["rc_x2"] = xy
 c1, c2 = st.columns(2)
-T_steps = url_choice("cut", "steps the noise is cut into (T)", lesson.T_CHOICES, 2, key="rc_T", widget=c1.select_slider,
-                     help="The same total noise (the sidebar schedule's ᾱ_T) cut into T steps.")
-level = url_float("level", "noise level of x_t (fraction of the way to x_T)", 0.05, 1.0, 0.5, 0.05, key="rc_level",
-                  widget=c2.slider)
+T_steps = url_choice(
+    "cut",
+    "steps the noise is cut into (T)",
+    lesson.T_CHOICES,
+    2,
+    key="rc_T",
+    widget=c1.select_slider,
+    help="The same total noise (the sidebar schedule's ᾱ_T) cut into T steps.",
+)
+level = url_float(
+    "level", "noise level of x_t (fraction of the way to x_T)", 0.05, 1.0, 0.5, 0.05, key="rc_level", widget=c2.slider
+)
 c1, c2 = st.columns(2)
 x1 = url_float("x1", "x_t, first coordinate", -3.0, 3.0, 0.0, 0.1, key="rc_x1", widget=c1.slider)  # a click
 x2 = url_float("x2", "x_t, second coordinate", -3.0, 3.0, 0.0, 0.1, key="rc_x2", widget=c2.slider)  # sets them too
@@ -176,21 +220,24 @@ r = reverse_step(state, T_steps, level, x1, x2)
 c1, c2 = st.columns([3, 2])
 chart(lesson.fig_reverse_step(r), key="fig_step", where=c1)
 samples, a_lvl = q_t_samples(state, level)
-chart(lesson.fig_pick_xt(samples, r.x_t, a_lvl), key="rc_pick", on_select="rerun", selection_mode="points",
-      where=c2)
+chart(lesson.fig_pick_xt(samples, r.x_t, a_lvl), key="rc_pick", on_select="rerun", selection_mode="points", where=c2)
 explain(lesson.LOOK_STEP)
 explain(lesson.LOOK_PICK, where=c2)
-explain(f"With **T = {T_steps}** this is step t = {r.t} with **β_t = {r.beta_t:.4g}**; x_t has ᾱ_t = "
-        f"{r.abar_t:.4g}. The exact conditional has **{r.n_peaks} peak{'s' if r.n_peaks != 1 else ''}** on the "
-        f"grid, **KL(exact ‖ best Gaussian) = {r.kl:.3g} nats** and KL(exact ‖ small-step Gaussian) = "
-        f"{r.kl_small:.3g} nats.")
+explain(
+    f"With **T = {T_steps}** this is step t = {r.t} with **β_t = {r.beta_t:.4g}**; x_t has ᾱ_t = "
+    f"{r.abar_t:.4g}. The exact conditional has **{r.n_peaks} peak{'s' if r.n_peaks != 1 else ''}** on the "
+    f"grid, **KL(exact ‖ best Gaussian) = {r.kl:.3g} nats** and KL(exact ‖ small-step Gaussian) = "
+    f"{r.kl_small:.3g} nats."
+)
 equation(lesson.EQ_KL)
 curve = kl_curve(state, level, x1, x2)
 chart(lesson.fig_kl_curve(curve, T_steps), key="fig_kl")
 ratio = curve.kl_mean[0] / max(curve.kl_mean[-1], 1e-300)
-st.caption(f"From T = {curve.Ts[0]} to T = {curve.Ts[-1]} the average KL to the best Gaussian falls from "
-           f"{curve.kl_mean[0]:.3g} to {curve.kl_mean[-1]:.3g} nats ({ratio:.2g}×), and to the small-step Gaussian "
-           f"from {curve.kl_small_mean[0]:.3g} to {curve.kl_small_mean[-1]:.3g} nats.")
+st.caption(
+    f"From T = {curve.Ts[0]} to T = {curve.Ts[-1]} the average KL to the best Gaussian falls from "
+    f"{curve.kl_mean[0]:.3g} to {curve.kl_mean[-1]:.3g} nats ({ratio:.2g}×), and to the small-step Gaussian "
+    f"from {curve.kl_small_mean[0]:.3g} to {curve.kl_small_mean[-1]:.3g} nats."
+)
 explain(lesson.LOOK_KL)
 explain(lesson.TRY_SMALL)
 show_source(reverse_conditional, lesson.small_step_gaussian, kl_mixture_to_gaussian, lesson.one_step_schedule)
@@ -212,8 +259,11 @@ c2.metric("weight of x_0 in the mean", f"{pv.coef1:.4g}")
 c2.metric("weight of x_t in the mean", f"{pv.coef2:.4g}")
 c2.metric("variance β̃_t (vs β_t)", f"{pv.var:.4g}", help=f"β_t = {pv.beta_t:.4g}")
 frac = pv.fraction_to_x0
-c2.caption(f"The mean sits {frac:.1%} of the way from x_t to x_0." if np.isfinite(frac) else
-           "x_0 = x_t: the mean is a scaled copy of them.")
+c2.caption(
+    f"The mean sits {frac:.1%} of the way from x_t to x_0."
+    if np.isfinite(frac)
+    else "x_0 = x_t: the mean is a scaled copy of them."
+)
 explain(lesson.LOOK_POSTERIOR)
 explain(lesson.try_posterior(s))
 show_source(q_posterior_mean_variance)
@@ -231,8 +281,10 @@ if err:
     st.warning(f"No learned model for **{name}**: {err} The exact model is shown alone.", icon=":material/warning:")
     lr = None
 else:
-    st.caption(f"Learned model: {describe(ck)}. It runs with its own schedule; the exact model follows the "
-               f"sidebar ({s.describe()}).")
+    st.caption(
+        f"Learned model: {describe(ck)}. It runs with its own schedule; the exact model follows the "
+        f"sidebar ({s.describe()})."
+    )
     lr = learned_chain(model, n, state.seed)
 backdrop = ground_truth_gmm().sample(N_BACKDROP, generator=torch.Generator().manual_seed(state.seed))[0].numpy()
 data_l = points_2d(name, N_BACKDROP, state.seed).numpy()
@@ -250,8 +302,10 @@ def chain_at_step():
     chart(lesson.fig_chain_steps(views), key="fig_chain_step")
     k = ex.index_of(t_step)
     if k < len(ex.pred_x0) and t_step >= 1:
-        note += (f" Spread of the exact model's x̂_0 at t = {int(round(ex.ts[k]))}: **{lesson.spread(ex.pred_x0[k]):.2f}** "
-                 f"(the data's: {lesson.spread(backdrop):.2f}).")
+        note += (
+            f" Spread of the exact model's x̂_0 at t = {int(round(ex.ts[k]))}: **{lesson.spread(ex.pred_x0[k]):.2f}** "
+            f"(the data's: {lesson.spread(backdrop):.2f})."
+        )
     st.caption(note)
     explain(lesson.LOOK_CHAIN)
 
@@ -263,31 +317,49 @@ if play_open:
         cols = st.columns(2)
         explain(lesson.LOOK_ANIM)
         chart(exact_animation(state, n), key="anim_exact", where=cols[0])
-        download("the exact chain as a GIF", chain_gif(ex, "exact", backdrop), f"reverse_exact_T{s.T}_n{n}.gif",
-                 key="dl_rc_exact", where=cols[0],
-                 help="x_t and x̂_0 at up to 60 steps (1,000 points); made when you click.")
+        download(
+            "the exact chain as a GIF",
+            chain_gif(ex, "exact", backdrop),
+            f"reverse_exact_T{s.T}_n{n}.gif",
+            key="dl_rc_exact",
+            where=cols[0],
+            help="x_t and x̂_0 at up to 60 steps (1,000 points); made when you click.",
+        )
         if lr is not None:
             chart(learned_animation(model, n, state.seed), key="anim_learned", where=cols[1])
-            download("the learned chain as a GIF", chain_gif(lr, f"learned ({name})", data_l),
-                     f"reverse_learned_{name}_n{n}.gif", key="dl_rc_learned", where=cols[1])
+            download(
+                "the learned chain as a GIF",
+                chain_gif(lr, f"learned ({name})", data_l),
+                f"reverse_learned_{name}_n{n}.gif",
+                key="dl_rc_learned",
+                where=cols[1],
+            )
 sample_arrays = dict(exact_x0=ex.xs[-1], exact_schedule=s.describe(), seed=state.seed)
 if lr is not None:
     sample_arrays.update(learned_x0=lr.xs[-1], learned_model=name, learned_schedule=ck.schedule.describe())
-download("the samples x_0 as .npz", partial(exports.npz_bytes, **sample_arrays), f"reverse_samples_n{n}.npz", key="dl_rc_npz",
-         help="exact_x0" + (" and learned_x0" if lr is not None else "") + f": ({n}, 2) each, with the schedule "
-         "and the seed.")
+download(
+    "the samples x_0 as .npz",
+    partial(exports.npz_bytes, **sample_arrays),
+    f"reverse_samples_n{n}.npz",
+    key="dl_rc_npz",
+    help="exact_x0" + (" and learned_x0" if lr is not None else "") + f": ({n}, 2) each, with the schedule "
+    "and the seed.",
+)
 st.subheader("Chosen particles, every step")
 idx = url_multi("follow", "particles to follow", range(20), [0, 1, 2], key="rc_idx", max_selections=8)
 cols = st.columns(2)
 chart(lesson.fig_paths(ex, idx, "exact", backdrop), key="paths_exact", where=cols[0])
 if lr is not None:
     chart(lesson.fig_paths(lr, idx, f"learned ({name})", data_l), key="paths_learned", where=cols[1])
-st.caption(f"Mean log-density under the mixture of the exact chain's {n} samples: "
-           f"**{lesson.mean_log_density(ground_truth_gmm(), ex.xs[-1]):.2f}** nats (2,000 draws of the mixture itself: "
-           f"{data_log_density(state.seed):.2f}).")
+st.caption(
+    f"Mean log-density under the mixture of the exact chain's {n} samples: "
+    f"**{lesson.mean_log_density(ground_truth_gmm(), ex.xs[-1]):.2f}** nats (2,000 draws of the mixture itself: "
+    f"{data_log_density(state.seed):.2f})."
+)
 explain(lesson.LOOK_PATHS)
 explain(lesson.TRY_CHAIN)
 show_source(lesson.ddpm_chain, sample_ddpm, p_mean_variance, lesson.mean_drift)
+
 
 # 4. MNIST ------------------------------------------------------------------------------------------------
 def digits_through_the_chain():
@@ -302,13 +374,22 @@ def digits_through_the_chain():
     c1, c2, c3 = st.columns(3)
     n_dig = url_int("ndig", "digits", 2, 10, 8, key="rc_ndig", widget=c1.slider)
     ddim_steps = url_int("ddim", "DDIM steps", 1, min(Tm, 200), min(20, Tm), key="rc_ddim", widget=c2.slider)
-    variance = url_choice("variance", "DDPM variance σ_t²", lesson.VARIANCE_CHOICES, lesson.VARIANCE_CHOICES[0], key="rc_var",
-                          widget=c3.radio, horizontal=True, help=lesson.VARIANCE_TEXT,
-                          format_func=lambda v: "β̃_t (posterior)" if v == "beta_tilde" else "β_t")
+    variance = url_choice(
+        "variance",
+        "DDPM variance σ_t²",
+        lesson.VARIANCE_CHOICES,
+        lesson.VARIANCE_CHOICES[0],
+        key="rc_var",
+        widget=c3.radio,
+        horizontal=True,
+        help=lesson.VARIANCE_TEXT,
+        format_func=lambda v: "β̃_t (posterior)" if v == "beta_tilde" else "β_t",
+    )
     explain(lesson.VARIANCE_TEXT)
     ddim = digit_chain("ddim", ddim_steps, "beta_tilde", n_dig, state.seed, dev)
-    run_ddpm = url_bool("ddpm", f"also run DDPM, all {Tm} steps (slow on a CPU: a progress bar shows it)",
-                        key="rc_ddpm")
+    run_ddpm = url_bool(
+        "ddpm", f"also run DDPM, all {Tm} steps (slow on a CPU: a progress bar shows it)", key="rc_ddpm"
+    )
     ddpm = ddpm_with_progress(n_dig, variance, state.seed, dev) if run_ddpm else None
     shown = ddpm if ddpm is not None else ddim
     label = "DDPM" if ddpm is not None else f"DDIM ({ddim_steps} steps)"
@@ -318,28 +399,51 @@ def digits_through_the_chain():
     if isinstance(ident, str):
         st.caption(f"No judge to measure when the digit is chosen: {ident}")
     else:
-        st.caption(f"When is the digit chosen? On {N_IDENTITY} digits without a label ({IDENTITY_STEPS} DDIM steps, "
-                   "seed of the sidebar), the independent judge reads x̂_0 as the chain's final digit in "
-                   + ", ".join(f"**{v:.0%}** at t = {t}" for t, v in ident.items())
-                   + " (by chance alone: about 10%).")
+        st.caption(
+            f"When is the digit chosen? On {N_IDENTITY} digits without a label ({IDENTITY_STEPS} DDIM steps, "
+            "seed of the sidebar), the independent judge reads x̂_0 as the chain's final digit in "
+            + ", ".join(f"**{v:.0%}** at t = {t}" for t, v in ident.items())
+            + " (by chance alone: about 10%)."
+        )
     explain(lesson.LOOK_DIGITS)
-    k = url_int("dstep", "kept step (T → 0)", 0, len(shown.ts) - 1, 0, key="rc_dstep",  # clamped if the chain shrank
-                help=f"{len(shown.ts)} kept states (stride keeps memory at {shown.nbytes / 1e6:.1f} MB, uint8)")
+    k = url_int(
+        "dstep",
+        "kept step (T → 0)",
+        0,
+        len(shown.ts) - 1,
+        0,
+        key="rc_dstep",  # clamped if the chain shrank
+        help=f"{len(shown.ts)} kept states (stride keeps memory at {shown.nbytes / 1e6:.1f} MB, uint8)",
+    )
     chart(lesson.fig_digit_grid(shown, [k], f"{label} at t = {int(round(shown.ts[k]))}"), key="fig_digit_k")
     compare = [("DDIM", ddim)] + ([("DDPM", ddpm)] if ddpm is not None else [])
     for col, (nm, ch) in zip(st.columns(len(compare)), compare):
-        chart(lesson.fig_digit_grid(ch, [len(ch.ts) - 1], f"{nm}: {ch.steps} model calls, {ch.seconds:.2f} s"),
-              key=f"fig_final_{nm}", where=col)
+        chart(
+            lesson.fig_digit_grid(ch, [len(ch.ts) - 1], f"{nm}: {ch.steps} model calls, {ch.seconds:.2f} s"),
+            key=f"fig_final_{nm}",
+            where=col,
+        )
     st.caption("Same seeds (same x_T) for both; times measured when first computed, then cached.")
     explain(lesson.LOOK_FINAL)
     c1, c2 = st.columns(2)
-    download(f"the {label} chain as a GIF", partial(digits_gif, shown, label), f"reverse_digits_{shown.sampler}.gif",
-             key="dl_rc_digits_gif", where=c1, help=f"{min(len(shown.ts), exports.MAX_FRAMES)} of the {len(shown.ts)} kept "
-             "steps; top row x_t, bottom row x̂_0.")
+    download(
+        f"the {label} chain as a GIF",
+        partial(digits_gif, shown, label),
+        f"reverse_digits_{shown.sampler}.gif",
+        key="dl_rc_digits_gif",
+        where=c1,
+        help=f"{min(len(shown.ts), exports.MAX_FRAMES)} of the {len(shown.ts)} kept "
+        "steps; top row x_t, bottom row x̂_0.",
+    )
     digits = {f"{nm.lower()}_images": lesson.from_uint8(ch.xs[-1]) for nm, ch in compare}
-    download("the digits as .npz", partial(exports.npz_bytes, seed=state.seed, **digits),
-             "reverse_digits.npz", key="dl_rc_digits_npz", where=c2,
-             help=", ".join(digits) + f": ({n_dig}, 28, 28) in [-1, 1], drawn without a label.")
+    download(
+        "the digits as .npz",
+        partial(exports.npz_bytes, seed=state.seed, **digits),
+        "reverse_digits.npz",
+        key="dl_rc_digits_npz",
+        where=c2,
+        help=", ".join(digits) + f": ({n_dig}, 28, 28) in [-1, 1], drawn without a label.",
+    )
     explain(lesson.TRY_MNIST)
     show_source(lesson.digit_chain, sample_ddim, ddim_step)
 
@@ -349,8 +453,12 @@ explain(lesson.MNIST_TEXT)
 explain(lesson.DDIM_TEXT)
 equation(lesson.EQ_DDIM)
 explain(lesson.DDIM_AFTER)
-digits_box, digits_open = lazy_section("Run it: digits through DDIM and DDPM", key="rc_mnist",
-                                       icon=":material/grid_view:", params=("ndig", "ddim", "variance", "ddpm", "dstep"))
+digits_box, digits_open = lazy_section(
+    "Run it: digits through DDIM and DDPM",
+    key="rc_mnist",
+    icon=":material/grid_view:",
+    params=("ndig", "ddim", "variance", "ddpm", "dstep"),
+)
 if digits_open:  # computed and sent once opened (or when a link sets one of its parameters)
     with digits_box:
         digits_through_the_chain()

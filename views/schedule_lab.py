@@ -1,10 +1,10 @@
 """Lesson 2 page — the schedule lab. Thin: widgets, cached calls into lessons.schedule_lab, render."""
+
 from functools import partial
 
 import streamlit as st
 
-from course import chart, download, equation, explain, frame, mnist, show_source, url_choice, url_int
-from course import exports
+from course import chart, download, equation, explain, exports, frame, mnist, show_source, url_choice, url_int
 from lessons import schedule_lab as lesson
 from lessons.settings import SCHEDULES, FrameState, build_schedule
 from toy_models.schedules import cosine_betas, linear_betas, sigmoid_betas
@@ -46,8 +46,10 @@ def at_time_t():
     c[1].metric("signal left sqrt(ᾱ_t)", f"{left['signal']:.4f}")
     c[2].metric("noise sd sqrt(1−ᾱ_t)", f"{left['noise']:.4f}")
     c[3].metric("log-SNR_t", f"{left['log_snr']:.3f}")
-    st.caption(f"Your schedule: {s.describe()}; ᾱ_T = {float(s.alphas_cumprod[s.T]):.6g}. "
-               + ", ".join(f"{n}: ᾱ_t = {float(x.alphas_cumprod[t]):.4g}" for n, x in all_s.items()))
+    st.caption(
+        f"Your schedule: {s.describe()}; ᾱ_T = {float(s.alphas_cumprod[s.T]):.6g}. "
+        + ", ".join(f"{n}: ᾱ_t = {float(x.alphas_cumprod[t]):.4g}" for n, x in all_s.items())
+    )
     chart(lesson.fig_schedules(all_s, t, state.schedule), key="fig_schedules")
     explain("\n".join(f"- {sentence}" for sentence in lesson.look_for(all_s)))
 
@@ -62,8 +64,12 @@ def at_time_t():
         label = url_int("digit", "digit", 0, 9, 3, key="lab_digit")
         img = mnist_digit(mnist(), label, 0)[0]  # (1, 28, 28)
         xa, xb = lesson.same_digit_two_schedules(img, all_s[a], all_s[b], t, state.seed)
-        chart(lesson.fig_two_digits(xa, xb, a, b, t, lesson.signal_left(all_s[a], t)["signal"],
-                               lesson.signal_left(all_s[b], t)["signal"]), key="fig_two_digits")
+        chart(
+            lesson.fig_two_digits(
+                xa, xb, a, b, t, lesson.signal_left(all_s[a], t)["signal"], lesson.signal_left(all_s[b], t)["signal"]
+            ),
+            key="fig_two_digits",
+        )
         st.caption(lesson.LOOK_DIGITS)
     except ImportError as e:
         st.info(f"MNIST is unavailable: {e}")
@@ -71,7 +77,12 @@ def at_time_t():
 
 at_time_t()
 explain(try_this())
-download("the three schedules as .npz", partial(exports.npz_bytes, **lesson.schedule_arrays(all_s)), f"schedules_T{s.T}.npz",
-         key="dl_lab_npz", help="t, and for each of linear, cosine and sigmoid: beta, abar, sqrt_abar, "
-         "sqrt_one_minus_abar, log_snr (float64) and describe (its parameters).")
+download(
+    "the three schedules as .npz",
+    partial(exports.npz_bytes, **lesson.schedule_arrays(all_s)),
+    f"schedules_T{s.T}.npz",
+    key="dl_lab_npz",
+    help="t, and for each of linear, cosine and sigmoid: beta, abar, sqrt_abar, "
+    "sqrt_one_minus_abar, log_snr (float64) and describe (its parameters).",
+)
 show_source(linear_betas, cosine_betas, sigmoid_betas)

@@ -1,15 +1,27 @@
 """Lesson page — noise = score, Langevin dynamics, the probability-flow ODE and likelihood.
 Thin: widgets, cached calls into lessons.score, render."""
+
 from functools import partial
 
 import numpy as np
 import streamlit as st
 import torch
 
-from course import (chart, download, equation, explain, frame, ground_truth_gmm, mnist, show_source, try_checkpoint,
-                 url_choice, url_int)
-from course import model_for  # "use my model": the sidebar's choice of a model trained in the training lab
-from course import exports
+from course import (
+    chart,
+    download,
+    equation,
+    explain,
+    exports,
+    frame,
+    ground_truth_gmm,
+    mnist,
+    model_for,  # "use my model": the sidebar's choice of a model trained in the training lab
+    show_source,
+    try_checkpoint,
+    url_choice,
+    url_int,
+)
 from lessons import score as lesson
 from lessons.settings import FrameState, build_schedule
 from toy_models.gmm import AnalyticModel
@@ -37,9 +49,11 @@ def _models(state: FrameState, shipped: tuple):
         return exact, exact, "exact model (AnalyticModel): the shipped 'gmm' weights are unavailable"
     side = ck.sidecar
     whose = "shipped" if shipped[1] == "gmm" else "your model"
-    name = (f"learned: {whose} '{ck.recipe.get('name')}' ({ck.recipe.get('network')}, {side.get('steps')} training "
-            f"steps, trained on {ck.schedule.describe()}), unconditional"
-            f"{' (null label)' if getattr(ck.model, 'num_classes', 0) else ''}")
+    name = (
+        f"learned: {whose} '{ck.recipe.get('name')}' ({ck.recipe.get('network')}, {side.get('steps')} training "
+        f"steps, trained on {ck.schedule.describe()}), unconditional"
+        f"{' (null label)' if getattr(ck.model, 'num_classes', 0) else ''}"
+    )
     return lesson.OnSchedule(ck.model, ck.schedule, s), exact, name
 
 
@@ -70,8 +84,17 @@ def dsm(state: FrameState, shipped: tuple, t: int):
 @st.cache_data(max_entries=32, show_spinner="Running annealed Langevin dynamics ...")
 def langevin(state: FrameState, shipped: tuple, levels: int, n_steps_each: int, step_size: float, rule: str):
     model, _, _ = _models(state, shipped)
-    return lesson.langevin_run(model, build_schedule(state), ground_truth_gmm(), n=500, levels=levels,
-                          n_steps_each=n_steps_each, step_size=step_size, step_rule=rule, seed=state.seed)
+    return lesson.langevin_run(
+        model,
+        build_schedule(state),
+        ground_truth_gmm(),
+        n=500,
+        levels=levels,
+        n_steps_each=n_steps_each,
+        step_size=step_size,
+        step_rule=rule,
+        seed=state.seed,
+    )
 
 
 @st.cache_data(max_entries=16, show_spinner="Running the ODE and DDPM from the same noise ...")
@@ -94,7 +117,8 @@ def _bar(text):
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def likelihoods(state: FrameState, shipped: tuple, rtol: float, _progress=None):
-    """Points, the N_GRID x N_GRID density grid and the NLL table, for the exact model and (if shipped) the learned one."""
+    """Points, the N_GRID x N_GRID density grid and the NLL table, for the exact model and (if shipped) the
+    learned one."""
     s = build_schedule(state)
     model, exact, _ = _models(state, shipped)
     gmm = ground_truth_gmm()
@@ -117,8 +141,9 @@ def likelihoods(state: FrameState, shipped: tuple, rtol: float, _progress=None):
             ax, out["grid"][name] = lesson.density_grid(m, s, N_GRID, rtol, progress=sub)
             done[0] += 1
         elbo_model = exact if name == "exact model" else m
-        out["elbo"][name] = float(np.mean(lesson.elbo_nll(elbo_model, s, x, stride=max(1, s.T // 200), seed=state.seed,
-                                                     progress=sub)))
+        out["elbo"][name] = float(
+            np.mean(lesson.elbo_nll(elbo_model, s, x, stride=max(1, s.T // 200), seed=state.seed, progress=sub))
+        )
         done[0] += 1
     out["axis"] = ax
     out["true_grid"] = gmm.log_prob(lesson.grid(lesson.HALF_WIDTH, N_GRID)[1]).numpy()
@@ -129,8 +154,17 @@ def likelihoods(state: FrameState, shipped: tuple, rtol: float, _progress=None):
 def mnist_bpd(n_digits: int, n_probes: int, seed: int, _progress=None):
     ck, _ = try_checkpoint("mnist")
     d = mnist()
-    return lesson.mnist_bits_per_dim(ck.model, ck.schedule, d.held_out(n_digits)[0], y=None, n_probes=n_probes, rtol=1e-4,
-                                elbo_stride=10, seed=seed, progress=_progress)
+    return lesson.mnist_bits_per_dim(
+        ck.model,
+        ck.schedule,
+        d.held_out(n_digits)[0],
+        y=None,
+        n_probes=n_probes,
+        rtol=1e-4,
+        elbo_stride=10,
+        seed=seed,
+        progress=_progress,
+    )
 
 
 def run_flag(key: str, label: str) -> bool:
@@ -149,8 +183,10 @@ explain(lesson.INTRO)
 ck, err = try_checkpoint("gmm")
 if err:
     st.warning(f"{err} — meanwhile the page runs the exact model wherever it needs a model.", icon=":material/warning:")
-st.caption(f"Data: the Gaussian mixture (exact score and density known), whatever the data setting. Model: "
-           f"{model_name}; evaluated on the sidebar's schedule {s.describe()} at equal ᾱ.")
+st.caption(
+    f"Data: the Gaussian mixture (exact score and density known), whatever the data setting. Model: "
+    f"{model_name}; evaluated on the sidebar's schedule {s.describe()} at equal ᾱ."
+)
 ode_problem = lesson.ode_ready(s)
 
 # --- 1. noise = scaled score ------------------------------------------------------------------------------
@@ -169,12 +205,16 @@ st.caption(lesson.LOOK_FIELDS)
 explain(lesson.WHY_WRONG)
 c1, c2 = st.columns(2)
 chart(lesson.fig_error_map(fc), key="fig_error_map", where=c1)
-c1.caption(f"{lesson.LOOK_ERROR_MAP} Median error where q(x_t) is within 10⁻³ of its peak: {fc.error_where(True):.3g}; "
-           f"elsewhere (far from the data): {fc.error_where(False):.3g}.")
+c1.caption(
+    f"{lesson.LOOK_ERROR_MAP} Median error where q(x_t) is within 10⁻³ of its peak: {fc.error_where(True):.3g}; "
+    f"elsewhere (far from the data): {fc.error_where(False):.3g}."
+)
 e = errors_over_t(state, SHIPPED)
 chart(lesson.fig_error_vs_t(e, t), key="fig_error_t", where=c2)
-c2.caption(f"{lesson.LOOK_ERROR_T} Score error at t = {e['t'][0]:g}: {e['fisher'][0]:.3g}; at t = {e['t'][-1]:g}: "
-           f"{e['fisher'][-1]:.3g} (500 draws of q(x_t) each).")
+c2.caption(
+    f"{lesson.LOOK_ERROR_T} Score error at t = {e['t'][0]:g}: {e['fisher'][0]:.3g}; at t = {e['t'][-1]:g}: "
+    f"{e['fisher'][-1]:.3g} (500 draws of q(x_t) each)."
+)
 chart(lesson.fig_scale(*lesson.score_scale(s), t_marker=t), key="fig_scale")
 st.caption(lesson.LOOK_SCALE)
 show_source(lesson.model_score, AnalyticModel.score)
@@ -184,15 +224,18 @@ st.header("2 · Denoising score matching is the ε-loss, reweighted")
 explain(lesson.DSM_TEXT)
 equation(lesson.EQ_DSM)
 d = dsm(state, SHIPPED, t)
-st.dataframe([
-    {"quantity": "ε-loss E|ε̂ − ε|² (DDPM)", "value": d.eps_loss},
-    {"quantity": "weight 1/(1 − ᾱ_t)", "value": d.weight},
-    {"quantity": "weight × ε-loss", "value": d.weight * d.eps_loss},
-    {"quantity": "DSM loss E|s_θ + ε/√(1−ᾱ_t)|²", "value": d.dsm},
-    {"quantity": "DSM loss of the exact score (the floor)", "value": d.dsm_exact},
-    {"quantity": "excess DSM = DSM − floor", "value": d.dsm - d.dsm_exact},
-    {"quantity": "Fisher divergence E|s_θ − ∇log q|²", "value": d.fisher},
-], hide_index=True)
+st.dataframe(
+    [
+        {"quantity": "ε-loss E|ε̂ − ε|² (DDPM)", "value": d.eps_loss},
+        {"quantity": "weight 1/(1 − ᾱ_t)", "value": d.weight},
+        {"quantity": "weight × ε-loss", "value": d.weight * d.eps_loss},
+        {"quantity": "DSM loss E|s_θ + ε/√(1−ᾱ_t)|²", "value": d.dsm},
+        {"quantity": "DSM loss of the exact score (the floor)", "value": d.dsm_exact},
+        {"quantity": "excess DSM = DSM − floor", "value": d.dsm - d.dsm_exact},
+        {"quantity": "Fisher divergence E|s_θ − ∇log q|²", "value": d.fisher},
+    ],
+    hide_index=True,
+)
 st.caption(f"{lesson.LOOK_DSM} At t = {t}, 4,000 draws; standard error of the excess: {d.excess_se:.2g}.")
 equation(lesson.EQ_FISHER)
 show_source(lesson.dsm_check)
@@ -202,14 +245,29 @@ st.header("3 · Annealed Langevin dynamics with the score")
 explain(lesson.LANGEVIN_TEXT)
 equation(lesson.EQ_LANGEVIN)
 c = st.columns(4)
-rule = url_choice("rule", "step-size rule", lesson.STEP_RULES, lesson.STEP_RULES[0], key="score_rule", widget=c[0].radio,
-                  help="sigma: h_i = h_L (1 − ᾱ_{t_i})/(1 − ᾱ_{t_L}) (Song & Ermon 2019); snr: h_i from a target signal-to-noise "
-                       "ratio (Song et al. 2021); h_L then unused")
-step = url_choice("eps", "step size h_L (last level)", list(lesson.STEP_SIZES), 2e-5, key="score_step", widget=c[1].select_slider,
-                  format_func=lambda v: f"{v:g}")
+rule = url_choice(
+    "rule",
+    "step-size rule",
+    lesson.STEP_RULES,
+    lesson.STEP_RULES[0],
+    key="score_rule",
+    widget=c[0].radio,
+    help="sigma: h_i = h_L (1 − ᾱ_{t_i})/(1 − ᾱ_{t_L}) (Song & Ermon 2019); snr: h_i from a target signal-to-noise "
+    "ratio (Song et al. 2021); h_L then unused",
+)
+step = url_choice(
+    "eps",
+    "step size h_L (last level)",
+    list(lesson.STEP_SIZES),
+    2e-5,
+    key="score_step",
+    widget=c[1].select_slider,
+    format_func=lambda v: f"{v:g}",
+)
 each = url_int("each", "steps per level", 1, 50, 5, key="score_each", widget=c[2].slider)
-levels = url_int("levels", "noise levels", 1, max(2, min(200, s.T)), min(100, s.T), key="score_levels",
-                 widget=c[3].slider)
+levels = url_int(
+    "levels", "noise levels", 1, max(2, min(200, s.T)), min(100, s.T), key="score_levels", widget=c[3].slider
+)
 if run_flag("score_run_langevin", "Run Langevin (500 particles)"):
     r = langevin(state, SHIPPED, min(levels, s.T), each, step, rule)
     c1, c2 = st.columns([3, 2])
@@ -217,16 +275,29 @@ if run_flag("score_run_langevin", "Run Langevin (500 particles)"):
     c1.caption(lesson.LOOK_LANGEVIN)
     chart(lesson.fig_weights(r), key="fig_weights", where=c2)
     c2.caption(lesson.LOOK_WEIGHTS)
-    explain(f"Mean log q(x₀) of the samples: **{r.mean_log_q:.3f} nats** (data: {r.data_log_q:.3f}); "
-            f"{r.escaped:.1%} of the particles left the plot or blew up; {r.nfe} score evaluations.", where=c2)
+    explain(
+        f"Mean log q(x₀) of the samples: **{r.mean_log_q:.3f} nats** (data: {r.data_log_q:.3f}); "
+        f"{r.escaped:.1%} of the particles left the plot or blew up; {r.nfe} score evaluations.",
+        where=c2,
+    )
     if r.escaped > 0.05:
         st.warning("The step size is too large for the narrowest features of q(x_t): particles overshoot.")
-    download("the particles' paths as a GIF",
-             partial(exports.gif_from_points, r.paths, [f"Langevin: noise level t = {t:.0f}" for t in r.path_t],
-                     label="Langevin particles", role="learned", trails=range(r.paths.shape[1]),
-                     backdrop=backdrop(state, 1), radius=2),
-             "langevin_paths.gif", key="dl_score_langevin",
-             help=f"{r.paths.shape[1]} particles, {min(len(r.path_t), exports.MAX_FRAMES)} of {len(r.path_t)} kept steps.")
+    download(
+        "the particles' paths as a GIF",
+        partial(
+            exports.gif_from_points,
+            r.paths,
+            [f"Langevin: noise level t = {t:.0f}" for t in r.path_t],
+            label="Langevin particles",
+            role="learned",
+            trails=range(r.paths.shape[1]),
+            backdrop=backdrop(state, 1),
+            radius=2,
+        ),
+        "langevin_paths.gif",
+        key="dl_score_langevin",
+        help=f"{r.paths.shape[1]} particles, {min(len(r.path_t), exports.MAX_FRAMES)} of {len(r.path_t)} kept steps.",
+    )
 show_source(sample_langevin)
 
 # --- 4. the probability-flow ODE ---------------------------------------------------------------------------------
@@ -243,14 +314,26 @@ elif run_flag("score_run_flow", "Run the ODE and DDPM from the same noise (400 p
     chart(lesson.fig_flow(fp), key="fig_flow")
     st.caption(lesson.LOOK_FLOW)
     c1, c2 = st.columns(2)
-    for col, (nm, ts_f, xs_f, role) in zip((c1, c2), (("ODE", fp.ode_t, fp.ode_x, "truth"),
-                                                      ("DDPM", fp.ddpm_t, fp.ddpm_x, "learned"))):
-        download(f"the {nm} flow as a GIF",
-                 partial(exports.gif_from_points, xs_f, [f"{nm}: t = {t:.0f}" for t in ts_f], label=f"{nm} states x_t",
-                         role=role, trails=range(12), backdrop=backdrop(state, 1)),
-                 f"flow_{nm.lower()}.gif", key=f"dl_score_{nm.lower()}", where=col,
-                 help=f"{xs_f.shape[1]} points from the same x_T, 12 paths traced; "
-                      f"{min(len(ts_f), exports.MAX_FRAMES)} of {len(ts_f)} kept steps.")
+    for col, (nm, ts_f, xs_f, role) in zip(
+        (c1, c2), (("ODE", fp.ode_t, fp.ode_x, "truth"), ("DDPM", fp.ddpm_t, fp.ddpm_x, "learned"))
+    ):
+        download(
+            f"the {nm} flow as a GIF",
+            partial(
+                exports.gif_from_points,
+                xs_f,
+                [f"{nm}: t = {t:.0f}" for t in ts_f],
+                label=f"{nm} states x_t",
+                role=role,
+                trails=range(12),
+                backdrop=backdrop(state, 1),
+            ),
+            f"flow_{nm.lower()}.gif",
+            key=f"dl_score_{nm.lower()}",
+            where=col,
+            help=f"{xs_f.shape[1]} points from the same x_T, 12 paths traced; "
+            f"{min(len(ts_f), exports.MAX_FRAMES)} of {len(ts_f)} kept steps.",
+        )
     tf = url_int("flow_t", "t at which to compare the clouds", 0, s.T, min(s.T, max(1, s.T // 4)), key="score_flow_t")
     to, xo = lesson.state_at(fp.ode_t, fp.ode_x, tf)
     td, xd = lesson.state_at(fp.ddpm_t, fp.ddpm_x, tf)
@@ -259,16 +342,25 @@ elif run_flag("score_run_flow", "Run the ODE and DDPM from the same noise (400 p
     chart(lesson.fig_density_at_t(ax, lq, clouds, tf), key="fig_density_t")
     mc = lesson.marginal_check(ground_truth_gmm(), s, tf, clouds, seed=state.seed)
     st.dataframe([{"cloud": k, "mean log q(x_t), nats": v} for k, v in mc.items()], hide_index=True)
-    st.caption(f"{lesson.LOOK_DENSITY_T} ODE: {fp.ode_nfe} model evaluations (Heun, {fp.ode_steps} steps); "
-               f"DDPM: {fp.ddpm_nfe}.")
+    st.caption(
+        f"{lesson.LOOK_DENSITY_T} ODE: {fp.ode_nfe} model evaluations (Heun, {fp.ode_steps} steps); "
+        f"DDPM: {fp.ddpm_nfe}."
+    )
 show_source(pf_ode_drift)
 
 # --- 5. likelihood -----------------------------------------------------------------------------------------------
 st.header("5 · Likelihood by integrating the ODE")
 explain(lesson.LIK_TEXT)
 equation(lesson.EQ_LIK)
-rtol = url_choice("rtol", "solver tolerance (rtol = atol)", TOLERANCES, 1e-4, key="score_rtol",
-                  widget=st.select_slider, format_func=lambda v: f"{v:g}")
+rtol = url_choice(
+    "rtol",
+    "solver tolerance (rtol = atol)",
+    TOLERANCES,
+    1e-4,
+    key="score_rtol",
+    widget=st.select_slider,
+    format_func=lambda v: f"{v:g}",
+)
 if ode_problem:
     st.info(ode_problem)
 elif run_flag("score_run_lik", f"Compute log-likelihoods (256 points and a {N_GRID} × {N_GRID} grid)"):
@@ -281,25 +373,36 @@ elif run_flag("score_run_lik", f"Compute log-likelihoods (256 points and a {N_GR
         row.update({f"ODE log p, {k}": v.log_px[i] for k, v in out["points"].items()})
         rows.append(row)
     st.dataframe(rows, hide_index=True)
-    st.caption("Look for: each ODE log p beside the true log q(x) of the same point. "
-               "Function evaluations of the adaptive solver (dopri5, rtol = atol = "
-               f"{rtol:g}): " + "; ".join(f"{k}: {v.nfe} for the 256 points" for k, v in out["points"].items())
-               + "; " + "; ".join(f"{k}: {v.nfe} for the {N_GRID} × {N_GRID} grid" for k, v in out["grid"].items()) + ".")
+    st.caption(
+        "Look for: each ODE log p beside the true log q(x) of the same point. "
+        "Function evaluations of the adaptive solver (dopri5, rtol = atol = "
+        f"{rtol:g}): "
+        + "; ".join(f"{k}: {v.nfe} for the 256 points" for k, v in out["points"].items())
+        + "; "
+        + "; ".join(f"{k}: {v.nfe} for the {N_GRID} × {N_GRID} grid" for k, v in out["grid"].items())
+        + "."
+    )
     panels = {"true log q(x)": out["true_grid"]}
     panels.update({f"ODE log p, {k}": v.log_px for k, v in out["grid"].items()})
     chart(lesson.fig_density_pair(out["axis"], panels), key="fig_density_pair")
     st.caption(lesson.LOOK_DENSITY_PAIR)
-    table = lesson.nll_table(ground_truth_gmm(), torch.as_tensor(out["x"]),
-                        {k: v.log_px for k, v in out["points"].items()}, out["elbo"])
+    table = lesson.nll_table(
+        ground_truth_gmm(), torch.as_tensor(out["x"]), {k: v.log_px for k, v in out["points"].items()}, out["elbo"]
+    )
     chart(lesson.fig_nll(table), key="fig_nll")
     bpd = table.bpd()
     st.dataframe([{"route": k, "NLL, nats": v, "bits/dim": bpd[k]} for k, v in table.rows.items()], hide_index=True)
     gap = table.rows["ODE: exact model"] - table.rows["true −log q(x₀) (closed form)"]
-    st.caption(f"{lesson.look_nll(table)} The exact model's ODE NLL is off the truth by {gap:+.4f} nats (solver "
-               "tolerance, the start at t = 0.001, and ᾱ_T > 0). The ELBO is the bound of the ELBO lesson (Ho et al. "
-               + ("2020, eq. 5), every term summed." if s.T <= 100 or s.T // 200 <= 1 else
-                  f"2020, eq. 5): every term for t ≤ 100, above that every {max(1, s.T // 200)}-th term standing "
-                  "for its neighbours (an estimate of the sum)."))
+    st.caption(
+        f"{lesson.look_nll(table)} The exact model's ODE NLL is off the truth by {gap:+.4f} nats (solver "
+        "tolerance, the start at t = 0.001, and ᾱ_T > 0). The ELBO is the bound of the ELBO lesson (Ho et al. "
+        + (
+            "2020, eq. 5), every term summed."
+            if s.T <= 100 or s.T // 200 <= 1
+            else f"2020, eq. 5): every term for t ≤ 100, above that every {max(1, s.T // 200)}-th term standing "
+            "for its neighbours (an estimate of the sum)."
+        )
+    )
 show_source(ode_log_likelihood, lesson.density_grid)
 
 st.subheader("MNIST: bits/dim of the shipped model on held-out digits")
@@ -312,19 +415,28 @@ else:
     c = st.columns(2)
     n_digits = url_int("mnist_n", "held-out digits", 1, 8, 2, key="score_mnist_n", widget=c[0].slider)
     probes = url_int("probes", "Hutchinson probes", 1, 4, 1, key="score_mnist_probes", widget=c[1].slider)
-    st.caption(f"Model: shipped 'mnist' ({mk.sidecar.get('steps')} training steps, {mk.schedule.describe()}); "
-               "digits from the test split. The ODE is slow: many network evaluations per digit (counted below "
-               "after the run).")
+    st.caption(
+        f"Model: shipped 'mnist' ({mk.sidecar.get('steps')} training steps, {mk.schedule.describe()}); "
+        "digits from the test split. The ODE is slow: many network evaluations per digit (counted below "
+        "after the run)."
+    )
     if st.button("Compute MNIST bits/dim", key="score_mnist_run"):
         bar, prog = _bar("ODE (Hutchinson) then ELBO ...")
         res = mnist_bpd(n_digits, probes, state.seed, _progress=prog)
         bar.empty()
-        st.dataframe([{"digit": i, "ODE bits/dim": a, "ELBO bits/dim": b}
-                      for i, (a, b) in enumerate(zip(res.ode_bpd, res.elbo_bpd))], hide_index=True)
-        st.caption(f"Mean: ODE {res.ode_bpd.mean():.3f} bits/dim, ELBO {res.elbo_bpd.mean():.3f} bits/dim; "
-                   f"{res.nfe} function evaluations, {res.n_probes} probe(s). Look for: the two routes are "
-                   "two models (and two ways to discretize), so they need not agree; compare both with the "
-                   "published figures above.")
+        st.dataframe(
+            [
+                {"digit": i, "ODE bits/dim": a, "ELBO bits/dim": b}
+                for i, (a, b) in enumerate(zip(res.ode_bpd, res.elbo_bpd))
+            ],
+            hide_index=True,
+        )
+        st.caption(
+            f"Mean: ODE {res.ode_bpd.mean():.3f} bits/dim, ELBO {res.elbo_bpd.mean():.3f} bits/dim; "
+            f"{res.nfe} function evaluations, {res.n_probes} probe(s). Look for: the two routes are "
+            "two models (and two ways to discretize), so they need not agree; compare both with the "
+            "published figures above."
+        )
     show_source(lesson.mnist_bits_per_dim)
 
 st.header("Try this")
