@@ -16,7 +16,7 @@ from tests.test_pages_forward import check_figures
 from toy_models.checkpoints import CheckpointError, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "score.py")
+PAGE = str(ROOT / "views" / "score.py")
 TIMEOUT = 240  # the buttons run samplers and ODE solves on a shared 2-core machine
 
 pytestmark = pytest.mark.slow
