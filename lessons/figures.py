@@ -54,10 +54,13 @@ def _title_and_legend(title: str, height: int, legend_below: bool) -> tuple[dict
     A legend on top sits in the top margin, which plotly grows to fit it; a title left at plotly's default
     place (the middle of that margin) was then drawn under a legend that wrapped to two or more rows in a
     narrow column. Pinning both to the figure's top edge, the legend TITLE_PX below it, keeps them apart."""
-    title = {"text": title, "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 8}}
+    # plotly lifts a title of several lines ~12 px above its anchor; each line after the first takes ~18 px
+    breaks = title.count("<br>")
+    title = {"text": title, "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 8 + 12 * bool(breaks)}}
     if legend_below:
         return title, dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0)
-    return title, dict(orientation="h", yref="container", yanchor="top", y=1 - TITLE_PX / height, xanchor="left", x=0)
+    top = (TITLE_PX + 18 * breaks) / height
+    return title, dict(orientation="h", yref="container", yanchor="top", y=1 - top, xanchor="left", x=0)
 
 
 def layout(

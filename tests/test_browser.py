@@ -245,16 +245,17 @@ EQUATION_PROBLEMS_JS = """() => {
   });
   return out;
 }"""
-# Every figure drawn: its legend box does not cover its title.
+# Every figure drawn: its legend box does not cover its title, and its title is not cut at the top edge.
 LEGEND_OVER_TITLE_JS = """() => {
   const out = [];
   const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
   document.querySelectorAll('.js-plotly-plot').forEach(g => {
     if (g.offsetParent === null) return;
     const title = g.querySelector('.gtitle'), legend = g.querySelector('g.legend .bg');
-    if (!title || !legend || !title.textContent.trim()) return;
-    if (hit(title.getBoundingClientRect(), legend.getBoundingClientRect()))
-      out.push('legend over the title: ' + title.textContent.slice(0, 80));
+    if (!title || !title.textContent.trim()) return;
+    const box = title.getBoundingClientRect(), name = title.textContent.slice(0, 80);
+    if (box.top < g.getBoundingClientRect().top - 1) out.push('title cut at the top edge: ' + name);
+    if (legend && hit(box, legend.getBoundingClientRect())) out.push('legend over the title: ' + name);
   });
   return out;
 }"""

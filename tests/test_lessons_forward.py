@@ -74,7 +74,7 @@ def test_every_page_file_is_in_the_catalogue():
     assert [les.title for les in settings.LESSONS][:2] == ["Forward noising", "Schedule lab"]
     listed = [les.page for les in settings.LESSONS if les.page]
     assert len(listed) == len(set(listed))
-    on_disk = {f"views/{p.name}" for p in (root / "pages").glob("*.py") if not p.name.startswith(("_", "."))}
+    on_disk = {f"views/{p.name}" for p in (root / "views").glob("*.py") if not p.name.startswith(("_", "."))}
     assert on_disk <= set(listed), on_disk - set(listed)
 
 
