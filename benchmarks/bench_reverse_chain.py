@@ -71,7 +71,7 @@ def _page_lines() -> list[str]:
     from streamlit.testing.v1 import AppTest
 
     st.cache_data.clear()
-    at = AppTest.from_file(str(ROOT / "pages" / "reverse_chain.py"), default_timeout=300)
+    at = AppTest.from_file(str(ROOT / "views" / "reverse_chain.py"), default_timeout=300)
     w = time.perf_counter()
     at.run()
     first = time.perf_counter() - w
