@@ -91,29 +91,29 @@ def digit_row_fig(state: FrameState, label: int, which: int):
     return lesson.fig_digit_row(noised_digit_row(mnist_digit(mnist(), label, which)[0], s, row_t, state.seed), row_t)
 
 
-state = frame()
-s = build_schedule(state)
-data = state.data if state.is_2d else "gmm"
-st.title("1 · Forward noising")
-explain(lesson.INTRO)
-st.header("The story in words")
-explain(lesson.NARRATIVE)
-equation(lesson.EQ_STEP)
-equation(lesson.EQ_CLOSED)
-if not state.is_2d:
-    st.info("The data setting is MNIST: the 2D figures use the Gaussian mixture (gmm); the digit is further down.")
+# --- the page: one function per section --------------------------------------------------------------
+def story(state: FrameState) -> None:
+    st.title("1 · Forward noising")
+    explain(lesson.INTRO)
+    st.header("The story in words")
+    explain(lesson.NARRATIVE)
+    equation(lesson.EQ_STEP)
+    equation(lesson.EQ_CLOSED)
+    if not state.is_2d:
+        st.info("The data setting is MNIST: the 2D figures use the Gaussian mixture (gmm); the digit is further down.")
 
 
 # Three sections, each an st.fragment with its own t slider: moving one redraws only its own figures (a
 # third of the page), which is what a slider costs the server and the browser on every move. What does not
 # move with t (the section's idea, its equation) stays outside the fragment: a move does not re-send it.
-def t_slider(name: str, key: str, label: str = "t (time step)") -> int:
+def t_slider(s, name: str, key: str, label: str = "t (time step)") -> int:
     return url_int(name, label, 0, s.T, max(1, s.T // 10), key=key)
 
 
 @st.fragment
-def at_time_t():
-    t = t_slider("t", "forward_t")
+def at_time_t(state: FrameState, data: str):
+    s = build_schedule(state)
+    t = t_slider(s, "t", "forward_t")
     abar_t = float(s.alphas_cumprod[t])
     c = st.columns(3)
     c[0].metric("ᾱ_t at this t", f"{abar_t:.6g}", help="from make_schedule: alphas_cumprod[t]")
@@ -143,10 +143,11 @@ def at_time_t():
 
 
 @st.fragment
-def steps_vs_jump():
+def steps_vs_jump(state: FrameState, data: str):
+    s = build_schedule(state)
     c1, c2 = st.columns(2)
     with c1:
-        t = t_slider("t_chain", "forward_t_chain", "t of the two routes")
+        t = t_slider(s, "t_chain", "forward_t_chain", "t of the two routes")
     idx = url_int("point", "which data point", 0, N_POINTS - 1, 0, key="forward_point", widget=c2.slider)
     r = lesson.chain_vs_closed(
         s, points_2d(data, N_POINTS, state.seed)[idx], t, 1000, state.seed, chain=chain_copies(state, data, idx)
@@ -161,7 +162,7 @@ def steps_vs_jump():
 
 
 @st.fragment
-def a_digit():
+def a_digit(state: FrameState):
     try:
         from toy_models.data import mnist_digit
 
@@ -169,6 +170,7 @@ def a_digit():
     except ImportError as e:
         st.info(f"MNIST is unavailable: {e}")
         return
+    s = build_schedule(state)
     c1, c2, c3 = st.columns(3)
     label = url_int("digit", "digit", 0, 9, 3, key="forward_digit", widget=c1.slider)
     n_of_class = int((digits.y_test == label).sum())
@@ -176,7 +178,7 @@ def a_digit():
         "which", f"which {label} (of {n_of_class})", 0, n_of_class - 1, 0, key="forward_which", widget=c2.slider
     )
     with c3:
-        t = t_slider("t_digit", "forward_t_digit", "t of the digit")
+        t = t_slider(s, "t_digit", "forward_t_digit", "t of the digit")
     img = mnist_digit(digits, label, which)[0]  # (1, 28, 28)
     chart(digit_row_fig(state, label, which), key="fig_digit_row")
     xt_img = lesson.noised(s, img[None], t, state.seed)[0, 0]  # (28, 28)
@@ -186,23 +188,14 @@ def a_digit():
     st.caption(f"{lesson.LOOK_DIGIT} Source: {digits.source}. {digits.message}")
 
 
-st.header(f"x_t on 2D data ({data})")
-explain(lesson.SECTION_XT)
-equation(lesson.EQ_KL)
-at_time_t()
-show_source(q_sample, lesson.gmm_kl_curve)
-st.header("Many small steps = one jump")
-explain(lesson.SECTION_CHAIN)
-steps_vs_jump()
-show_source(q_chain, q_step_sample)
-st.header("A digit")
-explain(lesson.SECTION_DIGIT)
-a_digit()
-
-play, play_open = lazy_section(
-    "Play it: t from 0 to T in your browser", key="forward_play", icon=":material/play_arrow:"
-)
-if play_open:  # computed and sent once opened
+def play_it(state: FrameState, data: str) -> None:
+    """The browser animation, computed and sent once its section is opened."""
+    play, play_open = lazy_section(
+        "Play it: t from 0 to T in your browser", key="forward_play", icon=":material/play_arrow:"
+    )
+    if not play_open:
+        return
+    s = build_schedule(state)
     with play:
         chart(animation_fig(state, data), key="fig_anim")
         st.caption(
@@ -220,25 +213,51 @@ if play_open:  # computed and sent once opened
             help=f"{len(times_a)} frames of {len(x0_a)} points over the data; made when you click.",
         )
 
-st.subheader("A few points, one Markov step at a time")
-explain(lesson.SECTION_PATHS)
-n_traj = url_int("chains", "number of chains", 1, 8, 3, key="forward_n_traj")
-ts, paths, abar = trajectories(state, data, n_traj)
-chart(lesson.fig_trajectories(ts, paths, abar), key="fig_traj")
-st.caption(lesson.LOOK_PATHS)
-titles = [f"t = {t:.0f}, ᾱ_t = {a:.3g}" for t, a in zip(ts, abar)]
-download(
-    "the chains as a GIF",
-    partial(
-        exports.gif_from_points,
-        paths,
-        titles,
-        label="x_t (one Markov chain each)",
-        trails=range(paths.shape[1]),
-        backdrop=points_2d(data, N_POINTS, state.seed)[:N_ANIM].numpy(),
-    ),
-    f"forward_chains_{data}.gif",
-    key="dl_forward_chains",
-    help=f"The {paths.shape[1]} chains in the plane: {min(len(ts), exports.MAX_FRAMES)} of their {len(ts)} kept steps.",
-)
-explain(try_this())
+
+def markov_paths(state: FrameState, data: str) -> None:
+    st.subheader("A few points, one Markov step at a time")
+    explain(lesson.SECTION_PATHS)
+    n_traj = url_int("chains", "number of chains", 1, 8, 3, key="forward_n_traj")
+    ts, paths, abar = trajectories(state, data, n_traj)
+    chart(lesson.fig_trajectories(ts, paths, abar), key="fig_traj")
+    st.caption(lesson.LOOK_PATHS)
+    titles = [f"t = {t:.0f}, ᾱ_t = {a:.3g}" for t, a in zip(ts, abar)]
+    download(
+        "the chains as a GIF",
+        partial(
+            exports.gif_from_points,
+            paths,
+            titles,
+            label="x_t (one Markov chain each)",
+            trails=range(paths.shape[1]),
+            backdrop=points_2d(data, N_POINTS, state.seed)[:N_ANIM].numpy(),
+        ),
+        f"forward_chains_{data}.gif",
+        key="dl_forward_chains",
+        help=f"The {paths.shape[1]} chains in the plane: {min(len(ts), exports.MAX_FRAMES)} of their {len(ts)} "
+        "kept steps.",
+    )
+
+
+def page() -> None:
+    state = frame()
+    data = state.data if state.is_2d else "gmm"  # the 2D figures need 2D data
+    story(state)
+    st.header(f"x_t on 2D data ({data})")
+    explain(lesson.SECTION_XT)
+    equation(lesson.EQ_KL)
+    at_time_t(state, data)
+    show_source(q_sample, lesson.gmm_kl_curve)
+    st.header("Many small steps = one jump")
+    explain(lesson.SECTION_CHAIN)
+    steps_vs_jump(state, data)
+    show_source(q_chain, q_step_sample)
+    st.header("A digit")
+    explain(lesson.SECTION_DIGIT)
+    a_digit(state)
+    play_it(state, data)
+    markov_paths(state, data)
+    explain(try_this())
+
+
+page()
