@@ -16,7 +16,9 @@ import plotly.graph_objects as go
 import torch
 
 from toy_models.diffusion import q_chain, q_sample
+from toy_models.gmm import kl_mixture_to_gaussian
 from toy_models.schedules import Schedule
+from toy_models.shapes import check_int
 
 from .figures import (
     COLORS,
@@ -114,9 +116,7 @@ def noised(s: Schedule, x0: torch.Tensor, t: int, seed: int = 0) -> np.ndarray:
 
 def check_t(s: Schedule, t) -> int:
     """t as an int in 0..T, or ValueError."""
-    if not (float(t).is_integer() and 0 <= int(t) <= s.T):
-        raise ValueError(f"t must be an integer from 0 to T={s.T}; got {t!r}")
-    return int(t)
+    return check_int("t", t, 0, s.T, "T")
 
 
 def animation_times(T: int, n_frames: int = 24) -> list[int]:
@@ -231,43 +231,17 @@ def kl_to_standard_normal_grid(log_q, half_width: float, n: int = 201) -> float:
     return float((q * (lq - log_standard_normal(pts))).sum() * dA)
 
 
-def _log_mixture(x: torch.Tensor, w: torch.Tensor, mu: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
-    """log sum_k w_k N(x; mu_k, cov_k) for x (F, ..., D), mu (F, K, D), cov (F, K, D, D): (F, ...)."""
-    F, K, D = mu.shape
-    xs = x.reshape(F, -1, 1, D) - mu[:, None]  # (F, N, K, D)
-    L = torch.linalg.cholesky(cov)  # (F, K, D, D)
-    z = torch.linalg.solve_triangular(L[:, None].expand(F, xs.shape[1], K, D, D), xs[..., None], upper=False)
-    maha = (z[..., 0] ** 2).sum(-1)  # (F, N, K)
-    logdet = 2 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)  # (F, K)
-    comp = torch.log(w) - 0.5 * (maha + logdet[:, None] + D * math.log(2 * math.pi))
-    return torch.logsumexp(comp, -1).reshape(x.shape[:-1])
-
-
 def gmm_kl_curve(gmm, s: Schedule, times: list[int], nodes: int = 20) -> np.ndarray:
     """Exact KL(q(x_t) || N(0, I)) at each t for a Gaussian-mixture q(x_0), in nats.
 
     q(x_t) is again a mixture, with means sqrt(abar_t) mu_k and covariances abar_t Sigma_k +
-    (1 - abar_t) I (Ho et al. eq. 4; GaussianMixture.noised). The integral
-    KL = sum_k w_k E_{N(mu_k^t, Sigma_k^t)}[log q(x_t) - log N(x_t; 0, I)]
-    is done by a Gauss-Hermite product rule in each component's own coordinates (x = mu + L u,
-    L L^T = Sigma), so narrow components at small t are resolved; every t at once.
+    (1 - abar_t) I (Ho et al. eq. 4; GaussianMixture.noised), and its KL to N(0, I) is
+    gmm.kl_mixture_to_gaussian by Gauss-Hermite quadrature in each component's own coordinates, so
+    narrow components at small t are resolved.
     """
-    abar = s.alphas_cumprod[list(times)].to(torch.float64)  # (F,)
-    w = torch.as_tensor(gmm.weights, dtype=torch.float64)
-    mu0 = torch.as_tensor(gmm.means, dtype=torch.float64)
-    cov0 = torch.as_tensor(gmm.covs, dtype=torch.float64)
-    D = mu0.shape[1]
-    mu = abar.sqrt()[:, None, None] * mu0  # (F, K, D)
-    cov = abar[:, None, None, None] * cov0 + (1 - abar)[:, None, None, None] * torch.eye(D, dtype=torch.float64)
-    cov = cov + 1e-12 * torch.eye(D, dtype=torch.float64)  # abar = 1 with a singular component
-    u, wq = np.polynomial.hermite_e.hermegauss(int(nodes))  # for the weight exp(-u^2 / 2)
-    grid = torch.cartesian_prod(*[torch.as_tensor(u)] * D).reshape(-1, D)  # (G, D)
-    gw = torch.cartesian_prod(*[torch.as_tensor(wq / math.sqrt(2 * math.pi))] * D).reshape(-1, D).prod(1)  # (G,)
-    pts = mu[:, :, None] + torch.einsum("fkde,ge->fkgd", torch.linalg.cholesky(cov), grid)  # (F, K, G, D)
-    F_, K = mu.shape[:2]
-    lq = _log_mixture(pts.reshape(F_, K * pts.shape[2], D), w, mu, cov).reshape(F_, K, -1)  # (F, K, G)
-    integrand = lq - log_standard_normal(pts)  # (F, K, G)
-    return ((integrand * gw).sum(-1) * w).sum(-1).numpy()
+    zero, eye = torch.zeros(gmm.dim, dtype=torch.float64), torch.eye(gmm.dim, dtype=torch.float64)
+    noised = [gmm.noised(float(s.alphas_cumprod[t])) for t in times]
+    return np.array([kl_mixture_to_gaussian(q, zero, eye, method="quadrature", nodes=nodes)[0] for q in noised])
 
 
 def prior_term_curve(gmm, s: Schedule, times: list[int]) -> np.ndarray:

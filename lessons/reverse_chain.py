@@ -28,7 +28,8 @@ from toy_models.gmm import (  # noqa: F401
 )
 from toy_models.networks import fast_inference
 from toy_models.samplers import run_with_trajectory, sample_ddim, sample_ddpm
-from toy_models.schedules import Schedule, make_schedule
+from toy_models.schedules import MAX_T, Schedule, make_schedule
+from toy_models.shapes import check_int
 
 from .figures import (
     COLORS,
@@ -225,9 +226,7 @@ def rescaled_schedule(ref: Schedule, T: int) -> Schedule:
     T gives a chain from the same data to the same x_T distribution; only the step size changes:
     beta_k = 1 - abar_k / abar_{k-1} (Ho et al. eq. 4 inverted).
     """
-    if isinstance(T, bool) or not float(T).is_integer() or not 1 <= int(T) <= 100_000:
-        raise ValueError(f"T must be an integer from 1 to 100000; got {T!r}")
-    T = int(T)
+    T = check_int("T", T, 1, MAX_T)
     k = torch.arange(T + 1, dtype=torch.float64) * (ref.T / T)
     abar = ref.alpha_bar(k)  # (T+1,), abar[0] = 1
     betas = (1.0 - abar[1:] / abar[:-1]).clamp(1e-12, 1 - 1e-9)
@@ -249,8 +248,7 @@ def one_step_schedule(ref: Schedule, T: int, level: float) -> Schedule:
     x_t at the same noise level for every T. Returned as a custom schedule whose last step t = its T
     (2 steps: 0 -> (u - 1/T), (u - 1/T) -> u; 1 step when u <= 1/T).
     """
-    if isinstance(T, bool) or not float(T).is_integer() or not 1 <= int(T) <= 100_000:
-        raise ValueError(f"T must be an integer from 1 to 100000; got {T!r}")
+    T = check_int("T", T, 1, MAX_T)
     if not 0.0 < float(level) <= 1.0:
         raise ValueError(f"level must lie in (0, 1]; got {level!r}")
     u, h = float(level), 1.0 / int(T)
@@ -275,9 +273,7 @@ def small_step_gaussian(gmm: GaussianMixture, s: Schedule, x_t, t: int) -> tuple
     for every beta_t (Tweedie's formula for x_t = sqrt(alpha_t) x_{t-1} + sqrt(beta_t) eps); the exact
     covariance is (beta_t / alpha_t)(I + beta_t grad^2 log q_t(x_t)), so beta_t I is right up to O(beta_t^2).
     """
-    if isinstance(t, bool) or not float(t).is_integer() or not 1 <= int(t) <= s.T:
-        raise ValueError(f"t must be an integer from 1 to T = {s.T}; got {t!r}")
-    t = int(t)
+    t = check_int("t", t, 1, s.T, "T")
     x = torch.as_tensor(np.asarray(x_t, dtype=np.float64)).reshape(1, -1)
     beta, alpha = float(s.betas[t]), float(s.alphas[t])
     score = gmm.score(x, alpha_bar=float(s.alphas_cumprod[t]))
@@ -463,9 +459,7 @@ class PosteriorView:
 
 def posterior_view(s: Schedule, x0, x_t, t: int) -> PosteriorView:
     """Mean and variance of q(x_{t-1} | x_t, x_0) from toy_models.diffusion.q_posterior_mean_variance."""
-    if isinstance(t, bool) or not float(t).is_integer() or not 1 <= int(t) <= s.T:
-        raise ValueError(f"t must be an integer from 1 to T = {s.T}; got {t!r}")
-    t = int(t)
+    t = check_int("t", t, 1, s.T, "T")
     a = torch.as_tensor(np.asarray(x0, dtype=np.float64)).reshape(1, 2)
     b = torch.as_tensor(np.asarray(x_t, dtype=np.float64)).reshape(1, 2)
     mean, var, _ = q_posterior_mean_variance(s, a, b, t)

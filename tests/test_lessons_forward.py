@@ -118,8 +118,9 @@ def test_kl_quadrature_matches_closed_form_for_one_gaussian():
     mvn = torch.distributions.MultivariateNormal(m, C)
     assert math.isclose(L.kl_to_standard_normal_grid(mvn.log_prob, 7.0, 301), exact, rel_tol=1e-4)
 
-    class OneGaussian:  # the attributes gmm_kl_curve reads from a GaussianMixture
-        weights, means, covs = torch.ones(1, dtype=torch.float64), m[None], C[None]
+    from toy_models.gmm import GaussianMixture
+
+    OneGaussian = GaussianMixture(torch.ones(1, dtype=torch.float64), m[None], C[None])
 
     s = make_schedule("linear", 50, beta_start=0.01, beta_end=0.2)
     for t in (0, 10, 50):
@@ -143,10 +144,15 @@ def test_gmm_kl_curve_against_grid_quadrature_and_monotone():
         assert math.isclose(L.gmm_kl_curve(g, s, [t])[0], grid, rel_tol=1e-3)
 
 
-class _OneGaussian:  # the attributes gmm_kl_curve and prior_term_curve read from a GaussianMixture
-    weights = torch.ones(1, dtype=torch.float64)
-    means = torch.tensor([[0.8, -0.3]], dtype=torch.float64)
-    covs = torch.tensor([[[0.5, 0.2], [0.2, 0.3]]], dtype=torch.float64)
+def _one_gaussian():
+    """Gaussian data as a one-component mixture: every curve has a closed form."""
+    from toy_models.gmm import GaussianMixture
+
+    return GaussianMixture(
+        torch.ones(1, dtype=torch.float64),
+        torch.tensor([[0.8, -0.3]], dtype=torch.float64),
+        torch.tensor([[[0.5, 0.2], [0.2, 0.3]]], dtype=torch.float64),
+    )
 
 
 def test_prior_term_exceeds_the_marginal_kl_by_the_mutual_information_gaussian_data():
@@ -154,7 +160,7 @@ def test_prior_term_exceeds_the_marginal_kl_by_the_mutual_information_gaussian_d
     L(t) = E KL(q(x_t | x_0) || N(0, I)) = (abar E|x_0|^2 - D abar - D log(1 - abar)) / 2
     and I(x_0; x_t) = (log det(abar C + (1 - abar) I) - D log(1 - abar)) / 2, both closed forms; the page's two
     curves must differ by exactly that mutual information."""
-    g = _OneGaussian
+    g = _one_gaussian()
     m, C = g.means[0], g.covs[0]
     s = make_schedule("linear", 50, beta_start=0.002, beta_end=0.4)  # Ho et al.'s range at T = 50
     times = [1, 5, 20, 50]

@@ -597,11 +597,12 @@ def kl_mixture_to_gaussian(
     u, wq = np.polynomial.hermite_e.hermegauss(int(nodes))  # nodes for the weight exp(-u^2/2)
     grid = torch.cartesian_prod(*[_f64(u)] * D).reshape(-1, D)  # (G, D)
     gw = torch.cartesian_prod(*[_f64(wq / math.sqrt(2 * math.pi))] * D).reshape(-1, D).prod(1)  # (G,)
-    total = 0.0
-    for k in range(mixture.num_components):
-        pts = mixture.means[k] + (grid * mixture.eigvals[k].sqrt()) @ mixture.eigvecs[k].T  # (G, D)
-        total += float(mixture.weights[k]) * float((gw * (mixture.log_prob(pts) - q.log_prob(pts))).sum())
-    return total, 0.0
+    # the grid in every component's own coordinates at once: pts[k] = mu_k + V_k diag(sqrt(lambda_k)) u
+    scaled = grid[None] * mixture.eigvals.sqrt()[:, None]  # (K, G, D)
+    pts = mixture.means[:, None] + torch.einsum("kge,kde->kgd", scaled, mixture.eigvecs)  # (K, G, D)
+    flat = pts.reshape(-1, D)
+    d = (mixture.log_prob(flat) - q.log_prob(flat)).reshape(mixture.num_components, -1)  # (K, G)
+    return float(((d * gw).sum(1) * mixture.weights).sum()), 0.0
 
 
 # =============================================================================================
