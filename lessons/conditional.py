@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from lessons.figures import COLORS, compact, equal_axes, finite, image_heatmap, layout, tile_images
+from lessons.figures import COLORS, compact, equal_axes, finite, image_heatmap, layout, scatter2d, tile_images
 from toy_models.gmm import ExactNoisyClassifier  # noqa: F401  (the pages use it as L.ExactNoisyClassifier)
 from toy_models.guidance import ClassifierFreeGuidance, ClassifierGuidance, classifier_log_prob_grad
 from toy_models.networks import fast_inference
@@ -331,16 +331,7 @@ def fig_samples_2d(
     """Samples x_0 (N, 2), optional exact density (axis, dens) as green contours, optional paths (K, M, 2)."""
     fig = go.Figure()
     if data is not None:
-        d = compact(data)
-        fig.add_trace(
-            go.Scatter(
-                x=d[:, 0],
-                y=d[:, 1],
-                mode="markers",
-                name="data",
-                marker=dict(size=3, color=COLORS["data"], opacity=0.25),
-            )
-        )
+        fig.add_trace(scatter2d(data, "data", "data", 3, 0.25))
     if density is not None:
         fig.add_trace(_density_contour(*density))
     if paths is not None:

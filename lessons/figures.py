@@ -198,6 +198,21 @@ def layout_dict(
     }
 
 
+def _panel_title(text: str, x: float, y: float) -> dict:
+    """A panel's title: an annotation centred at (x, y) in paper coordinates, sitting on that point."""
+    return dict(
+        text=text,
+        x=x,
+        y=y,
+        xref="paper",
+        yref="paper",
+        xanchor="center",
+        yanchor="bottom",
+        showarrow=False,
+        font=dict(size=14),
+    )
+
+
 def panels(n: int, titles: list[str], gap: float = 0.08, share_y: bool = False, vertical: bool = False) -> dict:
     """Layout entries for n panels side by side (what make_subplots(1, n) makes), or stacked with a shared
     t axis (vertical=True, what make_subplots(n, 1, shared_xaxes=True) makes): axes xaxis, xaxis2, ...
@@ -216,35 +231,11 @@ def panels(n: int, titles: list[str], gap: float = 0.08, share_y: bool = False, 
                 **({} if j == n - 1 else {"showticklabels": False}),
             }
             out[f"yaxis{sfx}"] = {"domain": [lo, lo + size], "anchor": f"x{sfx}"}
-            notes.append(
-                dict(
-                    text=titles[j],
-                    x=0.5,
-                    y=lo + size,
-                    xref="paper",
-                    yref="paper",
-                    xanchor="center",
-                    yanchor="bottom",
-                    showarrow=False,
-                    font=dict(size=14),
-                )
-            )
+            notes.append(_panel_title(titles[j], 0.5, lo + size))
         else:
             out[f"xaxis{sfx}"] = {"domain": [lo, lo + size], "anchor": f"y{sfx}"}
             out[f"yaxis{sfx}"] = {"domain": [0, 1], "anchor": f"x{sfx}", **({"matches": "y"} if share_y and j else {})}
-            notes.append(
-                dict(
-                    text=titles[j],
-                    x=lo + size / 2,
-                    y=1.0,
-                    xref="paper",
-                    yref="paper",
-                    xanchor="center",
-                    yanchor="bottom",
-                    showarrow=False,
-                    font=dict(size=14),
-                )
-            )
+            notes.append(_panel_title(titles[j], lo + size / 2, 1.0))
     out["annotations"] = notes
     return out
 

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from lessons.figures import COLORS, compact, finite, image_heatmap, layout
+from lessons.figures import COLORS, compact, finite, image_heatmap, layout, scatter2d
 from toy_models.inpainting import coordinate_mask, gmm_condition_on, sample_replacement
 from toy_models.networks import fast_inference
 from toy_models.samplers import run_with_trajectory, sample_ddim
@@ -253,15 +253,8 @@ def fig_2d(
         subplot_titles=("samples (known coordinate fixed)", f"x{other + 1} given x{dim + 1} = {value:g}"),
     )
     if data is not None:
-        d = compact(data)
         fig.add_trace(
-            go.Scatter(
-                x=d[:, 0],
-                y=d[:, 1],
-                mode="markers",
-                name="data",
-                marker=dict(size=3, color=COLORS["data"], opacity=0.25),
-            ),
+            scatter2d(data, "data", "data", 3, 0.25),
             1,
             1,
         )
