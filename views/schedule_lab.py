@@ -25,21 +25,20 @@ def try_this() -> str:
     return lesson.try_this()
 
 
-state = frame()
-all_s = schedules(state)
-s = all_s[state.schedule]
-st.title("2 · Schedule lab")
-explain(lesson.INTRO)
-explain(lesson.NARRATIVE_TERMS)
-equation(lesson.EQ_ABAR)
-explain(narrative(state.T))
-equation(lesson.EQ_COSINE)
-explain(lesson.EQ_COSINE_NOTE)
+# --- the page: one function per section --------------------------------------------------------------
+def story(state: FrameState) -> None:
+    st.title("2 · Schedule lab")
+    explain(lesson.INTRO)
+    explain(lesson.NARRATIVE_TERMS)
+    equation(lesson.EQ_ABAR)
+    explain(narrative(state.T))
+    equation(lesson.EQ_COSINE)
+    explain(lesson.EQ_COSINE_NOTE)
 
 
-@st.fragment  # moving t (or the digit section's choices) reruns only this part, not the sidebar
-def at_time_t():
-    t = url_int("t", "t (time step)", 0, s.T, max(1, s.T // 2), key="lab_t")
+def three_schedules(state: FrameState, all_s: dict, t: int) -> None:
+    """What is left of the signal at t under the sidebar's schedule, and the three schedules side by side."""
+    s = all_s[state.schedule]
     left = lesson.signal_left(s, t)
     c = st.columns(4)
     c[0].metric("ᾱ_t", f"{left['abar']:.6g}")
@@ -53,6 +52,8 @@ def at_time_t():
     chart(lesson.fig_schedules(all_s, t, state.schedule), key="fig_schedules")
     explain("\n".join(f"- {sentence}" for sentence in lesson.look_for(all_s)))
 
+
+def two_schedules_one_digit(state: FrameState, all_s: dict, t: int) -> None:
     st.header("Two schedules, one digit, one t")
     explain(lesson.SECTION_DIGITS)
     c1, c2 = st.columns(2)
@@ -75,14 +76,34 @@ def at_time_t():
         st.info(f"MNIST is unavailable: {e}")
 
 
-at_time_t()
-explain(try_this())
-download(
-    "the three schedules as .npz",
-    partial(exports.npz_bytes, **lesson.schedule_arrays(all_s)),
-    f"schedules_T{s.T}.npz",
-    key="dl_lab_npz",
-    help="t, and for each of linear, cosine and sigmoid: beta, abar, sqrt_abar, "
-    "sqrt_one_minus_abar, log_snr (float64) and describe (its parameters).",
-)
-show_source(linear_betas, cosine_betas, sigmoid_betas)
+@st.fragment  # moving t (or the digit section's choices) reruns only this part, not the sidebar
+def at_time_t(state: FrameState):
+    all_s = schedules(state)
+    s = all_s[state.schedule]
+    t = url_int("t", "t (time step)", 0, s.T, max(1, s.T // 2), key="lab_t")
+    three_schedules(state, all_s, t)
+    two_schedules_one_digit(state, all_s, t)
+
+
+def schedules_as_npz(all_s: dict, T: int) -> None:
+    download(
+        "the three schedules as .npz",
+        partial(exports.npz_bytes, **lesson.schedule_arrays(all_s)),
+        f"schedules_T{T}.npz",
+        key="dl_lab_npz",
+        help="t, and for each of linear, cosine and sigmoid: beta, abar, sqrt_abar, "
+        "sqrt_one_minus_abar, log_snr (float64) and describe (its parameters).",
+    )
+
+
+def page() -> None:
+    state = frame()
+    all_s = schedules(state)
+    story(state)
+    at_time_t(state)
+    explain(try_this())
+    schedules_as_npz(all_s, all_s[state.schedule].T)
+    show_source(linear_betas, cosine_betas, sigmoid_betas)
+
+
+page()
