@@ -174,102 +174,119 @@ def run_flag(key: str, label: str) -> bool:
     return bool(st.session_state.get(f"{key}_on"))
 
 
-state = frame()
-s = build_schedule(state)
-SHIPPED = (weights_present("gmm"), model_for("gmm"))  # cache key: new weights or the user's own model, new results
-model, exact, model_name = _models(state, SHIPPED)
-st.title("5 · Noise = score, and likelihood")
-explain(lesson.INTRO)
-ck, err = try_checkpoint("gmm")
-if err:
-    st.warning(f"{err} — meanwhile the page runs the exact model wherever it needs a model.", icon=":material/warning:")
-st.caption(
-    f"Data: the Gaussian mixture (exact score and density known), whatever the data setting. Model: "
-    f"{model_name}; evaluated on the sidebar's schedule {s.describe()} at equal ᾱ."
-)
-ode_problem = lesson.ode_ready(s)
+# --- the page: one function per section --------------------------------------------------------------
+def introduction(state: FrameState, shipped: tuple) -> None:
+    s = build_schedule(state)
+    _, _, model_name = _models(state, shipped)
+    st.title("5 · Noise = score, and likelihood")
+    explain(lesson.INTRO)
+    _, err = try_checkpoint("gmm")
+    if err:
+        st.warning(
+            f"{err} — meanwhile the page runs the exact model wherever it needs a model.", icon=":material/warning:"
+        )
+    st.caption(
+        f"Data: the Gaussian mixture (exact score and density known), whatever the data setting. Model: "
+        f"{model_name}; evaluated on the sidebar's schedule {s.describe()} at equal ᾱ."
+    )
 
-# --- 1. noise = scaled score ------------------------------------------------------------------------------
-st.header("1 · The predicted noise is a scaled score")
-explain(lesson.SCORE_IDEA)
-equation(lesson.EQ_SCORE)
-t = url_int("t", "t (time step)", 1, s.T, max(1, s.T // 10), key="score_t")
-fc = fields(state, SHIPPED, t)
-c = st.columns(4)
-c[0].metric("ᾱ_t", f"{fc.alpha_bar:.4g}")
-c[1].metric("E|s_θ − ∇log q|² on q(x_t)", f"{fc.fisher:.3g}", help=f"± {fc.fisher_se:.2g} (Monte Carlo, 1,000 draws)")
-c[2].metric("relative to E|∇log q|²", f"{fc.relative:.2%}")
-c[3].metric("ε error E|ε̂ − ε*|²", f"{fc.eps_mse:.3g}")
-chart(lesson.fig_fields(fc, backdrop(state, t)), key="fig_fields")
-st.caption(lesson.LOOK_FIELDS)
-explain(lesson.WHY_WRONG)
-c1, c2 = st.columns(2)
-chart(lesson.fig_error_map(fc), key="fig_error_map", where=c1)
-c1.caption(
-    f"{lesson.LOOK_ERROR_MAP} Median error where q(x_t) is within 10⁻³ of its peak: {fc.error_where(True):.3g}; "
-    f"elsewhere (far from the data): {fc.error_where(False):.3g}."
-)
-e = errors_over_t(state, SHIPPED)
-chart(lesson.fig_error_vs_t(e, t), key="fig_error_t", where=c2)
-c2.caption(
-    f"{lesson.LOOK_ERROR_T} Score error at t = {e['t'][0]:g}: {e['fisher'][0]:.3g}; at t = {e['t'][-1]:g}: "
-    f"{e['fisher'][-1]:.3g} (500 draws of q(x_t) each)."
-)
-chart(lesson.fig_scale(*lesson.score_scale(s), t_marker=t), key="fig_scale")
-st.caption(lesson.LOOK_SCALE)
-show_source(lesson.model_score, AnalyticModel.score)
 
-# --- 2. denoising score matching ------------------------------------------------------------------------------
-st.header("2 · Denoising score matching is the ε-loss, reweighted")
-explain(lesson.DSM_TEXT)
-equation(lesson.EQ_DSM)
-d = dsm(state, SHIPPED, t)
-st.dataframe(
-    [
-        {"quantity": "ε-loss E|ε̂ − ε|² (DDPM)", "value": d.eps_loss},
-        {"quantity": "weight 1/(1 − ᾱ_t)", "value": d.weight},
-        {"quantity": "weight × ε-loss", "value": d.weight * d.eps_loss},
-        {"quantity": "DSM loss E|s_θ + ε/√(1−ᾱ_t)|²", "value": d.dsm},
-        {"quantity": "DSM loss of the exact score (the floor)", "value": d.dsm_exact},
-        {"quantity": "excess DSM = DSM − floor", "value": d.dsm - d.dsm_exact},
-        {"quantity": "Fisher divergence E|s_θ − ∇log q|²", "value": d.fisher},
-    ],
-    hide_index=True,
-)
-st.caption(f"{lesson.LOOK_DSM} At t = {t}, 4,000 draws; standard error of the excess: {d.excess_se:.2g}.")
-equation(lesson.EQ_FISHER)
-show_source(lesson.dsm_check)
+def noise_is_score(state: FrameState, shipped: tuple) -> int:
+    """Section 1: the learned and the exact score field at t, where they differ; returns t (section 2 uses it)."""
+    s = build_schedule(state)
+    st.header("1 · The predicted noise is a scaled score")
+    explain(lesson.SCORE_IDEA)
+    equation(lesson.EQ_SCORE)
+    t = url_int("t", "t (time step)", 1, s.T, max(1, s.T // 10), key="score_t")
+    fc = fields(state, shipped, t)
+    c = st.columns(4)
+    c[0].metric("ᾱ_t", f"{fc.alpha_bar:.4g}")
+    c[1].metric(
+        "E|s_θ − ∇log q|² on q(x_t)", f"{fc.fisher:.3g}", help=f"± {fc.fisher_se:.2g} (Monte Carlo, 1,000 draws)"
+    )
+    c[2].metric("relative to E|∇log q|²", f"{fc.relative:.2%}")
+    c[3].metric("ε error E|ε̂ − ε*|²", f"{fc.eps_mse:.3g}")
+    chart(lesson.fig_fields(fc, backdrop(state, t)), key="fig_fields")
+    st.caption(lesson.LOOK_FIELDS)
+    explain(lesson.WHY_WRONG)
+    c1, c2 = st.columns(2)
+    chart(lesson.fig_error_map(fc), key="fig_error_map", where=c1)
+    c1.caption(
+        f"{lesson.LOOK_ERROR_MAP} Median error where q(x_t) is within 10⁻³ of its peak: {fc.error_where(True):.3g}; "
+        f"elsewhere (far from the data): {fc.error_where(False):.3g}."
+    )
+    e = errors_over_t(state, shipped)
+    chart(lesson.fig_error_vs_t(e, t), key="fig_error_t", where=c2)
+    c2.caption(
+        f"{lesson.LOOK_ERROR_T} Score error at t = {e['t'][0]:g}: {e['fisher'][0]:.3g}; at t = {e['t'][-1]:g}: "
+        f"{e['fisher'][-1]:.3g} (500 draws of q(x_t) each)."
+    )
+    chart(lesson.fig_scale(*lesson.score_scale(s), t_marker=t), key="fig_scale")
+    st.caption(lesson.LOOK_SCALE)
+    show_source(lesson.model_score, AnalyticModel.score)
+    return t
 
-# --- 3. Langevin -------------------------------------------------------------------------------------------------
-st.header("3 · Annealed Langevin dynamics with the score")
-explain(lesson.LANGEVIN_TEXT)
-equation(lesson.EQ_LANGEVIN)
-c = st.columns(4)
-rule = url_choice(
-    "rule",
-    "step-size rule",
-    lesson.STEP_RULES,
-    lesson.STEP_RULES[0],
-    key="score_rule",
-    widget=c[0].radio,
-    help="sigma: h_i = h_L (1 − ᾱ_{t_i})/(1 − ᾱ_{t_L}) (Song & Ermon 2019); snr: h_i from a target signal-to-noise "
-    "ratio (Song et al. 2021); h_L then unused",
-)
-step = url_choice(
-    "eps",
-    "step size h_L (last level)",
-    list(lesson.STEP_SIZES),
-    2e-5,
-    key="score_step",
-    widget=c[1].select_slider,
-    format_func=lambda v: f"{v:g}",
-)
-each = url_int("each", "steps per level", 1, 50, 5, key="score_each", widget=c[2].slider)
-levels = url_int(
-    "levels", "noise levels", 1, max(2, min(200, s.T)), min(100, s.T), key="score_levels", widget=c[3].slider
-)
-if run_flag("score_run_langevin", "Run Langevin (500 particles)"):
-    r = langevin(state, SHIPPED, min(levels, s.T), each, step, rule)
+
+def score_matching(state: FrameState, shipped: tuple, t: int) -> None:
+    """Section 2: the DSM loss against the ε-loss at section 1's t."""
+    st.header("2 · Denoising score matching is the ε-loss, reweighted")
+    explain(lesson.DSM_TEXT)
+    equation(lesson.EQ_DSM)
+    d = dsm(state, shipped, t)
+    st.dataframe(
+        [
+            {"quantity": "ε-loss E|ε̂ − ε|² (DDPM)", "value": d.eps_loss},
+            {"quantity": "weight 1/(1 − ᾱ_t)", "value": d.weight},
+            {"quantity": "weight × ε-loss", "value": d.weight * d.eps_loss},
+            {"quantity": "DSM loss E|s_θ + ε/√(1−ᾱ_t)|²", "value": d.dsm},
+            {"quantity": "DSM loss of the exact score (the floor)", "value": d.dsm_exact},
+            {"quantity": "excess DSM = DSM − floor", "value": d.dsm - d.dsm_exact},
+            {"quantity": "Fisher divergence E|s_θ − ∇log q|²", "value": d.fisher},
+        ],
+        hide_index=True,
+    )
+    st.caption(f"{lesson.LOOK_DSM} At t = {t}, 4,000 draws; standard error of the excess: {d.excess_se:.2g}.")
+    equation(lesson.EQ_FISHER)
+    show_source(lesson.dsm_check)
+
+
+def langevin_dynamics(state: FrameState, shipped: tuple) -> None:
+    """Section 3: the sampler's settings and, once run, its particles."""
+    s = build_schedule(state)
+    st.header("3 · Annealed Langevin dynamics with the score")
+    explain(lesson.LANGEVIN_TEXT)
+    equation(lesson.EQ_LANGEVIN)
+    c = st.columns(4)
+    rule = url_choice(
+        "rule",
+        "step-size rule",
+        lesson.STEP_RULES,
+        lesson.STEP_RULES[0],
+        key="score_rule",
+        widget=c[0].radio,
+        help="sigma: h_i = h_L (1 − ᾱ_{t_i})/(1 − ᾱ_{t_L}) (Song & Ermon 2019); snr: h_i from a target "
+        "signal-to-noise ratio (Song et al. 2021); h_L then unused",
+    )
+    step = url_choice(
+        "eps",
+        "step size h_L (last level)",
+        list(lesson.STEP_SIZES),
+        2e-5,
+        key="score_step",
+        widget=c[1].select_slider,
+        format_func=lambda v: f"{v:g}",
+    )
+    each = url_int("each", "steps per level", 1, 50, 5, key="score_each", widget=c[2].slider)
+    levels = url_int(
+        "levels", "noise levels", 1, max(2, min(200, s.T)), min(100, s.T), key="score_levels", widget=c[3].slider
+    )
+    if run_flag("score_run_langevin", "Run Langevin (500 particles)"):
+        langevin_particles(state, langevin(state, shipped, min(levels, s.T), each, step, rule))
+    show_source(sample_langevin)
+
+
+def langevin_particles(state: FrameState, r) -> None:
+    """The Langevin run: where the particles went, the step sizes, and their paths as a GIF."""
     c1, c2 = st.columns([3, 2])
     chart(lesson.fig_langevin(r, backdrop(state, 1)), key="fig_langevin", where=c1)
     c1.caption(lesson.LOOK_LANGEVIN)
@@ -298,21 +315,30 @@ if run_flag("score_run_langevin", "Run Langevin (500 particles)"):
         key="dl_score_langevin",
         help=f"{r.paths.shape[1]} particles, {min(len(r.path_t), exports.MAX_FRAMES)} of {len(r.path_t)} kept steps.",
     )
-show_source(sample_langevin)
 
-# --- 4. the probability-flow ODE ---------------------------------------------------------------------------------
-st.header("4 · The probability-flow ODE: same marginals, no noise")
-explain(lesson.SDE_TEXT)
-equation(lesson.EQ_SDE)
-explain(lesson.rate_example(s, build_schedule(state, "cosine")))
-explain(lesson.ODE_TEXT)
-equation(lesson.EQ_ODE)
-if ode_problem:
-    st.info(ode_problem)
-elif run_flag("score_run_flow", "Run the ODE and DDPM from the same noise (400 points)"):
-    fp = flows(state, SHIPPED)
-    chart(lesson.fig_flow(fp), key="fig_flow")
-    st.caption(lesson.LOOK_FLOW)
+
+def probability_flow(state: FrameState, shipped: tuple, ode_problem: str | None) -> None:
+    """Section 4: the ODE and DDPM from the same noise, once run."""
+    s = build_schedule(state)
+    st.header("4 · The probability-flow ODE: same marginals, no noise")
+    explain(lesson.SDE_TEXT)
+    equation(lesson.EQ_SDE)
+    explain(lesson.rate_example(s, build_schedule(state, "cosine")))
+    explain(lesson.ODE_TEXT)
+    equation(lesson.EQ_ODE)
+    if ode_problem:
+        st.info(ode_problem)
+    elif run_flag("score_run_flow", "Run the ODE and DDPM from the same noise (400 points)"):
+        fp = flows(state, shipped)
+        chart(lesson.fig_flow(fp), key="fig_flow")
+        st.caption(lesson.LOOK_FLOW)
+        flow_gifs(state, fp)
+        clouds_at_t(state, fp)
+    show_source(pf_ode_drift)
+
+
+def flow_gifs(state: FrameState, fp) -> None:
+    """The ODE's and DDPM's paths as GIFs, side by side."""
     c1, c2 = st.columns(2)
     for col, (nm, ts_f, xs_f, role) in zip(
         (c1, c2), (("ODE", fp.ode_t, fp.ode_x, "truth"), ("DDPM", fp.ddpm_t, fp.ddpm_x, "learned"))
@@ -334,6 +360,11 @@ elif run_flag("score_run_flow", "Run the ODE and DDPM from the same noise (400 p
             help=f"{xs_f.shape[1]} points from the same x_T, 12 paths traced; "
             f"{min(len(ts_f), exports.MAX_FRAMES)} of {len(ts_f)} kept steps.",
         )
+
+
+def clouds_at_t(state: FrameState, fp) -> None:
+    """The ODE's and DDPM's clouds at a chosen t over the exact q(x_t)."""
+    s = build_schedule(state)
     tf = url_int("flow_t", "t at which to compare the clouds", 0, s.T, min(s.T, max(1, s.T // 4)), key="score_flow_t")
     to, xo = lesson.state_at(fp.ode_t, fp.ode_x, tf)
     td, xd = lesson.state_at(fp.ddpm_t, fp.ddpm_x, tf)
@@ -346,27 +377,35 @@ elif run_flag("score_run_flow", "Run the ODE and DDPM from the same noise (400 p
         f"{lesson.LOOK_DENSITY_T} ODE: {fp.ode_nfe} model evaluations (Heun, {fp.ode_steps} steps); "
         f"DDPM: {fp.ddpm_nfe}."
     )
-show_source(pf_ode_drift)
 
-# --- 5. likelihood -----------------------------------------------------------------------------------------------
-st.header("5 · Likelihood by integrating the ODE")
-explain(lesson.LIK_TEXT)
-equation(lesson.EQ_LIK)
-rtol = url_choice(
-    "rtol",
-    "solver tolerance (rtol = atol)",
-    TOLERANCES,
-    1e-4,
-    key="score_rtol",
-    widget=st.select_slider,
-    format_func=lambda v: f"{v:g}",
-)
-if ode_problem:
-    st.info(ode_problem)
-elif run_flag("score_run_lik", f"Compute log-likelihoods (256 points and a {N_GRID} × {N_GRID} grid)"):
-    bar, prog = _bar("Integrating the probability-flow ODE ...")
-    out = likelihoods(state, SHIPPED, rtol, _progress=prog)
-    bar.empty()
+
+def likelihood(state: FrameState, shipped: tuple, ode_problem: str | None) -> None:
+    """Section 5: log-likelihoods by the ODE, once run."""
+    st.header("5 · Likelihood by integrating the ODE")
+    explain(lesson.LIK_TEXT)
+    equation(lesson.EQ_LIK)
+    rtol = url_choice(
+        "rtol",
+        "solver tolerance (rtol = atol)",
+        TOLERANCES,
+        1e-4,
+        key="score_rtol",
+        widget=st.select_slider,
+        format_func=lambda v: f"{v:g}",
+    )
+    if ode_problem:
+        st.info(ode_problem)
+    elif run_flag("score_run_lik", f"Compute log-likelihoods (256 points and a {N_GRID} × {N_GRID} grid)"):
+        bar, prog = _bar("Integrating the probability-flow ODE ...")
+        out = likelihoods(state, shipped, rtol, _progress=prog)
+        bar.empty()
+        log_p_at_points(out, rtol)
+        nll_by_route(state, out)
+    show_source(ode_log_likelihood, lesson.density_grid)
+
+
+def log_p_at_points(out: dict, rtol: float) -> None:
+    """The ODE's log p beside the true log q(x): at 8 points, then over the grid."""
     rows = []
     for i in range(8):
         row = {"x₁": out["x"][i, 0], "x₂": out["x"][i, 1], "true log q(x)": out["true"][i]}
@@ -386,6 +425,11 @@ elif run_flag("score_run_lik", f"Compute log-likelihoods (256 points and a {N_GR
     panels.update({f"ODE log p, {k}": v.log_px for k, v in out["grid"].items()})
     chart(lesson.fig_density_pair(out["axis"], panels), key="fig_density_pair")
     st.caption(lesson.LOOK_DENSITY_PAIR)
+
+
+def nll_by_route(state: FrameState, out: dict) -> None:
+    """The mean NLL of the 256 points by each route: closed form, ODE, ELBO."""
+    s = build_schedule(state)
     table = lesson.nll_table(
         ground_truth_gmm(), torch.as_tensor(out["x"]), {k: v.log_px for k, v in out["points"].items()}, out["elbo"]
     )
@@ -403,15 +447,17 @@ elif run_flag("score_run_lik", f"Compute log-likelihoods (256 points and a {N_GR
             "for its neighbours (an estimate of the sum)."
         )
     )
-show_source(ode_log_likelihood, lesson.density_grid)
 
-st.subheader("MNIST: bits/dim of the shipped model on held-out digits")
-explain(lesson.density_text())
-explain(lesson.PUBLISHED_BPD)
-mk, merr = try_checkpoint("mnist")
-if merr:
-    st.info(f"The MNIST model is unavailable: {merr}")
-else:
+
+def digits_bits_per_dim(state: FrameState) -> None:
+    """MNIST: bits/dim of the shipped model on held-out digits, by the ODE and by the ELBO."""
+    st.subheader("MNIST: bits/dim of the shipped model on held-out digits")
+    explain(lesson.density_text())
+    explain(lesson.PUBLISHED_BPD)
+    mk, merr = try_checkpoint("mnist")
+    if merr:
+        st.info(f"The MNIST model is unavailable: {merr}")
+        return
     c = st.columns(2)
     n_digits = url_int("mnist_n", "held-out digits", 1, 8, 2, key="score_mnist_n", widget=c[0].slider)
     probes = url_int("probes", "Hutchinson probes", 1, 4, 1, key="score_mnist_probes", widget=c[1].slider)
@@ -439,6 +485,25 @@ else:
         )
     show_source(lesson.mnist_bits_per_dim)
 
-st.header("Try this")
-for tip in lesson.TRY_THIS:
-    explain(f"- {tip}")
+
+def try_this() -> None:
+    st.header("Try this")
+    for tip in lesson.TRY_THIS:
+        explain(f"- {tip}")
+
+
+def page() -> None:
+    state = frame()
+    shipped = (weights_present("gmm"), model_for("gmm"))  # cache key: new weights or the user's own model, new results
+    introduction(state, shipped)
+    ode_problem = lesson.ode_ready(build_schedule(state))
+    t = noise_is_score(state, shipped)
+    score_matching(state, shipped, t)
+    langevin_dynamics(state, shipped)
+    probability_flow(state, shipped, ode_problem)
+    likelihood(state, shipped, ode_problem)
+    digits_bits_per_dim(state)
+    try_this()
+
+
+page()
