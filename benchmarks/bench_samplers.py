@@ -84,7 +84,7 @@ def run() -> list[str]:
         f"ODE NLL vs exact log q(x0), 200 GMM points: mean |err| {err.mean():.2e} nats, max {err.max():.2e}, "
         f"{r.nfe} NFE, {dt:.1f} s"
     )
-    return lines + _sampler_quality_lines(mlp, s) + _mnist_lines()
+    return lines + _sampler_quality_lines(mlp, s) + shipped_2d_quality_lines() + _mnist_lines()
 
 
 def _sampler_quality_lines(mlp, s, sets: int = 4, n: int = 2000) -> list[str]:
@@ -94,6 +94,7 @@ def _sampler_quality_lines(mlp, s, sets: int = 4, n: int = 2000) -> list[str]:
     ratio = sw_over_floor("moons", n, sets)
     samplers = {
         "DDIM 50 steps": lambda x, k: sample_ddim(mlp, s, x, steps=50),
+        "DDIM 50 steps, uniform grid": lambda x, k: sample_ddim(mlp, s, x, steps=50, grid="uniform"),
         "DDIM 200 steps": lambda x, k: sample_ddim(mlp, s, x, steps=200),
         "DDPM": lambda x, k: sample_ddpm(mlp, s, x, generator=torch.Generator().manual_seed(3)),
     }
@@ -101,6 +102,53 @@ def _sampler_quality_lines(mlp, s, sets: int = 4, n: int = 2000) -> list[str]:
         f"shipped moons samples, SW / noise floor over {sets} x {n:,} points: "
         + ", ".join(f"{name} {ratio(f):.2f}x" for name, f in samplers.items())
     ]
+
+
+SHIPPED_2D = ("moons", "swissroll", "rings", "checkerboard", "gmm", "moons-cond", "moons-hybrid", "moons-vlb")
+
+
+def cli_sw_over_floor(name: str, samplers=("ddim", "ddpm"), seeds=(0, 1, 2), draws: int = 7, n: int = 2000) -> dict:
+    """SW / noise floor of a shipped 2D model's samples as `python -m toy_models sample NAME --sampler X --seed S`
+    draws them (cli.draw_samples: DDIM 50 steps by default, null label for a conditional model): each of the
+    `seeds` sample sets against each of `draws` held-out data draws, averaged, over the mean SW between pairs of
+    those draws. Also "ddim-uniform": DDIM 50 on the uniform grid from the same starting noise."""
+    import statistics
+
+    from toy_models import data, metrics
+    from toy_models.checkpoints import load_checkpoint
+    from toy_models.cli import HELD_OUT_SEED, _generator, _null_label, _recipe_dict, draw_samples
+
+    ck = load_checkpoint(name)
+    d = _recipe_dict(ck)["data"]
+    refs = [data.sample_2d(d, n, seed=HELD_OUT_SEED + 100 * k)[0].numpy() for k in range(draws)]
+    pairs = [metrics.sliced_wasserstein(refs[i], refs[j]) for i in range(draws) for j in range(i + 1, draws)]
+    floor = statistics.fmean(pairs)
+    null = _null_label(ck)
+
+    def uniform(sd):
+        g = _generator(sd)
+        x_T = torch.randn((n, 2), generator=g)
+        y = None if null is None else torch.full((n,), null, dtype=torch.long)
+        return sample_ddim(ck.model, ck.schedule, x_T, steps=50, y=y, generator=g, grid="uniform")
+
+    out = {}
+    for sampler in samplers:
+        xs = [uniform(sd) if sampler == "ddim-uniform" else draw_samples(ck, n, sampler, seed=sd)[0] for sd in seeds]
+        out[sampler] = statistics.fmean(metrics.sliced_wasserstein(x.numpy(), r) for x in xs for r in refs) / floor
+    return out
+
+
+def shipped_2d_quality_lines(seeds=(0, 1, 2), draws: int = 7) -> list[str]:
+    """Every shipped 2D model: SW / floor of the CLI's default sampler (DDIM 50, quadratic grid), of DDIM 50 on the
+    uniform grid and of DDPM (target: DDIM 50 within 1.3x, tests/test_ddim_quality.py)."""
+    lines = [f"shipped 2D models, SW / noise floor ({len(seeds)} sample sets x {draws} data draws of 2,000 points):"]
+    for name in SHIPPED_2D:
+        r = cli_sw_over_floor(name, ("ddim", "ddim-uniform", "ddpm"), seeds, draws)
+        lines.append(
+            f"  {name:13s} DDIM 50 (quadratic) {r['ddim']:.2f}x, DDIM 50 (uniform) {r['ddim-uniform']:.2f}x, "
+            f"DDPM {r['ddpm']:.2f}x"
+        )
+    return lines
 
 
 def _mnist_lines() -> list[str]:

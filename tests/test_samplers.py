@@ -130,6 +130,43 @@ def test_ddim_timesteps_strided_and_complete():
     assert lv[0] == 1000 and lv[-1] == 1 and len(set(lv)) == 50
 
 
+def test_ddim_quadratic_grid():
+    # Song, Meng & Ermon (2021) appendix D.2: t_k = round(T ((K - k) / K)^2), pushed apart where rounding ties
+    for T, K in ((1000, 50), (1000, 7), (1000, 999), (100, 60), (3, 2)):
+        ts = ddim_timesteps(T, K, "quadratic")
+        assert ts[0] == T and ts[-1] == 0 and len(ts) == K + 1 and all(a > b for a, b in zip(ts, ts[1:]))
+    assert ddim_timesteps(10, 10, "quadratic") == list(range(10, -1, -1))  # steps = T: every time
+    assert ddim_timesteps(1000, 1000, "quadratic") == list(range(1000, -1, -1))
+    ts = ddim_timesteps(1000, 50, "quadratic")
+    assert ts[:4] == [1000, 960, 922, 884] and ts[-6:] == [10, 6, 4, 2, 1, 0]  # 1000 (49/50)^2 = 960.4, ...
+    assert ts[:-2] == [round(1000 * ((50 - k) / 50) ** 2) for k in range(49)]  # only t = 0.4 -> 1 is pushed up
+    gaps = [a - b for a, b in zip(ts, ts[1:])]
+    assert gaps[0] == 40 and max(gaps[-5:]) <= 4  # 10x finer near t = 0 than near T
+    with pytest.raises(ValueError, match="quadratic"):
+        ddim_timesteps(1000, 50, "cubic")
+    with pytest.raises(ValueError, match="grid"):
+        sample_ddim(GAUSS, S, noise(4), steps=5, grid="log")
+
+
+def test_ddim_quadratic_grid_converges_to_the_exact_flow_on_the_mixture():
+    # with the exact mixture model, DDIM (eta 0) is Euler on the probability-flow ODE: as steps grow both grids
+    # converge to one map of x_T, the exact flow; the 1,000-step chains on either grid agree closely
+    pytest.importorskip("toy_models.gmm")
+    from toy_models.gmm import AnalyticModel, default_gmm
+
+    model = AnalyticModel(default_gmm(), S)
+    xT = noise(200, 30)
+    ref = sample_ddim(model, S, xT, steps=1000, grid="quadratic")
+    assert torch.allclose(ref, sample_ddim(model, S, xT, steps=1000, grid="uniform"))
+    err = {
+        g: [(sample_ddim(model, S, xT, steps=k, grid=g) - ref).norm(dim=1).mean().item() for k in (10, 50, 250)]
+        for g in ("uniform", "quadratic")
+    }
+    q, u = err["quadratic"], err["uniform"]
+    assert q[1] < 0.3 * q[0] and q[2] < 0.3 * q[1], err  # first order: 5x the steps, ~1/5 the error
+    assert all(a < b for a, b in zip(q, u)), err  # and closer than the uniform grid at every count
+
+
 def test_clip_x0_recomputes_eps_from_the_clipped_x0():
     steps = []
     model = GaussianEps(torch.tensor([3.0, -3.0]), torch.tensor([0.5, 0.5]))
@@ -155,7 +192,7 @@ def test_ode_euler_equals_ddim_eta0_on_the_same_grid():
     xT = noise(300, 10)
     for steps in (13, 100):
         a = sample_ode(model, S, xT, steps=steps, method="euler")
-        b = sample_ddim(model, S, xT, steps=steps, eta=0.0)
+        b = sample_ddim(model, S, xT, steps=steps, eta=0.0, grid="uniform")  # the ODE's grid
         assert torch.allclose(a, b, atol=1e-10, rtol=0)
 
 
@@ -272,7 +309,7 @@ def test_trajectory_store_dtype_and_user_callback():
         sample_ddim, GAUSS, S, noise(8, 24), steps=10, store_dtype=torch.float16, callback=lambda st: count.append(st.i)
     )
     assert traj.xs.dtype == torch.float16 and count == list(range(10))
-    assert traj.ts.tolist() == [float(t) for t in ddim_timesteps(1000, 10)]
+    assert traj.ts.tolist() == [float(t) for t in ddim_timesteps(1000, 10, "quadratic")]  # sample_ddim's default
 
 
 @pytest.mark.parametrize("name", ["ddpm", "ddim", "langevin"])

@@ -111,13 +111,27 @@ def model_predictions(model, s: Schedule, x_t: torch.Tensor, t, y=None, clip_x0=
     return eps_and_x0(s, call_model(model, x_t, t, y), x_t, t, parameterization_of(model), clip_x0)
 
 
-def ddim_timesteps(T: int, steps: int) -> list[int]:
+DDIM_GRIDS = ("uniform", "quadratic")  # sample_ddim's `grid`
+
+
+def ddim_timesteps(T: int, steps: int, grid: str = "uniform") -> list[int]:
     """The strided subsequence tau = [T, ..., 0] of steps + 1 integer times (Song et al. 2021, sec. 4.2).
 
-    Evenly spaced and rounded, so steps = T gives every time T, T-1, ..., 0.
+    grid "uniform": evenly spaced, t_k = round(T - k T / K) for k = 0..K (K = steps).
+    grid "quadratic": t_k = round(T ((K - k) / K)^2), more steps near t = 0 (Song, Meng & Ermon 2021,
+        appendix D.2, tau_i = floor(c i^2)); where rounding would repeat a time, a time is pushed up to
+        one above the next (from t = 0 upward), so the grid stays strictly decreasing.
+    Either way the grid runs from T to 0 and steps = T gives every time T, T-1, ..., 0.
     """
     steps = _check_steps(steps, T, T)
-    return [int(math.floor(T - k * T / steps + 0.5)) for k in range(steps + 1)]
+    if grid == "uniform":
+        return [int(math.floor(T - k * T / steps + 0.5)) for k in range(steps + 1)]
+    if grid != "quadratic":
+        raise ValueError(f"grid must be one of {DDIM_GRIDS}; got {grid!r}")
+    ts = [int(math.floor(T * ((steps - k) / steps) ** 2 + 0.5)) for k in range(steps + 1)]
+    for k in range(steps - 1, -1, -1):  # T ((K-k)/K)^2 <= T (K-k)/K keeps every pushed time <= T
+        ts[k] = max(ts[k], ts[k + 1] + 1)
+    return ts
 
 
 def _timed(x, t):
@@ -195,12 +209,16 @@ def sample_ddim(
     callback=None,
     eta=0.0,
     clip_x0=None,
+    grid="quadratic",
     info: SamplerInfo | None = None,
 ):
-    """DDIM (Song, Meng & Ermon 2021, eq. 12) on the strided grid `ddim_timesteps(T, steps)`.
+    """DDIM (Song, Meng & Ermon 2021, eq. 12) on the strided grid `ddim_timesteps(T, steps, grid)`.
 
     steps: K, the number of steps (None: all T). The grid ends at t = 0 where abar_0 = 1, so the
     last step returns the predicted x_0.
+    grid: "quadratic" (the default: more steps near t = 0, Song et al. appendix D.2) or "uniform".
+    At 50 steps the quadratic grid sampled the shipped 2D models as close to the data as the uniform
+    one or closer (benchmarks/bench_samplers.py); grids even in log-SNR or in sqrt(1 - abar) did worse.
     eta: 0 gives the deterministic DDIM sampler; 1 over all steps is DDPM with beta-tilde.
     clip_x0: None or (lo, hi); the eps used in the update is recomputed from the clipped x_0.
     """
@@ -208,7 +226,7 @@ def sample_ddim(
     if not float(eta) >= 0:
         raise ValueError(f"eta must be >= 0; got {eta!r}")
     clip_x0 = _check_clip(clip_x0)
-    ts = ddim_timesteps(s.T, steps)
+    ts = ddim_timesteps(s.T, steps, grid)
     x = x_T
     with torch.no_grad():
         for i, (t, t_next) in enumerate(zip(ts[:-1], ts[1:])):
