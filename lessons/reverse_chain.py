@@ -632,7 +632,9 @@ def digit_chain(
         if progress is not None:
             progress(done[0] / n_steps)
 
-    kw = dict(variance=variance) if sampler == "ddpm" else dict(steps=n_steps)
+    # DDIM on the evenly spaced grid: the figure's rows are then evenly spaced in t, and t = 900 and 300,
+    # which TRY_MNIST names, are steps of the default 20-step chain
+    kw = dict(variance=variance) if sampler == "ddpm" else dict(steps=n_steps, grid="uniform")
     fn = sample_ddpm if sampler == "ddpm" else sample_ddim
     t0 = time.perf_counter()
     with torch.no_grad(), fast_inference(device):  # bfloat16 convolutions where native: half the time

@@ -197,7 +197,7 @@ def test_the_step_shown_is_the_step_taken(s):
     )
     st = steps[3]
     t, t_next = int(st.t), int(st.t_next)
-    assert [t, t_next] == ddim_timesteps(s.T, 10)[3:5]
+    assert [t, t_next] == ddim_timesteps(s.T, 10, "quadratic")[3:5]  # the grid sample_ddim uses by default
     eps, x0 = model_predictions(m, s, st.x_t, torch.full((50,), float(t), dtype=torch.float64))
     zero, sigma = ddim_step(s, st.x_t, eps, x0, t, t_next, 1.0, torch.zeros_like(st.x_t))
     assert sigma > 0  # a stochastic step

@@ -85,11 +85,13 @@ def sample_replacement(
     eta: float = 1.0,
     resample: int = 1,
     clip_x0=None,
+    grid: str = "quadratic",
     info: SamplerInfo | None = None,
 ):
     """Inpainting by replacement with an unconditional (mask-blind) model; the sampler signature of samplers.py.
 
-    The step is DDIM's (Song, Meng & Ermon 2021, eq. 12) on `ddim_timesteps(T, steps)`; eta = 1 over all
+    The step is DDIM's (Song, Meng & Ermon 2021, eq. 12) on `ddim_timesteps(T, steps, grid)`, the grid
+    sample_ddim uses by default; eta = 1 over all
     T steps is DDPM's ancestral step with sigma^2 = beta-tilde. After each step the known part is
     replaced (`replace_known`), and with resample = r each step is redone r times (`renoise`).
 
@@ -110,7 +112,7 @@ def sample_replacement(
     if not float(eta) >= 0:
         raise ValueError(f"eta must be >= 0; got {eta!r}")
     clip_x0 = _check_clip(clip_x0)
-    ts = ddim_timesteps(s.T, steps)
+    ts = ddim_timesteps(s.T, steps, grid)
     x = replace_known(s, x_T, m, known, ts[0], generator)
     i = 0
     with torch.no_grad():
