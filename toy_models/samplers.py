@@ -11,6 +11,12 @@ generator  a torch.Generator: the same seed gives the same numbers.
 callback   called with a `SamplerStep` after every step: what the model saw and predicted and
            where the step went. The lesson pages draw the chain from exactly these.
 
+The callback is the one way a sampler exposes its steps (as in k-diffusion's sampling.py): a sampler
+is a plain loop that returns x_0, and whatever watches it (a progress bar, `run_with_trajectory`,
+which keeps every stride-th step for the figures, guidance and inpainting) is a callback. A
+generator (`*xs, x0 = sampler(...)`, as smalldiffusion does) was weighed and not taken: it would
+make every caller that wants only x_0 drain the steps itself.
+
 Options special to a sampler are plain keywords after these (a misspelt one is Python's own
 TypeError, naming it). Every sampler also takes `info=SamplerInfo()` and fills in its count of model
 evaluations (`info.nfe`).
