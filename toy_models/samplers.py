@@ -13,7 +13,7 @@ callback   called with a `SamplerStep` after every step: what the model saw and 
 
 The callback is the one way a sampler exposes its steps (as in k-diffusion's sampling.py): a sampler
 is a plain loop that returns x_0, and whatever watches it (a progress bar, `run_with_trajectory`,
-which keeps every stride-th step for the figures, guidance and inpainting) is a callback. A
+which keeps every stride-th step for the figures) is a callback. A
 generator (`*xs, x0 = sampler(...)`, as smalldiffusion does) was weighed and not taken: it would
 make every caller that wants only x_0 drain the steps itself.
 
