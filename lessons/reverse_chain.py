@@ -26,6 +26,7 @@ from toy_models.gmm import (  # noqa: F401
     kl_mixture_to_gaussian,
     reverse_conditional,
 )
+from toy_models.guidance import null_labels
 from toy_models.networks import fast_inference
 from toy_models.samplers import run_with_trajectory, sample_ddim, sample_ddpm
 from toy_models.schedules import MAX_T, Schedule, make_schedule
@@ -571,13 +572,6 @@ class DigitChain:
         return int(self.xs.nbytes + self.pred_x0.nbytes)
 
 
-def unlabelled(model, n: int) -> torch.Tensor | None:
-    """Labels that ask a model for no class: its null label (= num_classes, the label dropped in training) n
-    times for a label-conditional model, None for an unconditional one."""
-    k = int(getattr(model, "num_classes", 0) or 0)
-    return torch.full((int(n),), k, dtype=torch.long) if k > 0 else None
-
-
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """Images in [-1, 1] -> uint8 0..255 (values outside are clipped)."""
     return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
@@ -602,7 +596,7 @@ def digit_chain(
 ) -> DigitChain:
     """Digits of the given labels (B,) from the same x_T (seed): DDPM (all T steps) or DDIM (`steps`).
 
-    labels: a (B,) sequence of class labels, or an int B for B digits without a label (`unlabelled`).
+    labels: a (B,) sequence of class labels, or an int B for B digits without a label (guidance.null_labels).
 
     Keeps at most max_kept states (stride = ceil(steps / (max_kept - 1))), as uint8: memory is
     about 2 * max_kept * B * 784 bytes whatever T. progress(fraction) is called after each step.
@@ -613,7 +607,7 @@ def digit_chain(
     if variance not in VARIANCE_CHOICES:
         raise ValueError(f"variance must be one of {VARIANCE_CHOICES}; got {variance!r}")
     if isinstance(labels, (int, np.integer)) and not isinstance(labels, bool):  # n digits without a label
-        B, y = int(labels), unlabelled(model, int(labels))
+        B, y = int(labels), null_labels(model, int(labels))
         y = None if y is None else y.to(device)
     else:
         y = torch.as_tensor(labels).long().flatten().to(device)  # (B,)

@@ -19,6 +19,7 @@ from lessons.settings import FrameState, build_schedule
 from tests import helpers
 from tests.test_pages_forward import check_figures
 from toy_models.gmm import default_gmm
+from toy_models.guidance import null_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "views" / "reverse_chain.py")
@@ -298,5 +299,5 @@ def test_mnist_digits_have_no_label_and_the_identity_numbers_are_the_judges():
     caps = " ".join(c.value for c in at.caption)
     for t, v in ident.items():
         assert f"**{v:.0%}** at t = {t}" in caps
-    y = L.unlabelled(ck.model, 3)
+    y = null_labels(ck.model, 3)
     assert y.tolist() == [ck.model.num_classes] * 3  # the null label, the one dropped in training

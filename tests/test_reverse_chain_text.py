@@ -14,6 +14,7 @@ from lessons import reverse_chain as L
 from lessons.settings import FrameState, build_schedule
 from toy_models.diffusion import q_posterior_mean_variance
 from toy_models.gmm import default_gmm, gaussian_fit, reverse_conditional
+from toy_models.guidance import null_labels
 from toy_models.samplers import ddim_step
 
 GMM = default_gmm()
@@ -177,5 +178,5 @@ def test_try_mnist_kept_steps_include_900_and_300_at_the_default_20_ddim_steps()
     net = UNet(UNetConfig(channels=[8, 8], attention=False, num_classes=10, time_embed_dim=16)).eval()
     ch = L.digit_chain(net, DEFAULT, 1, seed=0, sampler="ddim", steps=20)  # one digit, the null label
     assert {900, 300} <= set(int(t) for t in ch.ts)
-    assert L.unlabelled(net, 2).tolist() == [10, 10] and L.unlabelled(torch.nn.Identity(), 2) is None
+    assert null_labels(net, 2).tolist() == [10, 10] and null_labels(torch.nn.Identity(), 2) is None
     assert "t = 900, then t = 300" in L.TRY_MNIST

@@ -26,6 +26,13 @@ from .schedules import Schedule
 from .shapes import append_dims, as_timesteps
 
 
+def null_labels(model, n: int) -> torch.Tensor | None:
+    """Labels that ask a model for no class: its null label (= num_classes, the label dropped in training)
+    n times for a label-conditional model, None for an unconditional one (networks.py's convention)."""
+    k = int(getattr(model, "num_classes", 0) or 0)
+    return torch.full((int(n),), k, dtype=torch.long) if k > 0 else None
+
+
 def _as_labels(y, batch: int, device) -> torch.Tensor:
     y = torch.as_tensor(y, device=device).long()
     if y.ndim == 0:

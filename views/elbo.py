@@ -24,6 +24,7 @@ from lessons import elbo_lesson as lesson
 from lessons.settings import FrameState, build_schedule
 from toy_models.diffusion import predict_eps_from_x0, predict_x0_from_eps, predict_x0_from_mean
 from toy_models.elbo import prior_kl, vb_term, vb_weights
+from toy_models.guidance import null_labels
 
 N_POINTS = 1000  # points for the exact model's bound (every step: first view stays quick)
 N_LEARNED = 500  # points for a learned 2D model's bound (a network is ~100x slower per point than the exact model)
@@ -79,7 +80,7 @@ def curves(state: FrameState):
 def learned_report(name: str, data: str, variance: str, seed: int, stride: int):
     ck, _ = try_checkpoint(name)
     x0 = points_2d(data, N_LEARNED, seed).float()
-    y = _null_labels(ck.model, x0.shape[0])
+    y = null_labels(ck.model, x0.shape[0])
     return lesson.bound_terms(ck.schedule, ck.model, x0, y=y, variance=variance, seed=seed, stride=stride)
 
 
@@ -101,11 +102,6 @@ def roundtrip(state: FrameState, t: int):
     s = build_schedule(state)
     x_t = torch.randn(64, 2, generator=torch.Generator().manual_seed(state.seed), dtype=torch.float64)
     return lesson.parameterization_roundtrip(s, AnalyticModel(ground_truth_gmm(), s), x_t, t)
-
-
-def _null_labels(model, n: int):
-    k = getattr(model, "num_classes", 0) or 0
-    return torch.full((n,), k, dtype=torch.long) if k > 0 else None
 
 
 @st.cache_data(max_entries=8, show_spinner="Sampling, per-t loss and bound of a shipped model ...")
@@ -271,7 +267,7 @@ def mnist_bound(state: FrameState, variance: str, advanced_open: bool) -> None:
     if st.button("Compute the MNIST bound", key="elbo_mnist_go") and key not in done:
         bar = st.progress(0.0, text="MNIST bound: every term ...")
         x0 = mnist().held_out(n_dig)[0]  # the classes in turn (the split is sorted by class)
-        y = _null_labels(ckm.model, n_dig)
+        y = null_labels(ckm.model, n_dig)
         done[key] = lesson.bound_terms(
             ckm.schedule,
             ckm.model,
