@@ -59,7 +59,7 @@ def payload_lines() -> list[str]:
 
 
 def browser_lines() -> list[str]:
-    from tests.test_browser import CHROMIUM, Server, launch, new_page, wait_idle
+    from tests.test_browser import CHROMIUM, Server, launch, new_page
 
     if not Path(CHROMIUM).exists():
         return [f"browser figures skipped: {CHROMIUM} is missing"]
@@ -73,14 +73,7 @@ def browser_lines() -> list[str]:
                 browser = launch(pw)  # before the server: starting Chromium is not the page's first paint
                 page = new_page(browser)
                 with Server() as server:
-                    page.goto(f"{server.url}/{name}", wait_until="domcontentloaded")
-                    page.wait_for_function(
-                        "() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
-                        timeout=120_000,
-                        polling=20,
-                    )
-                    paints.append(time.time() - server.up_at)
-                    wait_idle(page)
+                    paints.append(first_paint(page, server, name))
                     if run == 0:
                         times = slider_times(page, slider_label)
                 browser.close()
@@ -91,6 +84,20 @@ def browser_lines() -> list[str]:
             f"max {1e3 * max(times):.0f}; target <= 250 ms)"
         )
     return lines
+
+
+def first_paint(page, server, path: str = "") -> float:
+    """Seconds from the server being up to the first drawn figure of /path on a fresh page; then waits until
+    the script is idle."""
+    from tests.test_browser import wait_idle
+
+    page.goto(f"{server.url}/{path}", wait_until="domcontentloaded")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", timeout=120_000, polling=20
+    )
+    seconds = time.time() - server.up_at
+    wait_idle(page)
+    return seconds
 
 
 def slider_times(page, slider_label: str, signature=None) -> list[float]:
@@ -118,7 +125,7 @@ def floor_lines() -> list[str]:
     """First paint and slider figures of benchmarks/floor_app.py: what any page pays on this machine."""
     from playwright.sync_api import sync_playwright
 
-    from tests.test_browser import Server, launch, new_page, wait_idle
+    from tests.test_browser import Server, launch, new_page
 
     def text(page):
         return page.inner_text('[data-testid="stMarkdown"]')
@@ -129,14 +136,7 @@ def floor_lines() -> list[str]:
             browser = launch(pw)
             page = new_page(browser)
             with Server(app=ROOT / "benchmarks" / "floor_app.py") as server:
-                page.goto(server.url, wait_until="domcontentloaded")
-                page.wait_for_function(
-                    "() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
-                    timeout=120_000,
-                    polling=20,
-                )
-                paints.append(time.time() - server.up_at)
-                wait_idle(page)
+                paints.append(first_paint(page, server))
                 if run == 0:
                     to_text = slider_times(page, "t (time step)", text)
                     to_figure = slider_times(page, "t (time step)")
