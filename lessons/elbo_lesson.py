@@ -709,6 +709,24 @@ def parameterization_roundtrip(s: Schedule, model, x_t: torch.Tensor, t: int) ->
 
 
 # --- figures ----------------------------------------------------------------------------------------
+def _arrow(fig: go.Figure, x_from: float, x_to: float, y: float, color: str) -> None:
+    """A horizontal arrow from x_from to x_to at height y, in data coordinates."""
+    fig.add_annotation(
+        x=x_to,
+        y=y,
+        ax=x_from,
+        ay=y,
+        xref="x",
+        yref="y",
+        axref="x",
+        ayref="y",
+        showarrow=True,
+        arrowhead=3,
+        arrowcolor=color,
+        arrowwidth=2,
+    )
+
+
 def fig_vae_diagram(T_label: str = "T") -> go.Figure:
     """x_0 -> x_1 -> ... -> x_T with q (fixed encoder) above and p_theta (learned decoder) below."""
     names = ["x₀", "x₁", "x₂", "⋯", "x_{T-1}".replace("{T-1}", "T−1"), "x_T"]
@@ -730,34 +748,8 @@ def fig_vae_diagram(T_label: str = "T") -> go.Figure:
     for i in range(len(names) - 1):
         if names[i] == "⋯" or names[i + 1] == "⋯":
             continue
-        fig.add_annotation(
-            x=xs[i + 1] - 0.2,
-            y=0.35,
-            ax=xs[i] + 0.2,
-            ay=0.35,
-            xref="x",
-            yref="y",
-            axref="x",
-            ayref="y",
-            showarrow=True,
-            arrowhead=3,
-            arrowcolor=COLORS["x_t"],
-            arrowwidth=2,
-        )
-        fig.add_annotation(
-            x=xs[i] + 0.2,
-            y=-0.35,
-            ax=xs[i + 1] - 0.2,
-            ay=-0.35,
-            xref="x",
-            yref="y",
-            axref="x",
-            ayref="y",
-            showarrow=True,
-            arrowhead=3,
-            arrowcolor=COLORS["learned"],
-            arrowwidth=2,
-        )
+        _arrow(fig, xs[i] + 0.2, xs[i + 1] - 0.2, 0.35, COLORS["x_t"])  # q: forward, above
+        _arrow(fig, xs[i + 1] - 0.2, xs[i] + 0.2, -0.35, COLORS["learned"])  # p_theta: backward, below
     fig.add_annotation(
         x=2.5,
         y=0.75,
