@@ -22,7 +22,7 @@ def one_thread():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["moons", "rings"])
+@pytest.mark.parametrize("name", ["moons", "rings", "checkerboard", "moons-cond"])
 def test_cli_default_sampler_is_within_1_3x_the_noise_floor(name):
     ck = load_checkpoint(name)
     d = ck.recipe["data"] if isinstance(ck.recipe, dict) else ck.recipe.data
