@@ -541,7 +541,7 @@ def fig_pixel_hist(x0_img: np.ndarray, xt_img: np.ndarray, t: int) -> go.Figure:
         normal_pdf_line(),
     ]
     lay = layout_dict(
-        "Pixel histogram: from two spikes (ink / paper) to a bell curve",
+        "Pixel histogram<br><sup>from two spikes (ink / paper) to a bell curve</sup>",
         "pixel value",
         "density",
         height=340,

@@ -740,8 +740,8 @@ def fig_reverse_step(r: ReverseStep) -> go.Figure:
     # no legend (above the panels it ran into their titles): the title says what the lines are
     layout(
         fig,
-        f"T = {r.T}: step t = {r.t}, β_t = {r.beta_t:.4g}<br><sup>white dotted: best Gaussian (2 sd); "
-        f"orange dashed: N((x_t + β_t ∇log q_t)/√α_t, β_t I), KL = {r.kl_small:.3g} nats</sup>",
+        f"T = {r.T}: step t = {r.t}, β_t = {r.beta_t:.4g}<br><sup>white dotted: best Gaussian (2 sd)</sup>"
+        f"<br><sup>orange dashed: N((x_t + β_t ∇log q_t)/√α_t, β_t I), KL = {r.kl_small:.3g} nats</sup>",
         height=450,
     )
     fig.update_layout(margin=dict(t=100))

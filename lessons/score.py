@@ -874,7 +874,11 @@ def fig_error_map(fc: FieldComparison) -> go.Figure:
         )
     )
     layout(
-        fig, f"Where the learned score is wrong at t = {fc.t:g} (green: contours of log q(x_t))", "x₁", "x₂", height=430
+        fig,
+        f"Where the learned score is wrong at t = {fc.t:g}<br><sup>green: contours of log q(x_t)</sup>",
+        "x₁",
+        "x₂",
+        height=430,
     )
     return equal_axes(fig, HALF_WIDTH)
 

@@ -245,7 +245,7 @@ EQUATION_PROBLEMS_JS = """() => {
   });
   return out;
 }"""
-# Every figure drawn: its legend box does not cover its title, and its title is not cut at the top edge.
+# Every figure drawn: its legend box does not cover its title, and its title is not cut at the top or right edge.
 LEGEND_OVER_TITLE_JS = """() => {
   const out = [];
   const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
@@ -254,7 +254,9 @@ LEGEND_OVER_TITLE_JS = """() => {
     const title = g.querySelector('.gtitle'), legend = g.querySelector('g.legend .bg');
     if (!title || !title.textContent.trim()) return;
     const box = title.getBoundingClientRect(), name = title.textContent.slice(0, 80);
-    if (box.top < g.getBoundingClientRect().top - 1) out.push('title cut at the top edge: ' + name);
+    const edge = g.getBoundingClientRect();
+    if (box.top < edge.top - 1) out.push('title cut at the top edge: ' + name);
+    if (box.right > edge.right + 1) out.push('title cut at the right edge: ' + name);
     if (legend && hit(box, legend.getBoundingClientRect())) out.push('legend over the title: ' + name);
   });
   return out;
