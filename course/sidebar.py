@@ -81,8 +81,7 @@ def render_sidebar() -> settings.FrameState:
             key=KEYS["beta_T"],
             help="Scaled by 1000/T to the T in force, at most 0.999.",
         )
-    state = settings.FrameState(**{name: st.session_state[key] for name, key in KEYS.items()})
-    sb.caption(settings.schedule_summary(settings.build_schedule(state)))
+    summary = sb.empty()  # the schedule in force, filled in below once the state is read
     sb.number_input("seed", 0, settings.SEED_MAX, step=1, key=KEYS["seed"])
     sb.toggle(
         "presenter mode",
@@ -91,7 +90,8 @@ def render_sidebar() -> settings.FrameState:
         "sidebar or explanations: for projecting. The URL gets present=1&slide=i.",
     )
     notation_button(sb)
-    state = settings.FrameState(**{name: st.session_state[key] for name, key in KEYS.items()})  # with the seed
+    state = settings.FrameState(**{name: st.session_state[key] for name, key in KEYS.items()})
+    summary.caption(settings.schedule_summary(settings.build_schedule(state)))
     model_sidebar(sb)
     sb.caption(f"device: **{settings.device_label(device())}**")
     sb.caption("The URL holds these settings: copy it to share this exact view.")
