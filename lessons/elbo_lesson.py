@@ -25,7 +25,7 @@ from toy_models.diffusion import (
     predict_x0_from_mean,
     q_posterior_mean_variance,
 )
-from toy_models.elbo import ElboTerms, gaussian_log_likelihood, prior_kl, vb_term, vb_weights
+from toy_models.elbo import gaussian_log_likelihood, prior_kl, vb_term, vb_weights
 from toy_models.gmm import AnalyticModel
 from toy_models.schedules import Schedule, make_schedule
 
@@ -321,11 +321,6 @@ def bound_terms(
         dims=D,
         weights=None if w is None else w.numpy(),
     )
-
-
-def as_elbo_terms(report_terms: torch.Tensor, prior: torch.Tensor, dims: int) -> ElboTerms:
-    """Wrap (T, B) terms and (B,) prior as toy_models.elbo.ElboTerms (for code that expects it)."""
-    return ElboTerms(prior=prior, terms=report_terms, dims=dims)
 
 
 # --- what no network can remove: L_0 of a denoiser that knows x_0 --------------------------------------

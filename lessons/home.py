@@ -9,8 +9,6 @@ points re-form on (or, with few steps, close to) points of the set. No streamlit
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import plotly.graph_objects as go
 import torch
@@ -84,8 +82,3 @@ def noised_digit_row(img: torch.Tensor, s: Schedule, times: list[int], seed: int
     x0 = img.to(torch.float64)
     eps = torch.randn(x0.shape, generator=g, dtype=torch.float64)
     return np.stack([q_sample(s, x0[None], t, noise=eps[None])[0, 0].numpy() for t in times])
-
-
-def signal_fraction(s: Schedule, t: int) -> float:
-    """sqrt(abar_t): the share of x_0 left in x_t."""
-    return math.sqrt(float(s.alphas_cumprod[t]))
